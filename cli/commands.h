@@ -1,0 +1,15 @@
+/* Sub-commands of the instantstyle program. Each returns the process exit code. */
+#ifndef IS_CLI_COMMANDS_H
+#define IS_CLI_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} is_cli_command;
+
+/* Print an is_error to stderr as "instantstyle: <message>", free it, return 1. */
+struct is_error;
+int is_cli_fail(struct is_error *err);
+
+#endif

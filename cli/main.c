@@ -1,0 +1,41 @@
+/* instantstyle command-line program: a thin layer over the library. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "instantstyle.h"
+
+static const is_cli_command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+int is_cli_fail(struct is_error *err) {
+    fprintf(stderr, "instantstyle: error: %s\n", is_error_message(err));
+    is_error_free(err);
+    return 1;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "instantstyle %s: InstantStyle (SDXL + IP-Adapter) style-preserving text-to-image on the CPU\n\n"
+            "usage: instantstyle COMMAND [OPTIONS]\n\ncommands:\n",
+            IS_VERSION_STRING);
+    for (const is_cli_command *c = commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
+    fprintf(out, "\n'instantstyle COMMAND --help' describes each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("instantstyle %s\n", IS_VERSION_STRING);
+        return 0;
+    }
+    for (const is_cli_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "instantstyle: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian packages instantstyle needs to build and test (run as root).
+set -euo pipefail
+packages=(build-essential cmake pkg-config
+  libcjson-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev libopenblas-openmp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,41 @@
+/* safetensors reader (mmap, validated) and writer (atomic). A set may span several
+ * shard files listed by a *.safetensors.index.json; lookups are by name. */
+#ifndef IS_CORE_SAFETENSORS_H
+#define IS_CORE_SAFETENSORS_H
+
+#include "core/tensor.h"
+
+typedef struct is_st is_st;
+
+/* Open a .safetensors file, or a sharded set through its .index.json. */
+is_error *is_st_open(const char *path, is_st **out);
+void is_st_close(is_st *st);
+
+const char *is_st_path(const is_st *st);
+size_t is_st_count(const is_st *st);
+const is_tensor *is_st_at(const is_st *st, size_t i); /* sorted by name */
+const is_tensor *is_st_find(const is_st *st, const char *name); /* NULL if absent */
+/* Value of a key in the (first) file's __metadata__, or NULL. */
+const char *is_st_metadata(const is_st *st, const char *key);
+
+/* Find `name` and check its rank/dims (-1 = any). Errors name the file and tensor. */
+is_error *is_st_get(const is_st *st, const char *name, int ndim, const int64_t *shape,
+                    const is_tensor **out);
+/* Same, with the shape given as arguments: is_st_getv(st, &t, "w", 2, 320, 768). */
+is_error *is_st_getv(const is_st *st, const is_tensor **out, const char *name, int ndim, ...);
+/* printf-style name (for "down_blocks.%d.resnets.%d.conv1.weight"), shape as varargs after ndim. */
+is_error *is_st_getf(const is_st *st, const is_tensor **out, int ndim, const int64_t *shape,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- writer: collects tensors (copies data) and writes the file atomically. */
+typedef struct is_st_writer is_st_writer;
+is_st_writer *is_st_writer_new(void);
+is_error *is_st_writer_add(is_st_writer *w, const char *name, is_dtype dt, int ndim,
+                           const int64_t *shape, const void *data);
+is_error *is_st_writer_add_f32(is_st_writer *w, const char *name, int ndim, const int64_t *shape,
+                               const float *data);
+is_error *is_st_writer_set_metadata(is_st_writer *w, const char *key, const char *value);
+is_error *is_st_writer_save(const is_st_writer *w, const char *path);
+void is_st_writer_free(is_st_writer *w);
+
+#endif
