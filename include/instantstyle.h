@@ -50,6 +50,41 @@ int is_get_threads(void);
 /* ---------------------------------------------------------------- text encoders */
 /* (section: text/clip_text, text/prompt) */
 
+/* CLIP text transformer (transformers CLIPTextModel / CLIPTextModelWithProjection). */
+typedef struct is_clip_text is_clip_text;
+/* A transformers CLIPTextModel / CLIPTextModelWithProjection folder: config.json + model.safetensors (or a sharded index). */
+is_error *is_clip_text_load(const char *dir, is_clip_text **out);
+void is_clip_text_free(is_clip_text *m);
+int is_clip_text_hidden_size(const is_clip_text *m);
+int is_clip_text_projection_dim(const is_clip_text *m);   /* 0 when the model has no text_projection */
+int is_clip_text_max_positions(const is_clip_text *m);
+/* Run on n ids (1 <= n <= max_positions). Each output may be NULL: penultimate [n,hidden] = hidden_states[-2];
+ * last_hidden [n,hidden] (after final LayerNorm); pooled [hidden] (final-LN state at the pooled position);
+ * text_embeds [proj_dim]. Uses scratch buffers inside m: one forward at a time per model object. */
+is_error *is_clip_text_forward(is_clip_text *m, const int32_t *ids, int n, float *penultimate, float *last_hidden,
+                               float *pooled, float *text_embeds);
+/* Position whose final state is pooled: argmax(ids) when config eos_token_id == 2 (legacy CLIP configs),
+ * else the first position holding eos_token_id (0 when absent), as transformers does. */
+int is_clip_text_pooled_position(const is_clip_text *m, const int32_t *ids, int n);
+
+/* SDXL prompt encoding (diffusers StableDiffusionXLPipeline.encode_prompt, one prompt, no LoRA / clip_skip). */
+typedef struct is_sdxl_text is_sdxl_text;
+/* SDXL pipeline folder: model_index.json, tokenizer/, tokenizer_2/, text_encoder/, text_encoder_2/. */
+is_error *is_sdxl_text_load(const char *model_dir, is_sdxl_text **out);
+void is_sdxl_text_free(is_sdxl_text *t);
+int is_sdxl_text_seq_len(const is_sdxl_text *t);     /* 77 */
+int is_sdxl_text_embed_dim(const is_sdxl_text *t);   /* hidden_1 + hidden_2 (768+1280 for SDXL) */
+int is_sdxl_text_pooled_dim(const is_sdxl_text *t);  /* projection dim of text_encoder_2 */
+int is_sdxl_text_force_zeros(const is_sdxl_text *t); /* model_index.json force_zeros_for_empty_prompt (default true) */
+typedef struct { int truncated_1, truncated_2; } is_prompt_info;   /* tokens dropped by truncation per tokenizer */
+/* prompt_embeds [seq_len*embed_dim], pooled [pooled_dim]. prompt == NULL means "no prompt" (diffusers None): zeros
+ * when force_zeros, else encoded as "". prompt_2 == NULL or "" falls back to prompt, as diffusers does. info may be NULL. */
+is_error *is_sdxl_encode_prompt(is_sdxl_text *t, const char *prompt, const char *prompt_2, float *prompt_embeds,
+                                float *pooled, is_prompt_info *info);
+/* The same from already tokenized ids (seq_len each, e.g. from is_tokenizer_encode_padded). */
+is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_t *ids_2, float *prompt_embeds,
+                             float *pooled);
+
 /* ---------------------------------------------------------------- images and image encoder */
 /* (section: vision/) */
 

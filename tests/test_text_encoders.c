@@ -1,0 +1,282 @@
+/* CLIP text encoders against the text_encoders goldens (from the golden ids), plus error paths
+ * and small behaviours checked on a crafted tiny model. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/safetensors.h"
+#include "harness.h"
+#include "instantstyle.h"
+
+#define GROUP "text_encoders"
+
+/* ---------------------------------------------------------------- helpers */
+
+/* An I64 [1, n] ids tensor from the expected file as int32 (NULL + failure when absent). */
+static int32_t *ids_of(const is_st *st, const char *name, int *n) {
+    const is_tensor *t = th_tensor(st, name);
+    if (!t) return NULL;
+    th_check(t->dtype == IS_DT_I64, "%s is I64", name);
+    int32_t *ids = malloc((size_t)t->numel * sizeof *ids);
+    for (int64_t i = 0; i < t->numel; i++) ids[i] = (int32_t)((const int64_t *)t->data)[i];
+    *n = (int)t->numel;
+    return ids;
+}
+
+/* prompt_embeds [n, h1+h2] = concat(te1 penultimate, te2 penultimate); pooled = te2 text_embeds. */
+static void encode_pair(is_clip_text *te1, is_clip_text *te2, const int32_t *ids1, const int32_t *ids2, int n,
+                        float *embeds, float *pooled) {
+    int h1 = is_clip_text_hidden_size(te1), h2 = is_clip_text_hidden_size(te2);
+    float *p1 = malloc((size_t)n * (size_t)h1 * sizeof(float)), *p2 = malloc((size_t)n * (size_t)h2 * sizeof(float));
+    th_ok(is_clip_text_forward(te1, ids1, n, p1, NULL, NULL, NULL), "text_encoder forward");
+    th_ok(is_clip_text_forward(te2, ids2, n, p2, NULL, NULL, pooled), "text_encoder_2 forward");
+    for (int t = 0; t < n; t++) {
+        memcpy(embeds + (size_t)t * (size_t)(h1 + h2), p1 + (size_t)t * (size_t)h1, (size_t)h1 * sizeof(float));
+        memcpy(embeds + (size_t)t * (size_t)(h1 + h2) + h1, p2 + (size_t)t * (size_t)h2, (size_t)h2 * sizeof(float));
+    }
+    free(p1);
+    free(p2);
+}
+
+static void compare(const cJSON *c, const is_st *st, const char *name, const float *got, size_t n, const char *case_name) {
+    double atol, rtol;
+    th_tolerance(c, name, &atol, &rtol);
+    const is_tensor *exp = th_tensor(st, name);
+    char what[256];
+    snprintf(what, sizeof what, "%s: %s", case_name, name);
+    if (exp) th_close(what, got, n, exp, atol, rtol);
+}
+
+/* ---------------------------------------------------------------- goldens from ids */
+
+static void encode_and_compare(const cJSON *c, const is_st *st, is_clip_text *te1, is_clip_text *te2,
+                               const char *ids1_name, const char *ids2_name, const char *embeds_name,
+                               const char *pooled_name, const char *case_name) {
+    int n1 = 0, n2 = 0;
+    int32_t *ids1 = ids_of(st, ids1_name, &n1), *ids2 = ids_of(st, ids2_name, &n2);
+    if (ids1 && ids2 && n1 == n2) {
+        int dim = is_clip_text_hidden_size(te1) + is_clip_text_hidden_size(te2);
+        float *embeds = malloc((size_t)n1 * (size_t)dim * sizeof(float));
+        float *pooled = malloc((size_t)is_clip_text_projection_dim(te2) * sizeof(float));
+        encode_pair(te1, te2, ids1, ids2, n1, embeds, pooled);
+        compare(c, st, embeds_name, embeds, (size_t)n1 * (size_t)dim, case_name);
+        compare(c, st, pooled_name, pooled, (size_t)is_clip_text_projection_dim(te2), case_name);
+        free(embeds);
+        free(pooled);
+    }
+    free(ids1);
+    free(ids2);
+}
+
+static void test_encoders_from_golden_ids(void) {
+    char *d1 = th_golden_path("models/tiny-sdxl/text_encoder"), *d2 = th_golden_path("models/tiny-sdxl/text_encoder_2");
+    is_clip_text *te1 = NULL, *te2 = NULL;
+    if (th_ok(is_clip_text_load(d1, &te1), d1) && th_ok(is_clip_text_load(d2, &te2), d2)) {
+        th_check(is_clip_text_hidden_size(te1) == 32 && is_clip_text_projection_dim(te1) == 0, "text_encoder: 32, no proj");
+        th_check(is_clip_text_hidden_size(te2) == 64 && is_clip_text_projection_dim(te2) == 48, "text_encoder_2: 64, proj 48");
+        th_check(is_clip_text_max_positions(te1) == 77, "max positions 77");
+        cJSON *root = th_load_cases(GROUP), *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+            const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+            is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
+            if (!st) continue;
+            encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds", "pooled_prompt_embeds",
+                               name);
+            if (is_st_find(st, "negative_input_ids_1"))
+                encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
+                                   "negative_prompt_embeds", "negative_pooled_prompt_embeds", name);
+            is_st_close(st);
+        }
+        cJSON_Delete(root);
+
+        /* Bad inputs to forward give argument errors, never crashes. */
+        int32_t ids[78] = {49406, 49408};
+        float pooled[64];
+        th_fails(is_clip_text_forward(te1, ids, 2, NULL, NULL, pooled, NULL), "outside the vocabulary", "id >= vocab");
+        ids[1] = -1;
+        th_fails(is_clip_text_forward(te1, ids, 2, NULL, NULL, pooled, NULL), "outside the vocabulary", "negative id");
+        ids[1] = 49407;
+        th_fails(is_clip_text_forward(te1, ids, 78, NULL, NULL, pooled, NULL), "max_position_embeddings", "78 tokens");
+        th_fails(is_clip_text_forward(te1, ids, 0, NULL, NULL, pooled, NULL), "max_position_embeddings", "0 tokens");
+        th_fails(is_clip_text_forward(te1, ids, 2, NULL, NULL, NULL, pooled), "no text_projection",
+                 "text_embeds of a model without projection");
+    }
+    is_clip_text_free(te1);
+    is_clip_text_free(te2);
+    free(d1);
+    free(d2);
+}
+
+/* ---------------------------------------------------------------- crafted tiny model */
+
+enum { T_H = 8, T_I = 16, T_HEADS = 2, T_V = 10, T_P = 6 };
+
+typedef struct {
+    int layers;
+    const char *skip_tensor;    /* leave this tensor out */
+    const char *bad_tensor;     /* give this tensor a wrong shape [3] */
+    const char *drop_field;     /* leave this config field out */
+    int eos_token_id;
+    int with_projection;
+} tiny_spec;
+
+static float tiny_value(const char *name, int64_t i) {
+    unsigned h = 2166136261u;
+    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return 0.2f * sinf((float)(h % 1000) + 0.37f * (float)i);
+}
+
+static void tiny_add(is_st_writer *w, const tiny_spec *s, const char *name, int64_t d0, int64_t d1) {
+    if (s->skip_tensor && strcmp(name, s->skip_tensor) == 0) return;
+    int64_t shape[2] = {d0, d1};
+    int ndim = d1 < 0 ? 1 : 2;
+    if (s->bad_tensor && strcmp(name, s->bad_tensor) == 0) shape[0] = 3, ndim = 1;
+    int64_t n = ndim == 1 ? shape[0] : shape[0] * shape[1];
+    float *data = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) data[i] = tiny_value(name, i);
+    th_ok(is_st_writer_add_f32(w, name, ndim, shape, data), name);
+    free(data);
+}
+
+/* Write a tiny CLIP text model folder under the test tmpdir; returns its path. */
+static char *tiny_model(const char *dirname, const tiny_spec *s) {
+    char *dir = is_path_join(th_tmpdir(), dirname);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    th_check(system(cmd) == 0, "mkdir %s", dir);
+    const char *fields[][2] = {
+        {"hidden_size", "8"}, {"intermediate_size", "16"}, {"num_attention_heads", "2"}, {"num_hidden_layers", NULL},
+        {"max_position_embeddings", "6"}, {"vocab_size", "10"}, {"hidden_act", "\"quick_gelu\""},
+        {"layer_norm_eps", "1e-05"}, {"eos_token_id", NULL}, {"projection_dim", "4"},
+    };
+    char json[2048] = "{\"architectures\": [\"", num[2][16];
+    strcat(json, s->with_projection ? "CLIPTextModelWithProjection\"]" : "CLIPTextModel\"]");
+    snprintf(num[0], sizeof num[0], "%d", s->layers);
+    snprintf(num[1], sizeof num[1], "%d", s->eos_token_id);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (s->drop_field && strcmp(fields[i][0], s->drop_field) == 0) continue;
+        const char *v = fields[i][1] ? fields[i][1] : (i == 3 ? num[0] : num[1]);
+        snprintf(json + strlen(json), sizeof json - strlen(json), ", \"%s\": %s", fields[i][0], v);
+    }
+    strcat(json, "}\n");
+    char *cfg = is_path_join(dir, "config.json");
+    th_ok(is_write_file_atomic(cfg, json, strlen(json)), cfg);
+    free(cfg);
+
+    is_st_writer *w = is_st_writer_new();
+    char name[256];
+    tiny_add(w, s, "text_model.embeddings.token_embedding.weight", T_V, T_H);
+    tiny_add(w, s, "text_model.embeddings.position_embedding.weight", T_P, T_H);
+    tiny_add(w, s, "text_model.final_layer_norm.weight", T_H, -1);
+    tiny_add(w, s, "text_model.final_layer_norm.bias", T_H, -1);
+    if (s->with_projection) tiny_add(w, s, "text_projection.weight", 4, T_H);
+    static const char *sq[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"};
+    for (int l = 0; l < s->layers; l++) {
+        for (int j = 0; j < 4; j++) {
+            snprintf(name, sizeof name, "text_model.encoder.layers.%d.%s.weight", l, sq[j]);
+            tiny_add(w, s, name, T_H, T_H);
+            snprintf(name, sizeof name, "text_model.encoder.layers.%d.%s.bias", l, sq[j]);
+            tiny_add(w, s, name, T_H, -1);
+        }
+        for (int j = 1; j <= 2; j++) {
+            snprintf(name, sizeof name, "text_model.encoder.layers.%d.layer_norm%d.weight", l, j);
+            tiny_add(w, s, name, T_H, -1);
+            snprintf(name, sizeof name, "text_model.encoder.layers.%d.layer_norm%d.bias", l, j);
+            tiny_add(w, s, name, T_H, -1);
+        }
+        snprintf(name, sizeof name, "text_model.encoder.layers.%d.mlp.fc1.weight", l);
+        tiny_add(w, s, name, T_I, T_H);
+        snprintf(name, sizeof name, "text_model.encoder.layers.%d.mlp.fc1.bias", l);
+        tiny_add(w, s, name, T_I, -1);
+        snprintf(name, sizeof name, "text_model.encoder.layers.%d.mlp.fc2.weight", l);
+        tiny_add(w, s, name, T_H, T_I);
+        snprintf(name, sizeof name, "text_model.encoder.layers.%d.mlp.fc2.bias", l);
+        tiny_add(w, s, name, T_H, -1);
+    }
+    char *st_path = is_path_join(dir, "model.safetensors");
+    th_ok(is_st_writer_save(w, st_path), st_path);
+    is_st_writer_free(w);
+    free(st_path);
+    return dir;
+}
+
+static void expect_load_error(const char *dirname, const tiny_spec *s, const char *needle, const char *what) {
+    char *dir = tiny_model(dirname, s);
+    is_clip_text *m = (is_clip_text *)1;
+    th_fails(is_clip_text_load(dir, &m), needle, what);
+    th_check(m == NULL, "%s: no model on failure", what);
+    free(dir);
+}
+
+static void test_load_errors(void) {
+    tiny_spec s = {.layers = 2, .eos_token_id = 2};
+    s.skip_tensor = "text_model.encoder.layers.1.mlp.fc1.bias";
+    expect_load_error("clip_missing_tensor", &s, "missing tensor 'text_model.encoder.layers.1.mlp.fc1.bias'",
+                      "missing weight");
+    s.skip_tensor = NULL;
+    s.bad_tensor = "text_model.encoder.layers.0.self_attn.k_proj.weight";
+    expect_load_error("clip_bad_shape", &s, "text_model.encoder.layers.0.self_attn.k_proj.weight", "wrong-shaped weight");
+    expect_load_error("clip_bad_shape", &s, "expected [8, 8]", "wrong shape names the expected shape");
+    s.bad_tensor = NULL;
+    s.drop_field = "num_hidden_layers";
+    expect_load_error("clip_missing_field", &s, "missing field 'num_hidden_layers'", "missing config field");
+    s.drop_field = "projection_dim";
+    s.with_projection = 1;
+    expect_load_error("clip_missing_proj_dim", &s, "missing field 'projection_dim'", "missing projection_dim");
+    s.drop_field = NULL;
+    s.skip_tensor = "text_projection.weight";
+    expect_load_error("clip_missing_proj", &s, "missing tensor 'text_projection.weight'",
+                      "WithProjection without text_projection");
+
+    char *nodir = is_path_join(th_tmpdir(), "clip_no_such_dir");
+    is_clip_text *m = NULL;
+    th_fails(is_clip_text_load(nodir, &m), "config.json", "missing folder names config.json");
+    free(nodir);
+}
+
+/* One layer: hidden_states[-2] is the embedding output itself. Pooling rules on both configs. */
+static void test_tiny_behaviour(void) {
+    tiny_spec s = {.layers = 1, .eos_token_id = 2, .with_projection = 1};
+    char *dir = tiny_model("clip_tiny_1layer", &s);
+    is_clip_text *m = NULL;
+    if (th_ok(is_clip_text_load(dir, &m), "tiny 1-layer model")) {
+        int32_t ids[5] = {1, 9, 4, 9, 0};
+        float pen[5 * T_H], last[5 * T_H], pooled[T_H], emb[4], emb_only[4];
+        th_ok(is_clip_text_forward(m, ids, 5, pen, last, pooled, emb), "tiny forward");
+        double worst = 0;
+        for (int t = 0; t < 5; t++)
+            for (int i = 0; i < T_H; i++) {
+                float want = tiny_value("text_model.embeddings.token_embedding.weight", ids[t] * T_H + i) +
+                             tiny_value("text_model.embeddings.position_embedding.weight", t * T_H + i);
+                worst = fmax(worst, fabs(pen[t * T_H + i] - want));
+            }
+        th_check(worst < 1e-6, "1 layer: penultimate = embeddings (worst %.3g)", worst);
+        th_check(is_clip_text_pooled_position(m, ids, 5) == 1, "eos_token_id 2: argmax, first maximum");
+        th_check(memcmp(pooled, last + 1 * T_H, sizeof pooled) == 0, "pooled = last_hidden[argmax]");
+        th_ok(is_clip_text_forward(m, ids, 5, NULL, NULL, NULL, emb_only), "text_embeds only");
+        th_check(memcmp(emb, emb_only, sizeof emb) == 0, "text_embeds independent of other outputs");
+    }
+    is_clip_text_free(m);
+    free(dir);
+
+    s.eos_token_id = 4;
+    dir = tiny_model("clip_tiny_eos4", &s);
+    m = NULL;
+    if (th_ok(is_clip_text_load(dir, &m), "tiny eos=4 model")) {
+        int32_t ids[5] = {1, 9, 4, 9, 4}, none[3] = {1, 9, 3};
+        th_check(is_clip_text_pooled_position(m, ids, 5) == 2, "eos_token_id 4: first eos position");
+        th_check(is_clip_text_pooled_position(m, none, 3) == 0, "no eos: position 0");
+    }
+    is_clip_text_free(m);
+    free(dir);
+}
+
+int main(void) {
+    is_set_threads(2);
+    test_encoders_from_golden_ids();
+    test_load_errors();
+    test_tiny_behaviour();
+    return th_done();
+}
