@@ -12,4 +12,6 @@ typedef struct {
 struct is_error;
 int is_cli_fail(struct is_error *err);
 
+int is_cmd_make_tiny_model(int argc, char **argv);
+
 #endif

@@ -6,6 +6,7 @@
 #include "instantstyle.h"
 
 static const is_cli_command commands[] = {
+    {"make-tiny-model", "write a small random-weight SDXL + IP-Adapter for smoke tests", is_cmd_make_tiny_model},
     {NULL, NULL, NULL},
 };
 

@@ -100,6 +100,11 @@ is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_
 /* ---------------------------------------------------------------- pipeline */
 /* (section: pipeline/) */
 
+/* Write a small random-weight SDXL pipeline (dir/sdxl/) and IP-Adapter (dir/ip-adapter/) in the real
+ * file layouts, for smoke tests without downloads. Weights are deterministic in seed. A non-empty dir
+ * is refused unless force (files are then overwritten in place). */
+is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,405 @@
+/* make-tiny-model: every file exists and parses; tensor names, shapes and dtypes match what the
+ * loaders expect (checked against the golden tiny model, which the real diffusers / transformers
+ * / h94 code saved); configs agree; weights are deterministic in the seed; error paths. */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/safetensors.h"
+#include "harness.h"
+#include "instantstyle.h"
+
+static char g_dir[4096];
+
+/* Config keys that name versions or storage, not structure. */
+static const char *const NON_STRUCTURAL[] = {"_diffusers_version", "transformers_version", "torch_dtype", "vocab_size"};
+
+typedef struct {
+    const char *golden;   /* relative to golden models/ */
+    const char *mine;     /* relative to the generated folder */
+    const char *config;   /* config.json next to both, relative the same way (NULL: none) */
+    const char *config_mine;
+    is_dtype dtype;       /* dtype of every generated tensor */
+} component;
+
+static const component COMPONENTS[] = {
+    {"tiny-sdxl/unet/diffusion_pytorch_model.safetensors", "sdxl/unet/diffusion_pytorch_model.safetensors",
+     "tiny-sdxl/unet/config.json", "sdxl/unet/config.json", IS_DT_F16},
+    {"tiny-sdxl/vae/diffusion_pytorch_model.safetensors", "sdxl/vae/diffusion_pytorch_model.safetensors",
+     "tiny-sdxl/vae/config.json", "sdxl/vae/config.json", IS_DT_F32},
+    {"tiny-sdxl/text_encoder/model.safetensors", "sdxl/text_encoder/model.safetensors",
+     "tiny-sdxl/text_encoder/config.json", "sdxl/text_encoder/config.json", IS_DT_F16},
+    {"tiny-sdxl/text_encoder_2/model.safetensors", "sdxl/text_encoder_2/model.safetensors",
+     "tiny-sdxl/text_encoder_2/config.json", "sdxl/text_encoder_2/config.json", IS_DT_F16},
+    {"tiny-ip-adapter/image_encoder/model.safetensors", "ip-adapter/image_encoder/model.safetensors",
+     "tiny-ip-adapter/image_encoder/config.json", "ip-adapter/image_encoder/config.json", IS_DT_F16},
+    /* The adapter has no config: its sizes follow the UNet's and the image encoder's. */
+    {"tiny-ip-adapter/ip-adapter_sdxl.safetensors", "ip-adapter/ip-adapter_sdxl.safetensors",
+     "tiny-sdxl/unet/config.json", "sdxl/unet/config.json", IS_DT_F16},
+};
+
+static const char *const JSON_FILES[] = {
+    "sdxl/model_index.json", "sdxl/scheduler/scheduler_config.json",
+    "sdxl/tokenizer/vocab.json", "sdxl/tokenizer/special_tokens_map.json", "sdxl/tokenizer/tokenizer_config.json",
+    "sdxl/tokenizer_2/vocab.json", "sdxl/tokenizer_2/special_tokens_map.json",
+    "sdxl/tokenizer_2/tokenizer_config.json", "sdxl/text_encoder/config.json", "sdxl/text_encoder_2/config.json",
+    "sdxl/unet/config.json", "sdxl/vae/config.json", "ip-adapter/image_encoder/config.json",
+    "ip-adapter/image_encoder/preprocessor_config.json",
+};
+
+static char *mine(const char *rel) { return is_path_join(g_dir, rel); }
+
+static char *golden_model(const char *rel) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "models/%s", rel);
+    return th_golden_path(buf);
+}
+
+static cJSON *load_json(const char *path) {
+    is_config cfg;
+    if (!th_ok(is_config_load(path, &cfg), path)) return NULL;
+    cJSON *root = cfg.root;
+    cfg.root = NULL;
+    is_config_free(&cfg);
+    return root;
+}
+
+/* Compare two configs ignoring NON_STRUCTURAL keys; 1 when they describe the same structure. */
+static int same_structure(const char *golden_path, const char *mine_path) {
+    cJSON *a = load_json(golden_path), *b = load_json(mine_path);
+    int same = 0;
+    if (a && b) {
+        for (size_t i = 0; i < sizeof NON_STRUCTURAL / sizeof *NON_STRUCTURAL; i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(a, NON_STRUCTURAL[i]);
+            cJSON_DeleteItemFromObjectCaseSensitive(b, NON_STRUCTURAL[i]);
+        }
+        same = cJSON_Compare(a, b, 1);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return same;
+}
+
+/* Name with every digit run replaced by '#', for comparing layouts of different sizes. */
+static void pattern(const char *name, char *out, size_t cap) {
+    size_t k = 0;
+    for (const char *p = name; *p && k + 1 < cap; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (k == 0 || out[k - 1] != '#') out[k++] = '#';
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = '\0';
+}
+
+static int has_pattern(const is_st *st, const char *pat) {
+    char buf[512];
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        pattern(is_st_at(st, i)->name, buf, sizeof buf);
+        if (!strcmp(buf, pat)) return 1;
+    }
+    return 0;
+}
+
+/* Token embeddings have one row per vocabulary entry: each side's own vocab_size. */
+static int64_t vocab_rows(const char *config_path) {
+    is_config cfg;
+    int64_t v = -1;
+    if (is_config_load(config_path, &cfg)) return -1;
+    is_error *e = is_config_int(&cfg, "vocab_size", &v);
+    is_error_free(e);
+    is_config_free(&cfg);
+    return v;
+}
+
+static void check_component(const component *c) {
+    char *gp = golden_model(c->golden), *mp = mine(c->mine);
+    char *gc = golden_model(c->config), *mc = mine(c->config_mine);
+    is_st *g = NULL, *m = NULL;
+    th_ok(is_st_open(gp, &g), gp);
+    th_ok(is_st_open(mp, &m), mp);
+    if (g && m) {
+        const int same = same_structure(gc, mc);
+        const int64_t g_vocab = vocab_rows(gc), m_vocab = vocab_rows(mc);
+        int bad_names = 0, bad_shapes = 0, bad_dtypes = 0, nonfinite = 0;
+        char pat[512];
+        for (size_t i = 0; i < is_st_count(m); i++) { /* every generated tensor is one the loaders know */
+            const is_tensor *t = is_st_at(m, i), *ref = is_st_find(g, t->name);
+            if (t->dtype != c->dtype && bad_dtypes++ < 3) printf("  %s: %s is %s\n", c->mine, t->name, is_dtype_name(t->dtype));
+            for (int64_t k = 0; k < t->numel; k++) nonfinite += !isfinite(is_tensor_get_f32(t, (size_t)k));
+            pattern(t->name, pat, sizeof pat);
+            if (same ? !ref : !has_pattern(g, pat)) {
+                if (bad_names++ < 5) printf("  %s: unexpected tensor %s\n", c->mine, t->name);
+                continue;
+            }
+            if (!same || !ref) continue;
+            int shape_ok = ref->ndim == t->ndim;
+            for (int d = 0; shape_ok && d < t->ndim; d++) {
+                int64_t want = ref->shape[d];
+                if (d == 0 && strstr(t->name, "token_embedding") && want == g_vocab) want = m_vocab;
+                shape_ok = t->shape[d] == want;
+            }
+            if (!shape_ok && bad_shapes++ < 5) {
+                char a[64], b[64];
+                printf("  %s: %s is %s, golden %s\n", c->mine, t->name, is_shape_str(t->shape, t->ndim, a, sizeof a),
+                       is_shape_str(ref->shape, ref->ndim, b, sizeof b));
+            }
+        }
+        for (size_t i = 0; i < is_st_count(g); i++) { /* and nothing the loaders need is missing */
+            const char *name = is_st_at(g, i)->name;
+            pattern(name, pat, sizeof pat);
+            if ((same ? !is_st_find(m, name) : !has_pattern(m, pat)) && bad_names++ < 5)
+                printf("  %s: missing tensor %s\n", c->mine, name);
+        }
+        th_check(same, "%s: config has the golden structure (name->shape compared exactly)", c->config_mine);
+        th_check(bad_names == 0, "%s: tensor names match the golden layout (%zu tensors, %d differ)", c->mine,
+                 is_st_count(m), bad_names);
+        th_check(bad_shapes == 0, "%s: tensor shapes match (%d differ)", c->mine, bad_shapes);
+        th_check(bad_dtypes == 0, "%s: stored as %s", c->mine, is_dtype_name(c->dtype));
+        th_check(nonfinite == 0, "%s: all weights finite", c->mine);
+        const char *fmt = is_st_metadata(m, "format");
+        th_check(fmt && !strcmp(fmt, "pt"), "%s: metadata format=pt", c->mine);
+    }
+    is_st_close(g);
+    is_st_close(m);
+    free(gp);
+    free(mp);
+    free(gc);
+    free(mc);
+}
+
+static void check_files(void) {
+    for (size_t i = 0; i < sizeof JSON_FILES / sizeof *JSON_FILES; i++) {
+        char *p = mine(JSON_FILES[i]);
+        cJSON_Delete(load_json(p));
+        free(p);
+    }
+    const char *merges[] = {"sdxl/tokenizer/merges.txt", "sdxl/tokenizer_2/merges.txt"};
+    for (int i = 0; i < 2; i++) {
+        char *p = mine(merges[i]), *data = NULL;
+        size_t n = 0;
+        if (th_ok(is_read_file(p, 1 << 20, &data, &n), p))
+            th_check(!strcmp(data, "#version: 0.2\n"), "%s: just the version header", merges[i]);
+        free(data);
+        free(p);
+    }
+}
+
+/* Exact config values that are part of the task: pipeline class, scheduler, adapter dtype. */
+static void check_configs(void) {
+    static const char *const same_as_golden[][2] = {
+        {"tiny-sdxl/model_index.json", "sdxl/model_index.json"},
+        {"tiny-sdxl/scheduler/scheduler_config.json", "sdxl/scheduler/scheduler_config.json"},
+        {"tiny-sdxl/tokenizer/special_tokens_map.json", "sdxl/tokenizer/special_tokens_map.json"},
+        {"tiny-sdxl/tokenizer/tokenizer_config.json", "sdxl/tokenizer/tokenizer_config.json"},
+        {"tiny-sdxl/tokenizer_2/special_tokens_map.json", "sdxl/tokenizer_2/special_tokens_map.json"},
+        {"tiny-sdxl/tokenizer_2/tokenizer_config.json", "sdxl/tokenizer_2/tokenizer_config.json"},
+        {"tiny-ip-adapter/image_encoder/preprocessor_config.json", "ip-adapter/image_encoder/preprocessor_config.json"},
+    };
+    for (size_t i = 0; i < sizeof same_as_golden / sizeof *same_as_golden; i++) {
+        char *g = golden_model(same_as_golden[i][0]), *m = mine(same_as_golden[i][1]);
+        th_check(same_structure(g, m), "%s equals the golden's", same_as_golden[i][1]);
+        free(g);
+        free(m);
+    }
+    is_config cfg;
+    char *p = mine("sdxl/scheduler/scheduler_config.json");
+    if (th_ok(is_config_load(p, &cfg), p)) {
+        const char *cls = NULL, *sched = NULL, *spacing = NULL, *pred = NULL;
+        double start = 0, end = 0;
+        int64_t steps = 0, offset = 0;
+        th_ok(is_config_string(&cfg, "_class_name", &cls), "scheduler _class_name");
+        th_ok(is_config_string(&cfg, "beta_schedule", &sched), "beta_schedule");
+        th_ok(is_config_string(&cfg, "timestep_spacing", &spacing), "timestep_spacing");
+        th_ok(is_config_string(&cfg, "prediction_type", &pred), "prediction_type");
+        th_ok(is_config_float(&cfg, "beta_start", &start), "beta_start");
+        th_ok(is_config_float(&cfg, "beta_end", &end), "beta_end");
+        th_ok(is_config_int(&cfg, "num_train_timesteps", &steps), "num_train_timesteps");
+        th_ok(is_config_int(&cfg, "steps_offset", &offset), "steps_offset");
+        th_check(cls && !strcmp(cls, "EulerDiscreteScheduler") && sched && !strcmp(sched, "scaled_linear") &&
+                     spacing && !strcmp(spacing, "leading") && pred && !strcmp(pred, "epsilon") &&
+                     start == 0.00085 && end == 0.012 && steps == 1000 && offset == 1,
+                 "scheduler has SDXL base 1.0's values");
+        is_config_free(&cfg);
+    }
+    free(p);
+}
+
+/* Byte-level vocabulary: the golden (real CLIP) vocabulary's first 512 entries, then the specials;
+ * vocab_size in both text configs matches it. */
+static void check_vocab(void) {
+    char *gp = golden_model("tiny-sdxl/tokenizer/vocab.json");
+    cJSON *g = load_json(gp);
+    free(gp);
+    for (int k = 0; k < 2; k++) {
+        char *p = mine(k ? "sdxl/tokenizer_2/vocab.json" : "sdxl/tokenizer/vocab.json");
+        cJSON *v = load_json(p);
+        int n = 0, mismatches = 0;
+        for (const cJSON *e = v ? v->child : NULL; e; e = e->next, n++) {
+            const cJSON *ref = g ? cJSON_GetObjectItemCaseSensitive(g, e->string) : NULL;
+            const int id = (int)e->valuedouble;
+            if (id < 512 ? !ref || (int)ref->valuedouble != id : 0) mismatches++;
+        }
+        const cJSON *bos = v ? cJSON_GetObjectItemCaseSensitive(v, "<|startoftext|>") : NULL;
+        const cJSON *eos = v ? cJSON_GetObjectItemCaseSensitive(v, "<|endoftext|>") : NULL;
+        th_check(n == 514 && mismatches == 0, "%s: 512 byte symbols with CLIP's ids (%d entries, %d differ)", p, n,
+                 mismatches);
+        th_check(bos && eos && bos->valuedouble == 512 && eos->valuedouble == 513, "%s: specials last, EOS largest", p);
+        char *cp = mine(k ? "sdxl/text_encoder_2/config.json" : "sdxl/text_encoder/config.json");
+        th_check(vocab_rows(cp) == n, "%s: vocab_size %lld = vocabulary entries %d", cp, (long long)vocab_rows(cp), n);
+        free(cp);
+        cJSON_Delete(v);
+        free(p);
+    }
+    cJSON_Delete(g);
+}
+
+/* The adapter covers each cross-attention (attn2) in diffusers' processor order: odd numbers only. */
+static void check_adapter_numbering(void) {
+    char *p = mine("ip-adapter/ip-adapter_sdxl.safetensors");
+    is_st *st = NULL;
+    if (th_ok(is_st_open(p, &st), p)) {
+        int n = 0;
+        char name[64];
+        for (;; n++) {
+            snprintf(name, sizeof name, "ip_adapter.%d.to_k_ip.weight", 2 * n + 1);
+            if (!is_st_find(st, name)) break;
+        }
+        th_check(n == 17, "ip_adapter.1 ... ip_adapter.%d: 17 cross-attentions (got %d)", 2 * n - 1, n);
+        th_check(is_st_count(st) == (size_t)(2 * n + 4), "only to_k_ip/to_v_ip pairs and image_proj (%zu tensors)",
+                 is_st_count(st));
+        th_check(!is_st_find(st, "ip_adapter.0.to_k_ip.weight") && !is_st_find(st, "ip_adapter.2.to_k_ip.weight"),
+                 "no weights for self-attention (even numbers)");
+    }
+    is_st_close(st);
+    free(p);
+}
+
+/* Random weights std ~0.02, norms 1 / 0, biases 0. */
+static void check_init(void) {
+    char *p = mine("sdxl/unet/diffusion_pytorch_model.safetensors");
+    is_st *st = NULL;
+    if (th_ok(is_st_open(p, &st), p)) {
+        const is_tensor *w = is_st_find(st, "down_blocks.2.resnets.0.conv1.weight");
+        const is_tensor *nw = is_st_find(st, "down_blocks.2.resnets.0.norm1.weight");
+        const is_tensor *nb = is_st_find(st, "down_blocks.2.resnets.0.norm1.bias");
+        if (w && nw && nb) {
+            double s = 0, s2 = 0;
+            for (int64_t i = 0; i < w->numel; i++) {
+                double x = is_tensor_get_f32(w, (size_t)i);
+                s += x;
+                s2 += x * x;
+            }
+            double mean = s / (double)w->numel, sd = sqrt(s2 / (double)w->numel - mean * mean);
+            th_check(fabs(mean) < 0.002 && fabs(sd - 0.02) < 0.002, "conv weights ~N(0, 0.02): mean %g std %g", mean, sd);
+            th_check(is_tensor_get_f32(nw, 0) == 1.0f && is_tensor_get_f32(nb, 0) == 0.0f, "norm weight 1, bias 0");
+        } else {
+            th_check(0, "init check tensors present");
+        }
+    }
+    is_st_close(st);
+    free(p);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !is_read_file(a, 64 << 20, &x, &nx) && !is_read_file(b, 64 << 20, &y, &ny) && nx == ny &&
+               !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Same seed, same bytes (into a fresh nested folder: parents are created); another seed differs. */
+static void check_determinism_and_errors(void) {
+    char *fresh = is_path_join(th_tmpdir(), "tiny-model-fresh"), *other = is_path_join(th_tmpdir(), "tiny-model-seed1");
+    char *nested = is_path_join(fresh, "a/b"), *file = is_path_join(fresh, "a-file");
+    remove_tree(fresh);
+    remove_tree(other);
+    th_ok(is_make_tiny_model(nested, 0, 0), "generate into a new nested folder without --force");
+    th_ok(is_make_tiny_model(other, 1, 0), "generate with seed 1");
+    const char *files[] = {"sdxl/unet/diffusion_pytorch_model.safetensors", "sdxl/vae/diffusion_pytorch_model.safetensors",
+                           "sdxl/text_encoder_2/model.safetensors", "ip-adapter/ip-adapter_sdxl.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char *a = is_path_join(g_dir, files[i]), *b = is_path_join(nested, files[i]), *c = is_path_join(other, files[i]);
+        th_check(same_file(a, b), "%s: same seed, same bytes", files[i]);
+        th_check(!same_file(a, c), "%s: another seed, other weights", files[i]);
+        free(a);
+        free(b);
+        free(c);
+    }
+    /* Refusals: a non-empty folder without force; a path that is a file; no path. */
+    th_fails(is_make_tiny_model(g_dir, 0, 0), "not empty (use --force", "non-empty folder refused without force");
+    FILE *fp = fopen(file, "w");
+    if (fp) fclose(fp);
+    th_fails(is_make_tiny_model(file, 0, 1), "is not a directory", "a file as DIR is refused");
+    th_fails(is_make_tiny_model("", 0, 0), "no output directory", "empty DIR refused");
+    remove_tree(fresh);
+    remove_tree(other);
+    free(fresh);
+    free(other);
+    free(nested);
+    free(file);
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* The loaders accept the generated files and one forward gives finite numbers. */
+static void check_text_encoders(void) {
+    const char *dirs[] = {"sdxl/text_encoder", "sdxl/text_encoder_2"};
+    const int32_t ids[8] = {512, 40, 69, 76, 76, 79, 513, 513}; /* <|startoftext|> "hello" <|endoftext|> pad */
+    for (int k = 0; k < 2; k++) {
+        char *dir = mine(dirs[k]);
+        is_clip_text *m = NULL;
+        if (th_ok(is_clip_text_load(dir, &m), dir)) {
+            const int h = is_clip_text_hidden_size(m), pd = is_clip_text_projection_dim(m);
+            float *pen = malloc(sizeof(float) * 8 * (size_t)h), *pooled = malloc(sizeof(float) * (size_t)h);
+            float *emb = malloc(sizeof(float) * (size_t)(pd > 0 ? pd : 1));
+            th_check(is_clip_text_max_positions(m) == 77 && (k ? pd == 48 : pd == 0), "%s: sizes", dirs[k]);
+            th_check(is_clip_text_pooled_position(m, ids, 8) == 6, "%s: pooled at the first EOS (argmax)", dirs[k]);
+            if (th_ok(is_clip_text_forward(m, ids, 8, pen, NULL, pooled, pd > 0 ? emb : NULL), dirs[k]))
+                th_check(all_finite(pen, 8 * (size_t)h) && all_finite(pooled, (size_t)h) &&
+                             (pd <= 0 || all_finite(emb, (size_t)pd)),
+                         "%s: forward is finite", dirs[k]);
+            free(pen);
+            free(pooled);
+            free(emb);
+        }
+        is_clip_text_free(m);
+        free(dir);
+    }
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/tiny-model", th_tmpdir());
+    if (!th_ok(is_make_tiny_model(g_dir, 0, 1), "make tiny model")) return th_done();
+    check_files();
+    for (size_t i = 0; i < sizeof COMPONENTS / sizeof *COMPONENTS; i++) check_component(&COMPONENTS[i]);
+    check_configs();
+    check_vocab();
+    check_adapter_numbering();
+    check_init();
+    check_text_encoders();
+    check_determinism_and_errors();
+    return th_done();
+}
