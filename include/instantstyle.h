@@ -94,6 +94,64 @@ is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_
 /* ---------------------------------------------------------------- VAE */
 /* (section: vae/) */
 
+#ifndef IS_TENSOR_HOOK_DEFINED
+#define IS_TENSOR_HOOK_DEFINED
+/* Debug hook (the same typedef as in the unet section; C11 allows repeating it): named f32
+ * intermediates of batch item batch_index; shape excludes the batch axis. */
+typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, const float *data, int ndim,
+                               const int64_t *shape);
+#endif
+
+/* diffusers AutoencoderKL (SDXL VAE). Always computed in float32 (SDXL's VAE overflows in f16;
+ * weights stay in their stored dtype and are converted by the kernels). An is_vae keeps its
+ * activation workspace between calls (sized for the largest image seen), so one is_vae must not
+ * be used by two threads at once. */
+typedef struct is_vae is_vae;
+is_error *is_vae_load(const char *vae_dir, is_vae **out); /* config.json + diffusion_pytorch_model.safetensors */
+void is_vae_free(is_vae *v);
+float is_vae_scaling_factor(const is_vae *v);
+int is_vae_latent_channels(const is_vae *v);
+int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channels)-1), 8 for SDXL */
+
+/* tiling: -1 automatic, 0 never, 1 always (diffusers' enable_tiling algorithm: tiles of
+ * config sample_size pixels / sample_size/scale latents, overlap factor 0.25, blended in raster
+ * order). As in diffusers, tiling only happens when the latents are larger than one tile.
+ * Automatic: tiled exactly when tiling would apply AND the untiled decode's activation
+ * workspace (is_vae_decode_workspace_bytes) exceeds IS_VAE_AUTO_TILE_BYTES (4 GiB): for the
+ * SDXL VAE that is 3200 bytes per output pixel, so 1024x1024 (3.1 GiB) decodes untiled and square
+ * images from about 1160x1160 up (1280x1280: 4.9 GiB) are tiled.
+ * hook (may be NULL) receives "z", "post_quant_conv", "decoder.conv_in", "decoder.mid_block",
+ * "decoder.up_blocks.<i>" and "image" (untiled decodes; tiled ones report only "z" and "image"),
+ * and for encodes "encoder.conv_in", "encoder.down_blocks.<i>", "encoder.mid_block",
+ * "encoder.conv_out", "moments". */
+#define IS_VAE_AUTO_TILE_BYTES ((int64_t)4 << 30)
+typedef struct {
+    int tiling;
+    is_tensor_hook hook;
+    void *hook_user;
+} is_vae_options;
+/* latents: pipeline latents [C, h, w] (NOT yet divided by scaling_factor: this function does
+ * latents/scaling_factor, or latents*latents_std/scaling_factor + latents_mean when the config has
+ * latents_mean/std, as diffusers' SDXL pipeline does). image: [out_channels, 8h, 8w], unclamped
+ * model output (about -1..1). opt may be NULL (automatic tiling, no hook). */
+is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_vae_options *opt, float *image);
+/* image [3,H,W] in [-1,1] (H, W positive multiples of is_vae_scale) -> latent distribution mean and
+ * logvar (clamped to [-30, 20]) [C, H/8, W/8]; either may be NULL. Never tiled. */
+is_error *is_vae_encode(is_vae *v, const float *image, int H, int W, float *mean, float *logvar);
+/* Same with a hook (opt->tiling is ignored; opt may be NULL). */
+is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is_vae_options *opt, float *mean,
+                           float *logvar);
+/* Bytes of activation workspace an untiled decode of h x w latents needs, and whether
+ * is_vae_decode will tile with the given tiling option. */
+int64_t is_vae_decode_workspace_bytes(const is_vae *v, int h, int w);
+int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling);
+/* Free the activation workspace now (it is re-allocated by the next decode/encode). */
+void is_vae_release_workspace(is_vae *v);
+/* (x/2+0.5).clamp(0,1) in place, and to uint8 HWC with numpy round-half-even of x*255. */
+void is_image_postprocess(float *image, int64_t n);
+void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
+
+
 /* ---------------------------------------------------------------- RNG and samplers */
 /* (section: sample/) */
 

@@ -1,0 +1,332 @@
+/* VAE (tiny SDXL AutoencoderKL) against the goldens in cases/vae: untiled decodes with their
+ * intermediates and post-processing, diffusers' tiled decode, encode with intermediates;
+ * plus the load / argument error paths. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/safetensors.h"
+#include "harness.h"
+#include "instantstyle.h"
+
+#define MAX_CHECKED 64
+
+/* One case: its expectations and which of its outputs have been compared. */
+typedef struct {
+    const char *case_name;
+    const cJSON *c;
+    is_st *exp;
+    char checked[MAX_CHECKED][64];
+    int nchecked;
+} case_ctx;
+
+static void compare(case_ctx *cx, const char *name, const float *data, int ndim, const int64_t *shape) {
+    const is_tensor *t = is_st_find(cx->exp, name);
+    if (!t) return; /* an intermediate the golden does not store */
+    char what[160];
+    snprintf(what, sizeof what, "%s %s", cx->case_name, name);
+    int same = ndim + 1 == t->ndim && t->shape[0] == 1; /* golden [1,...]; ours excludes the batch axis */
+    for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i + 1];
+    th_check(same, "%s: shape matches the golden", what);
+    double atol = 0, rtol = 0;
+    th_tolerance(cx->c, name, &atol, &rtol);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    th_close(what, data, (size_t)n, t, atol, rtol);
+    if (cx->nchecked < MAX_CHECKED) snprintf(cx->checked[cx->nchecked++], 64, "%s", name);
+}
+
+static void on_tensor(void *user, const char *name, int batch_index, const float *data, int ndim,
+                      const int64_t *shape) {
+    th_check(batch_index == 0, "hook batch index 0 for %s", name);
+    compare(user, name, data, ndim, shape);
+}
+
+/* Every output listed in the case (except the input `input_name`) must have been compared. */
+static void all_outputs_checked(const case_ctx *cx, const char *input_name) {
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(cx->c, "outputs");
+    for (const cJSON *o = outs ? outs->child : NULL; o; o = o->next) {
+        if (!strcmp(o->string, input_name)) continue;
+        int found = 0;
+        for (int i = 0; i < cx->nchecked && !found; i++) found = !strcmp(cx->checked[i], o->string);
+        th_check(found, "%s: output '%s' was compared", cx->case_name, o->string);
+    }
+}
+
+static float *input_f32(case_ctx *cx, const char *name, int64_t *shape4) {
+    const is_tensor *t = th_tensor(cx->exp, name);
+    if (!t || t->ndim != 4 || t->shape[0] != 1) {
+        th_check(0, "%s: input %s has shape [1,C,H,W]", cx->case_name, name);
+        return NULL;
+    }
+    memcpy(shape4, t->shape, 4 * sizeof(int64_t));
+    return is_tensor_dup_f32(t);
+}
+
+static void decode_case(is_vae *v, case_ctx *cx, int tiled) {
+    int64_t s[4];
+    float *latents = input_f32(cx, "latents", s);
+    if (!latents) return;
+    int h = (int)s[2], w = (int)s[3], H = 8 * h, W = 8 * w;
+    int64_t n = 3 * (int64_t)H * W, shape[3] = {3, H, W};
+    float *image = malloc((size_t)n * sizeof(float));
+    is_vae_options opt = {tiled ? 1 : 0, on_tensor, cx};
+    th_check(is_vae_decode_will_tile(v, h, w, opt.tiling) == tiled, "%s: tiling decision", cx->case_name);
+    th_check(is_vae_decode_will_tile(v, h, w, -1) == 0, "%s: automatic mode does not tile a tiny decode", cx->case_name);
+    if (th_ok(is_vae_decode(v, latents, h, w, &opt, image), cx->case_name)) {
+        compare(cx, "latents", latents, 3, s + 1); /* the input itself, read back */
+        if (!tiled) {
+            float *u = malloc((size_t)n * sizeof(float));
+            is_vae_options automatic = {-1, NULL, NULL};
+            th_ok(is_vae_decode(v, latents, h, w, &automatic, u), "automatic decode");
+            th_check(!memcmp(u, image, (size_t)n * sizeof(float)), "%s: automatic == untiled", cx->case_name);
+            free(u);
+            is_image_postprocess(image, n);
+            compare(cx, "image_pt", image, 3, shape);
+            uint8_t *rgb = malloc((size_t)n);
+            is_image_to_u8_hwc(image, H, W, rgb);
+            float *rgbf = malloc((size_t)n * sizeof(float));
+            for (int64_t i = 0; i < n; i++) rgbf[i] = rgb[i];
+            int64_t hwc[3] = {H, W, 3};
+            compare(cx, "image_u8", rgbf, 3, hwc);
+            free(rgb);
+            free(rgbf);
+        } else {
+            /* the untiled decode of the same latents really differs (README: by 0.814) */
+            float *u = malloc((size_t)n * sizeof(float));
+            is_vae_options never = {0, NULL, NULL};
+            th_ok(is_vae_decode(v, latents, h, w, &never, u), "untiled decode of the tiled case");
+            double md = 0;
+            for (int64_t i = 0; i < n; i++) md = fmax(md, fabs((double)u[i] - image[i]));
+            th_check(fabs(md - 0.814) < 0.01, "%s: untiled differs by %.4f (README: 0.814)", cx->case_name, md);
+            free(u);
+        }
+    }
+    all_outputs_checked(cx, "");
+    free(image);
+    free(latents);
+}
+
+static void encode_case(is_vae *v, case_ctx *cx) {
+    int64_t s[4];
+    float *image = input_f32(cx, "image", s);
+    if (!image) return;
+    int H = (int)s[2], W = (int)s[3];
+    int64_t shape[3] = {4, H / 8, W / 8}, n = 4 * (int64_t)(H / 8) * (W / 8);
+    float *mean = malloc((size_t)n * sizeof(float)), *logvar = malloc((size_t)n * sizeof(float));
+    is_vae_options opt = {0, on_tensor, cx};
+    if (th_ok(is_vae_encode_ex(v, image, H, W, &opt, mean, logvar), cx->case_name)) {
+        compare(cx, "image", image, 3, s + 1);
+        compare(cx, "mean", mean, 3, shape);
+        compare(cx, "logvar", logvar, 3, shape);
+        for (int64_t i = 0; i < n; i++) logvar[i] = expf(0.5f * logvar[i]); /* DiagonalGaussianDistribution.std */
+        compare(cx, "std", logvar, 3, shape);
+        float *mean2 = malloc((size_t)n * sizeof(float));
+        th_ok(is_vae_encode(v, image, H, W, mean2, NULL), "encode without hook, mean only");
+        th_check(!memcmp(mean, mean2, (size_t)n * sizeof(float)), "encode is repeatable");
+        free(mean2);
+    }
+    all_outputs_checked(cx, "");
+    free(mean);
+    free(logvar);
+    free(image);
+}
+
+static void test_goldens(is_vae *v) {
+    cJSON *cases = th_load_cases("vae");
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(cases, "cases");
+    int ncase = 0;
+    for (const cJSON *c = list ? list->child : NULL; c; c = c->next, ncase++) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        const char *file = cJSON_GetObjectItemCaseSensitive(c, "expected")->valuestring;
+        case_ctx cx = {.case_name = name, .c = c, .exp = th_open_expected("vae", file)};
+        if (!cx.exp) continue;
+        printf("case %s\n", name);
+        if (!strncmp(name, "decode_", 7))
+            decode_case(v, &cx, 0);
+        else if (!strncmp(name, "diffusers_tiled_decode_", 23))
+            decode_case(v, &cx, 1);
+        else if (!strncmp(name, "encode_", 7))
+            encode_case(v, &cx);
+        else
+            th_check(0, "unknown vae case %s", name);
+        is_st_close(cx.exp);
+    }
+    th_check(ncase == 5, "5 vae cases (got %d)", ncase);
+    cJSON_Delete(cases);
+}
+
+static void test_basics(is_vae *v) {
+    th_check(is_vae_scaling_factor(v) == 0.13025f, "scaling_factor");
+    th_check(is_vae_latent_channels(v) == 4, "latent channels");
+    th_check(is_vae_scale(v) == 8, "scale 8");
+    /* untiled 8x8 decode: largest activation 32x64x64 floats (x3 buffers) + attention 4x64x64 */
+    th_check(is_vae_decode_workspace_bytes(v, 8, 8) == (3 * 32 * 64 * 64 + 4 * 64 * 64) * 4, "workspace bytes");
+    th_check(is_vae_decode_will_tile(v, 8, 8, 1) == 0, "tiling needs latents larger than one tile (8)");
+    th_check(is_vae_decode_will_tile(v, 8, 9, 1) == 1, "tiling applies above one tile");
+    th_check(is_vae_decode_will_tile(v, 8, 9, 0) == 0, "tiling 0 never tiles");
+    /* image post-processing: clamp, and numpy's round-half-even (0.5/255*255 etc.) */
+    float px[6] = {-3.0f, 3.0f, 0.0f, 2.0f * (0.5f / 255.0f) - 1.0f, 2.0f * (1.5f / 255.0f) - 1.0f, NAN};
+    is_image_postprocess(px, 5);
+    th_check(px[0] == 0.0f && px[1] == 1.0f && px[2] == 0.5f, "postprocess clamps and maps to [0,1]");
+    float img01[3] = {0.5f / 255.0f, 1.5f / 255.0f, 2.5f / 255.0f};
+    uint8_t rgb[3];
+    is_image_to_u8_hwc(img01, 1, 1, rgb);
+    th_check(rgb[0] == 0 && rgb[1] == 2 && rgb[2] == 2, "u8: round half to even (got %d %d %d)", rgb[0], rgb[1], rgb[2]);
+}
+
+/* ------------------------------------------------------------------ error paths */
+
+static char *make_dir(const char *name) {
+    char *dir = is_path_join(th_tmpdir(), name);
+    mkdir(dir, 0755);
+    return dir;
+}
+
+static void write_config_ex(const char *dir, const char *drop_field, const char *add_json);
+static void write_config(const char *dir, const char *drop_field) { write_config_ex(dir, drop_field, NULL); }
+
+/* Golden config minus one field, plus the fields of the JSON object add_json. */
+static void write_config_ex(const char *dir, const char *drop_field, const char *add_json) {
+    char *src = th_golden_path("models/tiny-sdxl/vae/config.json"), *text = NULL;
+    size_t n = 0;
+    th_ok(is_read_file(src, 1 << 20, &text, &n), "read vae config");
+    cJSON *root = cJSON_Parse(text);
+    if (drop_field) cJSON_DeleteItemFromObjectCaseSensitive(root, drop_field);
+    cJSON *add = add_json ? cJSON_Parse(add_json) : NULL;
+    for (cJSON *it = add ? add->child : NULL; it; it = it->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, it->string);
+        cJSON_AddItemToObject(root, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(add);
+    char *out = cJSON_Print(root), *path = is_path_join(dir, "config.json");
+    th_ok(is_write_file_atomic(path, out, strlen(out)), "write crafted config");
+    free(path);
+    free(out);
+    cJSON_Delete(root);
+    free(text);
+    free(src);
+}
+
+/* A copy of the tiny VAE weights with one tensor replaced by a zero tensor of another shape. */
+static void write_weights(const char *dir, const char *bad_name, int ndim, const int64_t *bad_shape) {
+    char *src = th_golden_path("models/tiny-sdxl/vae/diffusion_pytorch_model.safetensors");
+    is_st *st = NULL;
+    if (!th_ok(is_st_open(src, &st), src)) {
+        free(src);
+        return;
+    }
+    is_st_writer *w = is_st_writer_new();
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        const is_tensor *t = is_st_at(st, i);
+        if (!strcmp(t->name, bad_name)) {
+            int64_t n = 1;
+            for (int d = 0; d < ndim; d++) n *= bad_shape[d];
+            float *zeros = calloc((size_t)n, sizeof(float));
+            th_ok(is_st_writer_add_f32(w, t->name, ndim, bad_shape, zeros), "add crafted tensor");
+            free(zeros);
+        } else {
+            th_ok(is_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data), "copy tensor");
+        }
+    }
+    char *path = is_path_join(dir, "diffusion_pytorch_model.safetensors");
+    th_ok(is_st_writer_save(w, path), "save crafted weights");
+    free(path);
+    is_st_writer_free(w);
+    is_st_close(st);
+    free(src);
+}
+
+typedef struct {
+    float z[4 * 2 * 3];
+    int seen;
+} z_capture;
+
+static void capture_z(void *user, const char *name, int batch_index, const float *data, int ndim,
+                      const int64_t *shape) {
+    z_capture *c = user;
+    if (strcmp(name, "z") != 0) return;
+    memcpy(c->z, data, sizeof c->z);
+    c->seen = 1;
+}
+
+/* With latents_mean/std in the config, z = latents * std / scaling_factor + mean (SDXL pipeline). */
+static void test_latents_stats(void) {
+    char *dir = make_dir("vae_latents_stats");
+    write_config_ex(dir, NULL, "{\"latents_mean\": [0.1, 0.2, 0.3, 0.4], \"latents_std\": [2, 3, 4, 5]}");
+    char *src = th_golden_path("models/tiny-sdxl/vae/diffusion_pytorch_model.safetensors");
+    char *dst = is_path_join(dir, "diffusion_pytorch_model.safetensors");
+    remove(dst);
+    th_check(symlink(src, dst) == 0, "link weights");
+    is_vae *v = NULL;
+    if (th_ok(is_vae_load(dir, &v), "load VAE with latents_mean/std")) {
+        float lat[4 * 2 * 3], img[3 * 16 * 24];
+        for (int i = 0; i < 24; i++) lat[i] = 0.37f * (float)(i - 11);
+        z_capture cap = {{0}, 0};
+        is_vae_options opt = {0, capture_z, &cap};
+        th_ok(is_vae_decode(v, lat, 2, 3, &opt, img), "decode 2x3 with latents stats");
+        const float mean[4] = {0.1f, 0.2f, 0.3f, 0.4f}, sd[4] = {2, 3, 4, 5};
+        int ok = cap.seen;
+        for (int i = 0; i < 24; i++) ok &= cap.z[i] == lat[i] * sd[i / 6] / 0.13025f + mean[i / 6];
+        th_check(ok, "z = latents * latents_std / scaling_factor + latents_mean");
+        is_vae_free(v);
+    }
+    write_config_ex(dir, NULL, "{\"latents_mean\": [0.1, 0.2, 0.3]}");
+    th_fails(is_vae_load(dir, &v), "latents_mean", "latents_mean of the wrong length");
+    free(src);
+    free(dst);
+    free(dir);
+}
+
+static void test_errors(is_vae *v) {
+    is_vae *bad = NULL;
+    char *dir = make_dir("vae_missing_field");
+    write_config(dir, "scaling_factor");
+    th_fails(is_vae_load(dir, &bad), "scaling_factor", "config without scaling_factor");
+    th_check(bad == NULL, "no vae on failure");
+    write_config(dir, "block_out_channels");
+    th_fails(is_vae_load(dir, &bad), "block_out_channels", "config without block_out_channels");
+    write_config(dir, NULL);
+    th_fails(is_vae_load(dir, &bad), "diffusion_pytorch_model.safetensors", "missing weights file");
+    free(dir);
+
+    dir = make_dir("vae_bad_shape");
+    write_config(dir, NULL);
+    int64_t shape[4] = {32, 64, 3, 3}; /* a 3x3 kernel where the 1x1 conv_shortcut belongs */
+    write_weights(dir, "decoder.up_blocks.2.resnets.0.conv_shortcut.weight", 4, shape);
+    th_fails(is_vae_load(dir, &bad), "'decoder.up_blocks.2.resnets.0.conv_shortcut.weight' has shape [32, 64, 3, 3], expected [32, 64, 1, 1]",
+             "wrong-shaped weight");
+    int64_t attn[2] = {64, 32};
+    write_weights(dir, "encoder.mid_block.attentions.0.to_k.weight", 2, attn);
+    th_fails(is_vae_load(dir, &bad), "encoder.mid_block.attentions.0.to_k.weight", "wrong-shaped attention weight");
+    free(dir);
+
+    float lat[4 * 8 * 8] = {0}, img[3 * 64 * 64];
+    th_fails(is_vae_decode(v, lat, 0, 8, NULL, img), "latents size 0x8 is invalid", "h = 0");
+    th_fails(is_vae_decode(v, lat, 8, -1, NULL, img), "invalid", "w = -1");
+    is_vae_options o = {2, NULL, NULL};
+    th_fails(is_vae_decode(v, lat, 8, 8, &o, img), "tiling", "tiling = 2");
+    th_fails(is_vae_decode(v, NULL, 8, 8, NULL, img), "NULL", "NULL latents");
+    th_fails(is_vae_encode(v, img, 60, 64, lat, NULL), "multiples of 8", "encode 60x64");
+    th_fails(is_vae_encode(v, img, 0, 64, lat, NULL), "invalid", "encode 0x64");
+}
+
+int main(void) {
+    is_set_threads(2);
+    char *dir = th_golden_path("models/tiny-sdxl/vae");
+    is_vae *v = NULL;
+    if (th_ok(is_vae_load(dir, &v), "load tiny VAE")) {
+        test_basics(v);
+        test_goldens(v);
+        test_errors(v);
+        test_latents_stats();
+        is_vae_release_workspace(v);
+        is_vae_free(v);
+    }
+    free(dir);
+    return th_done();
+}
