@@ -87,6 +87,24 @@ is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_
 
 /* ---------------------------------------------------------------- images and image encoder */
 /* (section: vision/) */
+/* An 8-bit RGB image, interleaved, rows top to bottom: what PIL's Image.convert("RGB") gives. */
+typedef struct { int width, height; uint8_t *rgb; } is_image;
+/* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
+is_error *is_image_load(const char *path, is_image *out);
+void is_image_free(is_image *img);
+
+typedef struct is_image_encoder is_image_encoder;
+/* An IP-Adapter image_encoder/ folder: config.json (CLIPVisionModelWithProjection), model.safetensors, preprocessor_config.json (optional: CLIP defaults). */
+is_error *is_image_encoder_load(const char *dir, is_image_encoder **out);
+void is_image_encoder_free(is_image_encoder *enc);
+int is_image_encoder_image_size(const is_image_encoder *enc);      /* crop size, 224 */
+int is_image_encoder_projection_dim(const is_image_encoder *enc);
+int is_image_encoder_hidden_size(const is_image_encoder *enc);
+int is_image_encoder_num_tokens(const is_image_encoder *enc);      /* patches + 1 */
+/* CLIPImageProcessor: pixel_values [3, S, S] (S = image_size). */
+is_error *is_image_preprocess(const is_image_encoder *enc, const is_image *img, float *pixel_values);
+/* image_embeds [projection_dim]; penultimate (may be NULL) [num_tokens, hidden] = hidden_states[-2]. */
+is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds, float *penultimate);
 
 /* ---------------------------------------------------------------- UNet and IP-Adapter */
 /* (section: unet/) */

@@ -1,0 +1,55 @@
+/* is_image_load: read the file, pick the decoder by its magic bytes (never by the extension). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "vision/image.h"
+
+static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+is_error *is_image_alloc(const char *path, long long width, long long height, is_image *out) {
+    if (width <= 0 || height <= 0)
+        return is_errorf(IS_E_FORMAT, "%s: image has no pixels (%lldx%lld)", path, width, height);
+    if (width > IS_IMAGE_MAX_SIDE || height > IS_IMAGE_MAX_SIDE || width * height > IS_IMAGE_MAX_PIXELS)
+        return is_errorf(IS_E_UNSUPPORTED, "%s: image of %lldx%lld pixels is too large (at most %d per side and %lld pixels)",
+                         path, width, height, IS_IMAGE_MAX_SIDE, IS_IMAGE_MAX_PIXELS);
+    out->rgb = malloc((size_t)width * (size_t)height * 3);
+    if (!out->rgb) return is_error_oom(path);
+    out->width = (int)width;
+    out->height = (int)height;
+    return NULL;
+}
+
+is_error *is_image_load_info(const char *path, is_image *out, is_image_info *info) {
+    is_image_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    if (!out) return is_errorf(IS_E_ARGUMENT, "is_image_load: no output image given");
+    memset(out, 0, sizeof *out);
+    if (!path) return is_errorf(IS_E_ARGUMENT, "is_image_load: no path given");
+    char *data = NULL;
+    size_t n = 0;
+    IS_TRY(is_read_file(path, IS_IMAGE_MAX_FILE_BYTES, &data, &n));
+    const uint8_t *bytes = (const uint8_t *)data;
+    is_error *e;
+    if (n == 0) {
+        e = is_errorf(IS_E_FORMAT, "%s: file is empty (0 bytes), not an image", path);
+    } else if (n >= 8 && memcmp(bytes, png_magic, 8) == 0) {
+        e = is_png_decode(path, bytes, n, out, info);
+    } else if (n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+        e = is_jpeg_decode(path, bytes, n, out, info);
+    } else {
+        e = is_errorf(IS_E_UNSUPPORTED, "%s: unsupported image format (neither PNG nor JPEG by content)", path);
+    }
+    free(data);
+    if (e) is_image_free(out);
+    return e;
+}
+
+is_error *is_image_load(const char *path, is_image *out) { return is_image_load_info(path, out, NULL); }
+
+void is_image_free(is_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    memset(img, 0, sizeof *img);
+}
