@@ -173,6 +173,54 @@ void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
 /* ---------------------------------------------------------------- RNG and samplers */
 /* (section: sample/) */
 
+/* PyTorch 1.13.1 CPU generator, bit-exact: torch.Generator("cpu").manual_seed(seed) followed by
+ * torch.randn / torch.rand(..., generator=g) in float32 (x86-64 AVX2 kernel). A plain struct: put it on
+ * the stack, seed it, draw. The cached normal (next_normal) survives between calls like torch's. */
+typedef struct {
+    uint32_t mt[624];     /* mt19937 state */
+    int mti;              /* next output index into mt (624 = regenerate first) */
+    uint64_t seed;        /* the full 64-bit seed given (mt19937 uses its low 32 bits) */
+    double next_normal;   /* second Box-Muller value of the < 16-element path */
+    int has_next_normal;
+} is_torch_rng;
+/* seed = Python int mod 2**64 (negative seeds: two's complement). */
+void is_torch_rng_seed(is_torch_rng *g, uint64_t seed);
+/* Same numbers as torch.randn(n elements, generator=g) on CPU in float32 (shape only matters through numel). */
+void is_torch_randn(is_torch_rng *g, float *out, int64_t n);
+/* Same numbers as torch.rand(n elements, generator=g), float32 in [0, 1). */
+void is_torch_rand(is_torch_rng *g, float *out, int64_t n);
+
+/* diffusers 0.30.3 schedulers (float32 CPU semantics). */
+typedef enum { IS_SAMPLER_FROM_CONFIG = 0, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM, IS_SAMPLER_DPMPP_2M } is_sampler;
+typedef struct is_scheduler is_scheduler;
+/* config_path: a scheduler_config.json. kind FROM_CONFIG uses its _class_name (error naming the class if
+ * unsupported); another kind is built like diffusers' <Class>.from_config(config) (keys a class does not know
+ * are ignored). karras: -1 = as in config, 0/1 override (error if the sampler has no Karras option and 1 is
+ * requested). timestep_spacing: NULL = from config ("leading", "trailing" or "linspace"). */
+is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras, const char *timestep_spacing, is_scheduler **out);
+void is_scheduler_free(is_scheduler *s);
+const char *is_scheduler_name(const is_scheduler *s);        /* "euler", "euler_karras", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras" */
+/* Computes timesteps and sigmas and resets the step state (multistep history). 1 <= steps <= num_train_timesteps.
+ * The number of timesteps can exceed steps (diffusers' trailing quirk, e.g. 61 -> 62): use is_scheduler_num_steps. */
+is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps);
+int is_scheduler_num_steps(const is_scheduler *s);
+float is_scheduler_timestep(const is_scheduler *s, int i);   /* float32 value as diffusers' timesteps[i] */
+float is_scheduler_init_noise_sigma(const is_scheduler *s);
+/* out = scale_model_input(x, timesteps[i]) (out may == x) */
+void is_scheduler_scale_model_input(const is_scheduler *s, int i, const float *x, float *out, int64_t n);
+/* Preallocate the per-step buffers for samples of n floats (ancestral noise, DPM++ history), so that
+ * is_scheduler_step never allocates. Optional: otherwise the first step allocates them. Buffers survive
+ * set_timesteps; a step with a larger n than reserved reallocates. */
+is_error *is_scheduler_reserve(is_scheduler *s, int64_t n);
+/* sample <- step(model_output, timesteps[i], sample); ancestral samplers (Euler a, DDIM with eta > 0) draw
+ * from g, and Euler draws (and ignores) one noise tensor per step like diffusers; g may be NULL only for
+ * samplers that do not draw. Steps must be called in order i = 0..N-1 (multistep state is kept inside s). */
+is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n, is_torch_rng *g);
+/* DDIM eta (default 0; >= 0). Error for other samplers unless eta == 0. */
+is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
+/* diffusers rescale_noise_cfg: noise_cfg <- guidance_rescale-mixed version (std over all elements of one batch item). */
+void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_t n, float guidance_rescale);
+
 /* ---------------------------------------------------------------- pipeline */
 /* (section: pipeline/) */
 
