@@ -1,0 +1,98 @@
+/* is_unet lifetime, size queries and IP scale assignment. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "unet/unet_internal.h"
+
+/* diffusers' file names, unsharded first, then the fp16 variant. */
+static const char *const WEIGHT_FILES[] = {
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.safetensors.index.json",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors.index.json",
+};
+
+static is_error *load(is_unet *u, const char *dir) {
+    u->dir = strdup(dir);
+    if (!u->dir) return is_error_oom("unet dir");
+    is_config cfg = {0};
+    IS_TRY(is_config_load_in(dir, "config.json", &cfg));
+    is_error *err = unet_config_parse(&cfg, &u->cfg);
+    is_config_free(&cfg);
+    IS_TRY(err);
+
+    char *path = NULL;
+    for (size_t i = 0; i < sizeof WEIGHT_FILES / sizeof WEIGHT_FILES[0] && !path; i++) {
+        char *p = is_path_join(dir, WEIGHT_FILES[i]);
+        if (!p) return is_error_oom("path");
+        if (is_file_exists(p)) path = p;
+        else free(p);
+    }
+    if (!path)
+        return is_errorf(IS_E_IO, "%s: no UNet weights (expected %s or its sharded .index.json)", dir, WEIGHT_FILES[0]);
+    err = is_st_open(path, &u->st);
+    free(path);
+    IS_TRY(err);
+    return unet_load_weights(u);
+}
+
+is_error *is_unet_load(const char *unet_dir, is_unet **out) {
+    if (!out) return is_errorf(IS_E_ARGUMENT, "is_unet_load: NULL output");
+    *out = NULL;
+    if (!unet_dir) return is_errorf(IS_E_ARGUMENT, "is_unet_load: NULL directory");
+    is_unet *u = calloc(1, sizeof *u);
+    if (!u) return is_error_oom("is_unet");
+    is_error *err = load(u, unet_dir);
+    if (err) {
+        is_unet_free(u);
+        return is_error_wrap(err, "loading UNet from %s", unet_dir);
+    }
+    *out = u;
+    return NULL;
+}
+
+void is_unet_free(is_unet *u) {
+    if (!u) return;
+    unet_ip_adapter_free(u);
+    unet_workspace_free(&u->ws);
+    unet_free_weights(u);
+    is_st_close(u->st);
+    free(u->dir);
+    free(u);
+}
+
+int is_unet_in_channels(const is_unet *u) { return u ? u->cfg.in_channels : 0; }
+int is_unet_out_channels(const is_unet *u) { return u ? u->cfg.out_channels : 0; }
+int is_unet_cross_attention_dim(const is_unet *u) { return u ? u->cfg.cross_attention_dim : 0; }
+int is_unet_pooled_dim(const is_unet *u) {
+    return u && u->cfg.has_text_time ? u->cfg.add_in_dim - 6 * u->cfg.add_time_dim : 0;
+}
+int is_unet_time_ids_count(const is_unet *u) { return u && u->cfg.has_text_time ? 6 : 0; }
+
+int is_unet_num_cross_attn(const is_unet *u) { return u ? u->n_xattn : 0; }
+const char *is_unet_cross_attn_name(const is_unet *u, int i) {
+    return u && i >= 0 && i < u->n_xattn ? u->xattn[i]->name : NULL;
+}
+float is_unet_cross_attn_scale(const is_unet *u, int i) {
+    return u && i >= 0 && i < u->n_xattn ? u->xattn[i]->ip_scale : 0.0f;
+}
+const char *is_unet_cross_attn_module(const is_unet *u, int i) {
+    return u && i >= 0 && i < u->n_xattn ? u->modules[u->xattn[i]->module].name : NULL;
+}
+int is_unet_cross_attn_comfy_index(const is_unet *u, int i) {
+    return u && i >= 0 && i < u->n_xattn ? u->modules[u->xattn[i]->module].comfy_index : -1;
+}
+
+is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale) {
+    if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_ip_scale: NULL UNet");
+    if (!isfinite(scale)) return is_errorf(IS_E_ARGUMENT, "IP-Adapter scale must be a finite number");
+    float *ms = malloc((size_t)(u->n_modules ? u->n_modules : 1) * sizeof(float));
+    if (!ms) return is_error_oom("IP scales");
+    is_error *err = is_block_scales_parse(spec, u->modules, u->n_modules, ms);
+    if (!err)
+        for (int i = 0; i < u->n_xattn; i++) u->xattn[i]->ip_scale = ms[u->xattn[i]->module] * scale;
+    free(ms);
+    return err;
+}

@@ -1,0 +1,86 @@
+/* Transformer2DModel (continuous input) + BasicTransformerBlock, with IP-Adapter decoupled
+ * cross-attention. Tokens are [batch*HW, features] with heads packed in the feature axis, so every
+ * projection is one matrix product over all batch items; attention runs per batch item.
+ *
+ *   attn2(x) = to_out( attn(q, k_text, v_text) + scale * attn(q, k_ip, v_ip) )     (per head)
+ *   q = to_q(x), k_text/v_text = to_k/to_v(encoder_hidden_states), k_ip/v_ip = to_k_ip/to_v_ip(ip_tokens)
+ * The IP term is skipped entirely (no projections, no attention) where scale == 0, as diffusers'
+ * IPAdapterAttnProcessor2_0 does. */
+#include "kernels/kernels.h"
+#include "unet/unet_internal.h"
+
+/* out[B*HW, inner] = attention layer a applied to xn[B*HW, inner]. ctx NULL: self-attention. */
+static void attention(is_unet *u, const unet_attention *a, float *out, const float *xn, int B, int64_t HW,
+                      const float *ctx, int64_t n_ctx, const float *ip, int64_t n_ip) {
+    unet_workspace *ws = &u->ws;
+    const int64_t inner = (int64_t)a->heads * a->dim_head, M = B * HW;
+    float *k = ws->k, *v = ws->v;
+    int64_t nk = HW;
+    is_k_linear(ws->q, xn, M, a->q.w, a->q.b);
+    if (ctx) {
+        k = ws->ck;
+        v = ws->cv;
+        nk = n_ctx;
+        is_k_linear(k, ctx, B * n_ctx, a->k.w, a->k.b);
+        is_k_linear(v, ctx, B * n_ctx, a->v.w, a->v.b);
+    } else {
+        is_k_linear(k, xn, M, a->k.w, a->k.b);
+        is_k_linear(v, xn, M, a->v.w, a->v.b);
+    }
+    for (int b = 0; b < B; b++) {
+        size_t qo = (size_t)(b * HW * inner), ko = (size_t)(b * nk * inner);
+        is_k_attention(ws->o + qo, inner, ws->q + qo, inner, k + ko, inner, v + ko, inner, HW, nk, a->heads,
+                       a->dim_head, 0, 1.0f, 0);
+    }
+    if (ip && a->k_ip && a->ip_scale != 0.0f) {
+        is_k_linear(ws->ik, ip, B * n_ip, a->k_ip, NULL);
+        is_k_linear(ws->iv, ip, B * n_ip, a->v_ip, NULL);
+        for (int b = 0; b < B; b++) {
+            size_t qo = (size_t)(b * HW * inner), ko = (size_t)(b * n_ip * inner);
+            is_k_attention(ws->o + qo, inner, ws->q + qo, inner, ws->ik + ko, inner, ws->iv + ko, inner, HW, n_ip,
+                           a->heads, a->dim_head, 0, a->ip_scale, 1);
+        }
+    }
+    is_k_linear(out, ws->o, M, a->out.w, a->out.b);
+}
+
+/* BasicTransformerBlock: pre-LayerNorm self-attention, cross-attention, GEGLU feed-forward, each residual. */
+static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B, int64_t HW, const is_unet_input *in) {
+    unet_workspace *ws = &u->ws;
+    const int64_t M = B * HW, n = M * inner;
+    float *x = ws->t_x, *xn = ws->t_n;
+
+    is_k_layer_norm(xn, x, M, inner, blk->norm1.w, blk->norm1.b, 1e-5f);
+    attention(u, &blk->attn1, xn, xn, B, HW, NULL, 0, NULL, 0);
+    is_k_add(x, xn, n);
+
+    is_k_layer_norm(xn, x, M, inner, blk->norm2.w, blk->norm2.b, 1e-5f);
+    attention(u, &blk->attn2, xn, xn, B, HW, in->encoder_hidden_states, in->seq_len, in->ip_tokens,
+              is_unet_ip_num_tokens(u));
+    is_k_add(x, xn, n);
+
+    is_k_layer_norm(xn, x, M, inner, blk->norm3.w, blk->norm3.b, 1e-5f);
+    is_k_linear(ws->f, xn, M, blk->ff_in.w, blk->ff_in.b);
+    is_k_geglu(ws->g, ws->f, M, blk->ff_inner);
+    is_k_linear(xn, ws->g, M, blk->ff_out.w, blk->ff_out.b);
+    is_k_add(x, xn, n);
+}
+
+void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, int batch, int64_t HW,
+                              const is_unet_input *in) {
+    unet_workspace *ws = &u->ws;
+    const int64_t C = t->channels, M = batch * HW;
+    /* GroupNorm (eps 1e-6) on the map, then [C, HW] -> tokens [HW, C] per item. */
+    for (int b = 0; b < batch; b++) {
+        is_k_group_norm(ws->tmp, x + (size_t)(b * C * HW), C, HW, u->cfg.norm_groups, 1e-6f, t->norm.w, t->norm.b, 0);
+        is_k_transpose(ws->t_n + (size_t)(b * HW * C), ws->tmp, C, HW);
+    }
+    is_k_linear(ws->t_x, ws->t_n, M, t->proj_in.w, t->proj_in.b);
+    for (int k = 0; k < t->depth; k++) basic_block(u, &t->blocks[k], t->inner, batch, HW, in);
+    is_k_linear(ws->t_n, ws->t_x, M, t->proj_out.w, t->proj_out.b);
+    /* tokens -> map, plus the residual. */
+    for (int b = 0; b < batch; b++) {
+        is_k_transpose(ws->tmp, ws->t_n + (size_t)(b * HW * C), HW, C);
+        is_k_add(x + (size_t)(b * C * HW), ws->tmp, C * HW);
+    }
+}

@@ -1,0 +1,339 @@
+/* UNet golden tests (cases/unet): every case's noise_pred and every stored intermediate, each with
+ * its own tolerance; ImageProjModel tokens; and the IP-Adapter errors (an adapter made for another
+ * model, a wrong image-encoder size). The UNet is loaded once. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/safetensors.h"
+#include "harness.h"
+#include "instantstyle.h"
+
+#define GROUP "unet"
+
+/* ---- intermediate capture through the debug hook (per-item slices reassembled into [batch, ...]). */
+typedef struct {
+    char name[32];
+    float *data;
+    size_t per_item;
+} captured;
+
+typedef struct {
+    int batch;
+    int n;
+    captured t[40];
+} capture;
+
+static void hook(void *user, const char *name, int b, const float *data, int ndim, const int64_t *shape) {
+    capture *cap = user;
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    captured *c = NULL;
+    for (int i = 0; i < cap->n; i++)
+        if (!strcmp(cap->t[i].name, name)) c = &cap->t[i];
+    if (!c) {
+        if (cap->n == 40) return;
+        c = &cap->t[cap->n++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->per_item = numel;
+        c->data = calloc(numel * (size_t)cap->batch, sizeof(float));
+    }
+    if (c->per_item == numel && b >= 0 && b < cap->batch) memcpy(c->data + (size_t)b * numel, data, numel * sizeof(float));
+}
+
+static void capture_free(capture *cap) {
+    for (int i = 0; i < cap->n; i++) free(cap->t[i].data);
+    cap->n = 0;
+}
+
+static const captured *capture_get(const capture *cap, const char *name) {
+    for (int i = 0; i < cap->n; i++)
+        if (!strcmp(cap->t[i].name, name)) return &cap->t[i];
+    return NULL;
+}
+
+/* ---- inputs */
+static float *input(const is_st *inputs, const char *name, size_t *numel) {
+    const is_tensor *t = th_tensor(inputs, name);
+    if (!t) return NULL;
+    if (numel) *numel = (size_t)t->numel;
+    return is_tensor_dup_f32(t);
+}
+
+static const char *jstr(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The case's ip_scale_table reproduced by is_unet_set_ip_scale. */
+static void check_scale_table(const is_unet *u, const cJSON *c, const char *cname) {
+    const cJSON *table = cJSON_GetObjectItemCaseSensitive(c, "ip_scale_table");
+    int n = 0, bad = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, table) {
+        int found = -1;
+        for (int i = 0; i < is_unet_num_cross_attn(u); i++)
+            if (!strcmp(is_unet_cross_attn_name(u, i), e->string)) found = i;
+        if (found < 0 || fabs(is_unet_cross_attn_scale(u, found) - (float)e->valuedouble) > 1e-7) {
+            bad++;
+            fprintf(stderr, "  %s: %s scale %g, expected %g\n", cname, e->string,
+                    found < 0 ? NAN : is_unet_cross_attn_scale(u, found), e->valuedouble);
+        }
+        n++;
+    }
+    th_check(!bad && n == is_unet_num_cross_attn(u), "%s: ip_scale_table (%d layers) reproduced", cname, n);
+}
+
+/* Run one case: scales, ip tokens, forward with capture; compare every stored output. */
+static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char *tag, const char *scale_override) {
+    const char *cname = jstr(c, "name");
+    char what[160];
+    const cJSON *in_names = cJSON_GetObjectItemCaseSensitive(c, "inputs");
+    const cJSON *hw = cJSON_GetObjectItemCaseSensitive(c, "latent_hw");
+    int ip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ip_adapter"));
+    is_st *expected = th_open_expected(GROUP, jstr(c, "expected"));
+    if (!expected) return;
+
+    is_unet_input in = {0};
+    in.batch = 2;
+    in.height = cJSON_GetArrayItem(hw, 0)->valueint;
+    in.width = cJSON_GetArrayItem(hw, 1)->valueint;
+    in.timestep = (float)cJSON_GetObjectItemCaseSensitive(c, "timestep")->valuedouble;
+    size_t n_ctx = 0;
+    float *sample = input(inputs, jstr(in_names, "sample"), NULL);
+    float *ctx = input(inputs, jstr(in_names, "encoder_hidden_states"), &n_ctx);
+    float *text = input(inputs, jstr(in_names, "text_embeds"), NULL);
+    float *ids = input(inputs, jstr(in_names, "time_ids"), NULL);
+    in.sample = sample;
+    in.encoder_hidden_states = ctx;
+    in.seq_len = (int)(n_ctx / 2 / (size_t)is_unet_cross_attention_dim(u));
+    in.text_embeds = text;
+    in.time_ids = ids;
+
+    float *tokens = NULL, *embeds = NULL;
+    if (ip) {
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(c, "ip_scale_spec");
+        char *spec_text = cJSON_PrintUnformatted(spec);
+        snprintf(what, sizeof what, "%s%s: set_ip_scale(%s)", cname, tag, scale_override ? scale_override : spec_text);
+        if (th_ok(is_unet_set_ip_scale(u, scale_override ? scale_override : spec_text, 1.0f), what) && !scale_override)
+            check_scale_table(u, c, cname);
+        free(spec_text);
+        size_t n_emb = 0;
+        embeds = input(inputs, jstr(in_names, "image_embeds"), &n_emb);
+        size_t n_tok = (size_t)in.batch * is_unet_ip_num_tokens(u) * is_unet_cross_attention_dim(u);
+        tokens = malloc(n_tok * sizeof(float));
+        th_check(n_emb == (size_t)in.batch * is_unet_ip_embed_dim(u), "%s: image_embeds size", cname);
+        snprintf(what, sizeof what, "%s%s: ip tokens", cname, tag);
+        th_ok(is_unet_ip_tokens(u, embeds, in.batch, tokens), what);
+        in.ip_tokens = tokens;
+    }
+
+    capture cap = {.batch = in.batch};
+    in.hook = hook;
+    in.hook_user = &cap;
+    size_t n_out = (size_t)in.batch * is_unet_out_channels(u) * in.height * in.width;
+    float *noise = calloc(n_out, sizeof(float));
+    snprintf(what, sizeof what, "%s%s: forward", cname, tag);
+    if (th_ok(is_unet_forward(u, &in, noise), what)) {
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(c, "outputs")) {
+            double atol, rtol;
+            th_tolerance(c, o->string, &atol, &rtol);
+            const float *got = NULL;
+            size_t n = 0;
+            const captured *cp = capture_get(&cap, o->string);
+            if (!strcmp(o->string, "ip_tokens")) {
+                got = tokens;
+                n = (size_t)in.batch * is_unet_ip_num_tokens(u) * is_unet_cross_attention_dim(u);
+            } else if (!strcmp(o->string, "noise_pred")) {
+                got = noise;
+                n = n_out;
+            } else if (cp) {
+                got = cp->data;
+                n = cp->per_item * (size_t)in.batch;
+            }
+            snprintf(what, sizeof what, "%s%s: %s", cname, tag, o->string);
+            if (!got) th_check(0, "%s: not produced", what);
+            else th_close(what, got, n, th_tensor(expected, o->string), atol, rtol);
+        }
+    }
+    capture_free(&cap);
+    free(noise);
+    free(tokens);
+    free(embeds);
+    free(sample);
+    free(ctx);
+    free(text);
+    free(ids);
+    is_st_close(expected);
+}
+
+static const cJSON *find_case(const cJSON *cases, const char *name) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) if (!strcmp(jstr(c, "name"), name)) return c;
+    return NULL;
+}
+
+/* ---- crafted adapters (from the real adapter's tensors) */
+
+typedef enum { CRAFT_DROP_LAST, CRAFT_EXTRA_LAYER, CRAFT_CROSS_DIM, CRAFT_HIDDEN } craft_kind;
+
+/* First `cols` columns of a 2-D F16 tensor's rows (and first `rows` rows). */
+static uint16_t *slice_f16(const is_tensor *t, int64_t rows, int64_t cols) {
+    uint16_t *out = malloc((size_t)(rows * cols) * sizeof(uint16_t));
+    const uint16_t *src = t->data;
+    int64_t in_cols = t->ndim == 2 ? t->shape[1] : 1;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) out[r * cols + c] = src[(r % t->shape[0]) * in_cols + (c % in_cols)];
+    return out;
+}
+
+static char *craft_adapter(const char *real_path, craft_kind kind, const char *file) {
+    is_st *st = NULL;
+    if (!th_ok(is_st_open(real_path, &st), "open real adapter")) return NULL;
+    is_st_writer *w = is_st_writer_new();
+    const int small = 64; /* another model's cross-attention size */
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        const is_tensor *t = is_st_at(st, i);
+        int64_t shape[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
+        if (kind == CRAFT_DROP_LAST && strstr(t->name, "ip_adapter.33.")) continue;
+        if (kind == CRAFT_CROSS_DIM) {
+            if (!strncmp(t->name, "ip_adapter.", 11)) shape[1] = small;
+            else if (!strcmp(t->name, "image_proj.proj.weight") || !strcmp(t->name, "image_proj.proj.bias"))
+                shape[0] = 4 * small;
+            else if (!strncmp(t->name, "image_proj.norm.", 16)) shape[0] = small;
+        }
+        if (kind == CRAFT_HIDDEN && !strncmp(t->name, "ip_adapter.5.", 13)) shape[0] = 32; /* a 32-wide layer's size */
+        uint16_t *data = slice_f16(t, shape[0], t->ndim == 2 ? shape[1] : 1);
+        th_ok(is_st_writer_add(w, t->name, IS_DT_F16, t->ndim, shape, data), t->name);
+        free(data);
+        if (kind == CRAFT_EXTRA_LAYER && strstr(t->name, "ip_adapter.33.")) {
+            char name[64];
+            snprintf(name, sizeof name, "ip_adapter.35.%s", t->name + strlen("ip_adapter.33."));
+            data = slice_f16(t, shape[0], shape[1]);
+            th_ok(is_st_writer_add(w, name, IS_DT_F16, 2, shape, data), name);
+            free(data);
+        }
+    }
+    char *path = is_path_join(th_tmpdir(), file);
+    th_ok(is_st_writer_save(w, path), file);
+    is_st_writer_free(w);
+    is_st_close(st);
+    return path;
+}
+
+static void test_adapter_errors(is_unet *u, const char *real_path) {
+    struct {
+        craft_kind kind;
+        const char *file, *needle, *what;
+    } bad[] = {
+        {CRAFT_CROSS_DIM, "ip-wrong-cross-dim.safetensors", "cross_attention_dim 64",
+         "adapter for a UNet with cross_attention_dim 64"},
+        {CRAFT_DROP_LAST, "ip-16-layers.safetensors", "has 16 cross-attention layers", "adapter with 16 layers"},
+        {CRAFT_EXTRA_LAYER, "ip-18-layers.safetensors", "has 18 cross-attention layers", "adapter with 18 layers"},
+        {CRAFT_HIDDEN, "ip-wrong-hidden.safetensors", "down_blocks.2.attentions.0.transformer_blocks.0.attn2",
+         "adapter whose layer 5 has another hidden size"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *path = craft_adapter(real_path, bad[i].kind, bad[i].file);
+        if (!path) continue;
+        th_fails(is_unet_load_ip_adapter(u, path, 48), bad[i].needle, bad[i].what);
+        th_check(is_unet_has_ip_adapter(u) && is_unet_ip_num_tokens(u) == 4, "%s: previous adapter kept", bad[i].what);
+        free(path);
+    }
+    th_fails(is_unet_load_ip_adapter(u, real_path, 64), "produces 64-dim", "image encoder projection dim 64 vs 48");
+    char *missing = is_path_join(th_tmpdir(), "no-such-adapter.safetensors");
+    th_fails(is_unet_load_ip_adapter(u, missing, 48), "no-such-adapter", "missing adapter file");
+    free(missing);
+}
+
+static void test_basics(is_unet *u, const cJSON *root) {
+    th_check(is_unet_in_channels(u) == 4 && is_unet_out_channels(u) == 4, "in/out channels 4");
+    th_check(is_unet_cross_attention_dim(u) == 96, "cross_attention_dim 96");
+    th_check(is_unet_pooled_dim(u) == 48, "pooled dim 48 (= 96 - 6*8)");
+    th_check(is_unet_time_ids_count(u) == 6, "6 time ids");
+    /* attn2 layers in diffusers' attn_processors order = ip_layer_map order, h94 ids 1, 3, 5, ... */
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "ip_layer_map"), *e;
+    int k = 0, ok = 1;
+    cJSON_ArrayForEach(e, map) {
+        const char *name = is_unet_cross_attn_name(u, k);
+        int id = cJSON_GetObjectItemCaseSensitive(e, "h94_key_id")->valueint;
+        if (!name || strcmp(name, e->string) || id != 2 * k + 1) {
+            ok = 0;
+            fprintf(stderr, "  layer %d: %s, expected %s (h94 %d)\n", k, name ? name : "(none)", e->string, id);
+        }
+        k++;
+    }
+    th_check(ok && k == is_unet_num_cross_attn(u), "cross-attention layers match ip_layer_map (%d layers)", k);
+    th_check(is_unet_cross_attn_name(u, k) == NULL && is_unet_cross_attn_name(u, -1) == NULL, "name out of range");
+    th_check(!strcmp(is_unet_cross_attn_module(u, 8), "up_blocks.0.attentions.1") &&
+                 is_unet_cross_attn_comfy_index(u, 8) == 6 && is_unet_cross_attn_comfy_index(u, 16) == 4,
+             "module names and ComfyUI indices");
+
+    is_unet *bad = NULL;
+    char *nodir = is_path_join(th_tmpdir(), "no-such-unet");
+    th_fails(is_unet_load(nodir, &bad), "config.json", "UNet from a missing folder");
+    th_check(bad == NULL, "no handle on failure");
+    free(nodir);
+}
+
+int main(void) {
+    cJSON *root = th_load_cases(GROUP);
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases"), *c;
+    char *unet_dir = th_golden_path("models/tiny-sdxl/unet");
+    char *ip_path = th_golden_path("models/tiny-ip-adapter/ip-adapter_sdxl.safetensors");
+    is_unet *u = NULL;
+    is_st *inputs = th_open_expected(GROUP, "inputs.safetensors");
+    if (!th_ok(is_unet_load(unet_dir, &u), "load tiny SDXL UNet") || !inputs) return th_done();
+    test_basics(u, root);
+
+    /* Plain UNet (no adapter loaded). */
+    cJSON_ArrayForEach(c, cases) if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ip_adapter")))
+        run_case(u, inputs, c, " (no adapter loaded)", NULL);
+    float dummy[1] = {0}, out[1];
+    is_unet_input bad_in = {.batch = 1, .height = 8, .width = 8, .sample = dummy, .encoder_hidden_states = dummy,
+                            .seq_len = 1, .text_embeds = dummy, .time_ids = dummy, .ip_tokens = dummy};
+    th_fails(is_unet_forward(u, &bad_in, out), "no IP-Adapter is loaded", "ip_tokens without an adapter");
+    th_fails(is_unet_ip_tokens(u, dummy, 1, out), "no IP-Adapter", "ip tokens without an adapter");
+    bad_in.ip_tokens = NULL;
+    bad_in.text_embeds = NULL;
+    th_fails(is_unet_forward(u, &bad_in, out), "text_embeds", "missing text_embeds");
+
+    if (!th_ok(is_unet_load_ip_adapter(u, ip_path, 48), "load tiny IP-Adapter")) return th_done();
+    th_check(is_unet_has_ip_adapter(u) && is_unet_ip_embed_dim(u) == 48 && is_unet_ip_num_tokens(u) == 4,
+             "adapter: 48-dim embeddings -> 4 tokens");
+
+    /* Every case; the no-IP cases again with the adapter loaded but no ip_tokens. */
+    cJSON_ArrayForEach(c, cases) run_case(u, inputs, c, "", NULL);
+
+    /* Presets and other spellings give the same numbers; scale 0 everywhere = the plain UNet. */
+    run_case(u, inputs, find_case(cases, "ip_style"), " (preset style)", "style");
+    run_case(u, inputs, find_case(cases, "ip_style_layout"), " (ComfyUI 3:1,6:1)", "3:1,6:1");
+    is_st *noip = th_open_expected(GROUP, "noip.safetensors");
+    if (noip) {
+        /* ip_style's inputs with every scale 0 must equal the noip case's prediction exactly. */
+        cJSON *zero = cJSON_Duplicate(find_case(cases, "ip_style"), 1);
+        cJSON_ReplaceItemInObject(zero, "expected", cJSON_CreateString("noip.safetensors"));
+        cJSON_DeleteItemFromObject(zero, "outputs");
+        cJSON *outs = cJSON_AddObjectToObject(zero, "outputs");
+        cJSON_AddItemToObject(outs, "noise_pred", cJSON_CreateIntArray((const int[]){2, 4, 8, 8}, 4));
+        cJSON_ReplaceItemInObject(zero, "tolerance", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                                                         find_case(cases, "noip"), "tolerance"), 1));
+        run_case(u, inputs, zero, " (scale none = noip)", "none");
+        cJSON_Delete(zero);
+        is_st_close(noip);
+    }
+
+    test_adapter_errors(u, ip_path);
+    /* The adapter still works after the refused loads. */
+    run_case(u, inputs, find_case(cases, "ip_style_layout_8x12"), " (after refused adapters)", NULL);
+
+    is_unet_free(u);
+    is_st_close(inputs);
+    free(unet_dir);
+    free(ip_path);
+    cJSON_Delete(root);
+    return th_done();
+}
