@@ -14,4 +14,6 @@ int is_cli_fail(struct is_error *err);
 
 int is_cmd_make_tiny_model(int argc, char **argv);
 
+int is_cmd_tokenize(int argc, char **argv);
+
 #endif

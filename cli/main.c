@@ -7,6 +7,7 @@
 
 static const is_cli_command commands[] = {
     {"make-tiny-model", "write a small random-weight SDXL + IP-Adapter for smoke tests", is_cmd_make_tiny_model},
+    {"tokenize", "print the CLIP token ids of a text", is_cmd_tokenize},
     {NULL, NULL, NULL},
 };
 

@@ -108,6 +108,50 @@ is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_val
 
 /* ---------------------------------------------------------------- UNet and IP-Adapter */
 /* (section: unet/) */
+/* SDXL-family UNet2DConditionModel (diffusers layout) with IP-Adapter decoupled cross-attention.
+ * Weights stay in the safetensors mmap in their stored dtype (F16/BF16/F32). */
+typedef struct is_unet is_unet;
+is_error *is_unet_load(const char *unet_dir, is_unet **out);   /* config.json + diffusion_pytorch_model.safetensors (or sharded index) */
+void is_unet_free(is_unet *u);
+int is_unet_in_channels(const is_unet *u);
+int is_unet_out_channels(const is_unet *u);
+int is_unet_cross_attention_dim(const is_unet *u);
+int is_unet_pooled_dim(const is_unet *u);        /* text_embeds size expected by add_embedding */
+int is_unet_time_ids_count(const is_unet *u);    /* 6 */
+/* IP-Adapter (h94 layout .safetensors). image_embed_dim_expected: the image encoder's projection dim to check against (0 = don't check). */
+is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_dim_expected);
+int is_unet_has_ip_adapter(const is_unet *u);
+int is_unet_ip_embed_dim(const is_unet *u);      /* ImageProjModel input size */
+int is_unet_ip_num_tokens(const is_unet *u);
+/* ImageProjModel: image_embeds [batch, embed_dim] -> tokens [batch, num_tokens, cross_attention_dim]. */
+is_error *is_unet_ip_tokens(is_unet *u, const float *image_embeds, int batch, float *tokens);
+/* Block targeting: spec = "style" | "style+layout" | "all" | diffusers JSON dict or bare number | ComfyUI "6:1,..." | short form;
+ * each resulting per-layer value is multiplied by scale. Errors list the valid names. NULL spec = "all".
+ * Also accepted: "layout", "none". Syntax and examples: docs/STYLE_BLOCKS.md. */
+is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale);
+int is_unet_num_cross_attn(const is_unet *u);                      /* attn2 processors, diffusers order */
+const char *is_unet_cross_attn_name(const is_unet *u, int i);      /* "down_blocks.2.attentions.1.transformer_blocks.0.attn2.processor" */
+float is_unet_cross_attn_scale(const is_unet *u, int i);
+/* Attention module ("down_blocks.2.attentions.1") holding cross-attention layer i, and that module's
+ * ComfyUI layer_weights index (forward order down, mid, up: 0..10 on SDXL). */
+const char *is_unet_cross_attn_module(const is_unet *u, int i);
+int is_unet_cross_attn_comfy_index(const is_unet *u, int i);
+/* Debug hook: called with each named intermediate ("t_emb", "time_emb", "time_ids_emb", "aug_emb", "conv_in",
+ * "down_blocks.0", ..., "mid_block", "up_blocks.N", "noise_pred") of batch item b; shape excludes the batch axis. */
+typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, const float *data, int ndim, const int64_t *shape);
+typedef struct {
+    int batch, height, width;            /* latent size */
+    const float *sample;                 /* [batch, in_channels, height, width] */
+    float timestep;
+    const float *encoder_hidden_states;  /* [batch, seq_len, cross_attention_dim] */
+    int seq_len;
+    const float *text_embeds;            /* [batch, pooled_dim] */
+    const float *time_ids;               /* [batch, 6] */
+    const float *ip_tokens;              /* [batch, ip_num_tokens, cross_attention_dim] or NULL (no IP branch) */
+    is_tensor_hook hook; void *hook_user;  /* may be NULL */
+} is_unet_input;
+/* One denoiser evaluation. Activation buffers are kept in u and reused while batch/size/seq_len stay the same. */
+is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
 
 /* ---------------------------------------------------------------- VAE */
 /* (section: vae/) */
