@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
 #include "commands.h"
+#include "core/error.h"
 #include "core/fileio.h"
 #include "instantstyle.h"
 
@@ -45,17 +45,19 @@ int is_cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL;
     int which = 1, pad = 0, options_done = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i];
+        int takes_value = !options_done && (!strcmp(a, "--model") || !strcmp(a, "--tokenizer"));
+        if (takes_value && i + 1 >= argc) return is_cli_fail(is_errorf(IS_E_ARGUMENT, "%s needs a value", a));
         if (!options_done && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;
-        } else if (!options_done && !strcmp(a, "--model")) {
-            is_error *err = is_arg_value(argc, argv, &i, &model);
-            if (err) return is_cli_fail(err);
-        } else if (!options_done && !strcmp(a, "--tokenizer")) {
-            is_error *err = is_arg_value(argc, argv, &i, &v);
-            if (!err) err = is_arg_int("--tokenizer", v, 1, 2, &which);
-            if (err) return is_cli_fail(err);
+        } else if (takes_value && !strcmp(a, "--model")) {
+            model = argv[++i];
+        } else if (takes_value) {
+            const char *v = argv[++i];
+            if (strcmp(v, "1") && strcmp(v, "2"))
+                return is_cli_fail(is_errorf(IS_E_ARGUMENT, "--tokenizer: '%s' must be 1 or 2", v));
+            which = v[0] - '0';
         } else if (!options_done && !strcmp(a, "--pad")) {
             pad = 1;
         } else if (!options_done && !strcmp(a, "--")) {

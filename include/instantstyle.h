@@ -47,6 +47,23 @@ int is_get_threads(void);
 /* ---------------------------------------------------------------- tokenizer */
 /* (section: text/tokenizer) */
 
+/* CLIP BPE tokenizer, identical to transformers' slow CLIPTokenizer (without ftfy) as diffusers' SDXL
+ * encode_prompt uses it. The tokenizer's special tokens (incl. its pad token) are split out of the raw text. */
+typedef struct is_tokenizer is_tokenizer;
+#define IS_CLIP_MAX_LENGTH 77
+/* dir holds vocab.json, merges.txt and special_tokens_map.json / tokenizer_config.json. */
+is_error *is_tokenizer_load(const char *dir, is_tokenizer **out);
+void is_tokenizer_free(is_tokenizer *tok);
+/* Untruncated ids [BOS, content..., EOS]; *ids is malloc'ed (caller frees), *n its length. */
+is_error *is_tokenizer_encode(const is_tokenizer *tok, const char *utf8_text, int32_t **ids, size_t *n);
+/* Exactly max_length ids as the text encoder receives them (truncated keeping BOS and EOS, padded with the
+ * pad token); *n_truncated (may be NULL) = number of content tokens cut off. */
+is_error *is_tokenizer_encode_padded(const is_tokenizer *tok, const char *utf8_text, int max_length,
+                                     int32_t *ids, int *n_truncated);
+int32_t is_tokenizer_bos_id(const is_tokenizer *tok);
+int32_t is_tokenizer_eos_id(const is_tokenizer *tok);
+int32_t is_tokenizer_pad_id(const is_tokenizer *tok);
+
 /* ---------------------------------------------------------------- text encoders */
 /* (section: text/clip_text, text/prompt) */
 
