@@ -92,38 +92,42 @@ static void f16_run(const uint16_t *s, size_t n, float *d) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
 #endif
-    for (; i < n; i++) d[i] = is_f16_to_f32(s[i]);
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + i, 2); /* tolerate 2-byte misalignment */
+        d[i] = is_f16_to_f32(h);
+    }
 }
 
 void is_convert_to_f32(is_dtype dt, const void *src, size_t first, size_t n, float *dst) {
     switch (dt) {
-    case IS_DT_F32: memcpy(dst, (const float *)src + first, n * sizeof(float)); return;
+    case IS_DT_F32: memcpy(dst, (const unsigned char *)src + first * 4, n * sizeof(float)); return;
     case IS_DT_F16: f16_run((const uint16_t *)src + first, n, dst); return;
     case IS_DT_BF16: {
-        const uint16_t *s = (const uint16_t *)src + first;
-        for (size_t i = 0; i < n; i++) dst[i] = is_bf16_to_f32(s[i]);
+        const unsigned char *s = (const unsigned char *)src + first * 2;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = is_bf16_to_f32(h);
+        }
         return;
     }
-    case IS_DT_F64: {
-        const double *s = (const double *)src + first;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
-        return;
+    /* Wider types go through memcpy: safetensors offsets need not be aligned for them. */
+#define IS_CONVERT_UNALIGNED(T)                                          \
+    {                                                                    \
+        const unsigned char *s = (const unsigned char *)src + first * sizeof(T); \
+        for (size_t i = 0; i < n; i++) {                                 \
+            T v;                                                         \
+            memcpy(&v, s + i * sizeof(T), sizeof(T));                    \
+            dst[i] = (float)v;                                           \
+        }                                                                \
+        return;                                                          \
     }
-    case IS_DT_I64: {
-        const int64_t *s = (const int64_t *)src + first;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
-        return;
-    }
-    case IS_DT_I32: {
-        const int32_t *s = (const int32_t *)src + first;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
-        return;
-    }
-    case IS_DT_I16: {
-        const int16_t *s = (const int16_t *)src + first;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
-        return;
-    }
+    case IS_DT_F64: IS_CONVERT_UNALIGNED(double)
+    case IS_DT_I64: IS_CONVERT_UNALIGNED(int64_t)
+    case IS_DT_I32: IS_CONVERT_UNALIGNED(int32_t)
+    case IS_DT_I16: IS_CONVERT_UNALIGNED(int16_t)
+#undef IS_CONVERT_UNALIGNED
     case IS_DT_I8: {
         const int8_t *s = (const int8_t *)src + first;
         for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
