@@ -98,6 +98,10 @@ typedef struct { int truncated_1, truncated_2; } is_prompt_info;   /* tokens dro
  * when force_zeros, else encoded as "". prompt_2 == NULL or "" falls back to prompt, as diffusers does. info may be NULL. */
 is_error *is_sdxl_encode_prompt(is_sdxl_text *t, const char *prompt, const char *prompt_2, float *prompt_embeds,
                                 float *pooled, is_prompt_info *info);
+/* The ids is_sdxl_encode_prompt would encode (seq_len each). *zeros (may be NULL) is set to 1, ids untouched, when
+ * prompt == NULL and force_zeros (the embeddings are then zeros). */
+is_error *is_sdxl_tokenize(is_sdxl_text *t, const char *prompt, const char *prompt_2, int32_t *ids_1, int32_t *ids_2,
+                           int *zeros, is_prompt_info *info);
 /* The same from already tokenized ids (seq_len each, e.g. from is_tokenizer_encode_padded). */
 is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_t *ids_2, float *prompt_embeds,
                              float *pooled);

@@ -273,10 +273,167 @@ static void test_tiny_behaviour(void) {
     free(dir);
 }
 
+/* ---------------------------------------------------------------- prompt level (through the tokenizers) */
+
+static const char *json_str(const cJSON *c, const char *key) {
+    const cJSON *v = cJSON_GetObjectItem(c, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void compare_ids(const cJSON *c, const is_st *st, const char *name, const int32_t *ids, int n, const char *case_name) {
+    float *f = malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) f[i] = (float)ids[i]; /* ids < 2^24: exact in float */
+    compare(c, st, name, f, (size_t)n, case_name);
+    free(f);
+}
+
+/* Tokenize + encode one (prompt, prompt_2) through the prompt layer and compare ids and embeddings. */
+static void prompt_case(const cJSON *c, const is_st *st, is_sdxl_text *t, const char *prompt, const char *prompt_2,
+                        const char *prefix, const char *case_name) {
+    int n = is_sdxl_text_seq_len(t), dim = is_sdxl_text_embed_dim(t), pd = is_sdxl_text_pooled_dim(t);
+    int32_t *ids_1 = malloc((size_t)n * sizeof(int32_t)), *ids_2 = malloc((size_t)n * sizeof(int32_t));
+    float *embeds = malloc((size_t)n * (size_t)dim * sizeof(float)), *pooled = malloc((size_t)pd * sizeof(float));
+    char name[128];
+    int zeros = -1;
+    is_prompt_info info = {-1, -1};
+    th_ok(is_sdxl_tokenize(t, prompt, prompt_2, ids_1, ids_2, &zeros, &info), "tokenize");
+    snprintf(name, sizeof name, "%sinput_ids_1", prefix);
+    if (is_st_find(st, name)) {
+        th_check(zeros == 0, "%s: %s prompt is encoded, not zeros", case_name, prefix);
+        compare_ids(c, st, name, ids_1, n, case_name);
+        snprintf(name, sizeof name, "%sinput_ids_2", prefix);
+        compare_ids(c, st, name, ids_2, n, case_name);
+        int long_case = strcmp(case_name, "long_truncated") == 0 && !*prefix;
+        th_check(long_case ? info.truncated_1 > 0 && info.truncated_2 > 0 : info.truncated_1 == 0 && info.truncated_2 == 0,
+                 "%s: %struncation count %d/%d", case_name, prefix, info.truncated_1, info.truncated_2);
+    } else {
+        th_check(zeros == 1, "%s: no %sids in the golden -> zeros", case_name, prefix);
+    }
+    th_ok(is_sdxl_encode_prompt(t, prompt, prompt_2, embeds, pooled, NULL), "encode_prompt");
+    snprintf(name, sizeof name, "%sprompt_embeds", prefix);
+    compare(c, st, name, embeds, (size_t)n * (size_t)dim, case_name);
+    snprintf(name, sizeof name, "%spooled_prompt_embeds", prefix);
+    compare(c, st, name, pooled, (size_t)pd, case_name);
+    free(ids_1), free(ids_2), free(embeds), free(pooled);
+}
+
+static void test_prompts_through_tokenizers(is_sdxl_text *t) {
+    th_check(is_sdxl_text_seq_len(t) == 77, "seq_len 77");
+    th_check(is_sdxl_text_embed_dim(t) == 96, "embed_dim 32+64");
+    th_check(is_sdxl_text_pooled_dim(t) == 48, "pooled_dim 48");
+    th_check(is_sdxl_text_force_zeros(t) == 1, "force_zeros_for_empty_prompt from model_index.json");
+    cJSON *root = th_load_cases(GROUP), *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *name = json_str(c, "name");
+        is_st *st = th_open_expected(GROUP, json_str(c, "expected"));
+        if (!st) continue;
+        prompt_case(c, st, t, json_str(c, "prompt"), json_str(c, "prompt_2"), "", name);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(c, "do_classifier_free_guidance")))
+            prompt_case(c, st, t, json_str(c, "negative_prompt"), json_str(c, "negative_prompt_2"), "negative_", name);
+        is_st_close(st);
+    }
+    cJSON_Delete(root);
+}
+
+/* InstantStyle's content prompt: its pooled embedding is content_text_embeds in content_subtraction. */
+static void test_content_text_embeds(is_sdxl_text *t) {
+    cJSON *root = th_load_cases("content_subtraction"), *c;
+    float *pooled = malloc((size_t)is_sdxl_text_pooled_dim(t) * sizeof(float));
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        is_st *st = th_open_expected("content_subtraction", json_str(c, "expected"));
+        if (!st) continue;
+        th_ok(is_sdxl_encode_prompt(t, json_str(c, "content_prompt"), NULL, NULL, pooled, NULL), "content prompt");
+        double atol, rtol;
+        th_tolerance(c, "content_text_embeds", &atol, &rtol);
+        const is_tensor *exp = th_tensor(st, "content_text_embeds");
+        char what[256];
+        snprintf(what, sizeof what, "content_subtraction %s: content_text_embeds", json_str(c, "name"));
+        if (exp) th_close(what, pooled, (size_t)is_sdxl_text_pooled_dim(t), exp, atol, rtol);
+        is_st_close(st);
+    }
+    free(pooled);
+    cJSON_Delete(root);
+}
+
+/* A pipeline folder in the tmpdir: symlinks to the golden components and our own model_index.json. */
+static char *pipeline_dir(const char *dirname, const char *model_index, const char *skip_component) {
+    char *dir = is_path_join(th_tmpdir(), dirname), cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    th_check(system(cmd) == 0, "mkdir %s", dir);
+    static const char *parts[] = {"tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2"};
+    for (int i = 0; i < 4; i++) {
+        if (skip_component && strcmp(parts[i], skip_component) == 0) continue;
+        snprintf(cmd, sizeof cmd, "ln -s '%s/models/tiny-sdxl/%s' '%s/%s'", th_golden(), parts[i], dir, parts[i]);
+        th_check(system(cmd) == 0, "link %s", parts[i]);
+    }
+    char *mi = is_path_join(dir, "model_index.json");
+    th_ok(is_write_file_atomic(mi, model_index, strlen(model_index)), mi);
+    free(mi);
+    return dir;
+}
+
+/* force_zeros_for_empty_prompt false: a missing prompt is encoded as "" (neg_empty_string's negatives);
+ * its prompt_2 is still used for tokenizer_2 (negative_prompt_2 = negative_prompt_2 or ""). */
+static void test_no_force_zeros(is_sdxl_text *ref) {
+    char *dir = pipeline_dir("sdxl_no_force_zeros", "{\"force_zeros_for_empty_prompt\": false}", NULL);
+    is_sdxl_text *t = NULL;
+    is_st *st = th_open_expected(GROUP, "neg_empty_string.safetensors");
+    cJSON *root = th_load_cases(GROUP), *c, *neg = NULL;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) if (strcmp(json_str(c, "name"), "neg_empty_string") == 0) neg = c;
+    if (st && neg && th_ok(is_sdxl_text_load(dir, &t), dir)) {
+        th_check(is_sdxl_text_force_zeros(t) == 0, "force_zeros false read");
+        prompt_case(neg, st, t, NULL, NULL, "negative_", "no_force_zeros NULL prompt");
+        int n = is_sdxl_text_seq_len(t);
+        int32_t a1[77], a2[77], b1[77], b2[77];
+        int zeros = -1;
+        if (n == 77) {
+            th_ok(is_sdxl_tokenize(t, NULL, "people, text", a1, a2, &zeros, NULL), "tokenize NULL + prompt_2");
+            th_ok(is_sdxl_tokenize(ref, "", "people, text", b1, b2, NULL, NULL), "tokenize \"\" + prompt_2");
+            th_check(zeros == 0 && memcmp(a1, b1, sizeof a1) == 0 && memcmp(a2, b2, sizeof a2) == 0,
+                     "NULL prompt without force_zeros = (\"\", prompt_2)");
+        }
+    }
+    is_sdxl_text_free(t);
+    is_st_close(st);
+    cJSON_Delete(root);
+    free(dir);
+}
+
+static void test_prompt_load_errors(void) {
+    is_sdxl_text *t = (is_sdxl_text *)1;
+    char *dir = pipeline_dir("sdxl_missing_te2", "{}", "text_encoder_2");
+    th_fails(is_sdxl_text_load(dir, &t), "text_encoder_2/config.json", "missing text_encoder_2 folder");
+    th_check(t == NULL, "no handle on failure");
+    free(dir);
+    dir = pipeline_dir("sdxl_refiner", "{\"text_encoder\": [null, null]}", NULL);
+    th_fails(is_sdxl_text_load(dir, &t), "'text_encoder' is null", "refiner-style pipeline refused");
+    free(dir);
+    dir = pipeline_dir("sdxl_bad_force_zeros", "{\"force_zeros_for_empty_prompt\": \"yes\"}", NULL);
+    th_fails(is_sdxl_text_load(dir, &t), "force_zeros_for_empty_prompt", "non-bool force_zeros names the field");
+    free(dir);
+    char *nodir = is_path_join(th_tmpdir(), "sdxl_no_such_dir");
+    th_fails(is_sdxl_text_load(nodir, &t), "model_index.json", "missing folder names model_index.json");
+    free(nodir);
+}
+
+static void test_prompt_level(void) {
+    char *model = th_golden_path("models/tiny-sdxl");
+    is_sdxl_text *t = NULL;
+    if (th_ok(is_sdxl_text_load(model, &t), model)) {
+        test_prompts_through_tokenizers(t);
+        test_content_text_embeds(t);
+        test_no_force_zeros(t);
+    }
+    is_sdxl_text_free(t);
+    free(model);
+    test_prompt_load_errors();
+}
+
 int main(void) {
     is_set_threads(2);
     test_encoders_from_golden_ids();
     test_load_errors();
     test_tiny_behaviour();
+    test_prompt_level();
     return th_done();
 }
