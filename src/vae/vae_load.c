@@ -32,7 +32,7 @@ static is_error *get(const is_vae *v, const is_tensor **out, int ndim, const int
     return NULL;
 }
 
-/* "<prefix>.weight" with the given shape and "<prefix>.bias" [shape[0]] (bias optional: NULL). */
+/* "<prefix>.weight" with the given shape and "<prefix>.bias" [shape[0]] (both required). */
 static is_error *get_wb(const is_vae *v, vae_param *p, int ndim, const int64_t *shape, const char *prefix) {
     char name[NAME_CAP];
     tname(name, "%s.weight", prefix);
