@@ -347,7 +347,7 @@ is_error *is_block_scales_parse(const char *spec, const is_attn_module *m, int n
                         "loads one IP-Adapter, give its number or dictionary");
     } else if (parse_number(s, s + len, &v)) {
         for (int i = 0; i < n; i++) out[i] = (float)v;
-    } else if (strchr(s, '=')) {
+    } else if (strchr(s, '=') || !strncmp(s, "down", 4) || !strncmp(s, "up", 2) || !strncmp(s, "mid", 3)) {
         err = parse_short(s, m, n, out);
     } else if (strchr(s, ':')) {
         err = parse_comfy(s, m, n, out);
