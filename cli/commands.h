@@ -12,8 +12,12 @@ typedef struct {
 struct is_error;
 int is_cli_fail(struct is_error *err);
 
+int is_cmd_generate(int argc, char **argv);
+
 int is_cmd_make_tiny_model(int argc, char **argv);
 
 int is_cmd_tokenize(int argc, char **argv);
+
+int is_cmd_list_blocks(int argc, char **argv);
 
 #endif

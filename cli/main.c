@@ -8,6 +8,8 @@
 static const is_cli_command commands[] = {
     {"make-tiny-model", "write a small random-weight SDXL + IP-Adapter for smoke tests", is_cmd_make_tiny_model},
     {"tokenize", "print the CLIP token ids of a text", is_cmd_tokenize},
+    {"list-blocks", "list the UNet's cross-attention layers and their IP-Adapter scales", is_cmd_list_blocks},
+    {"generate", "make an image from a prompt, in the style of an image", is_cmd_generate},
     {NULL, NULL, NULL},
 };
 

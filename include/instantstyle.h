@@ -234,7 +234,6 @@ void is_vae_release_workspace(is_vae *v);
 void is_image_postprocess(float *image, int64_t n);
 void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
 
-
 /* ---------------------------------------------------------------- RNG and samplers */
 /* (section: sample/) */
 
@@ -293,6 +292,75 @@ void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_
  * file layouts, for smoke tests without downloads. Weights are deterministic in seed. A non-empty dir
  * is refused unless force (files are then overwritten in place). */
 is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force);
+
+/* InstantStyle content subtraction: image_embeds -= scale * content_embeds (the content prompt's
+ * pooled, projected text_encoder_2 embedding). The two sizes must agree. */
+is_error *is_content_subtract(float *image_embeds, int image_dim, const float *content_embeds, int content_dim,
+                              float scale);
+
+/* The whole InstantStyle generation: prompt (+ style image) -> image, as diffusers'
+ * StableDiffusionXLPipeline with an IP-Adapter computes it for the same seed. */
+typedef struct is_pipeline is_pipeline;
+
+typedef struct {
+    const char *model_dir;         /* SDXL diffusers folder (model_index.json, unet/, vae/, ...) */
+    const char *ip_adapter;        /* h94-layout IP-Adapter .safetensors, or NULL for plain SDXL */
+    const char *image_encoder_dir; /* NULL: the image_encoder/ folder beside the adapter file */
+} is_pipeline_paths;
+
+/* Checks the folders and configs; networks are mapped lazily by is_generate and the text and
+ * image encoders are released right after encoding. */
+is_error *is_pipeline_load(const is_pipeline_paths *paths, is_pipeline **out);
+void is_pipeline_free(is_pipeline *p);
+
+typedef void (*is_progress_fn)(void *user, int step, int total, double seconds);
+typedef void (*is_log_fn)(void *user, const char *message);
+
+typedef struct {
+    const char *prompt;            /* required */
+    const char *prompt_2;          /* NULL/"": same as prompt (diffusers) */
+    const char *negative_prompt;   /* NULL: no negative prompt (zeros when force_zeros_for_empty_prompt) */
+    const char *negative_prompt_2;
+    int width, height;             /* 0: the model's default size; multiples of 8 */
+    int steps;                     /* >= 1 */
+    float cfg;                     /* classifier-free guidance scale; <= 1 disables the negative branch */
+    float guidance_rescale;        /* 0 = off */
+    is_sampler sampler;            /* IS_SAMPLER_FROM_CONFIG: the model folder's scheduler decides */
+    int karras;                    /* -1: as configured, 0/1: override */
+    const char *timestep_spacing;  /* NULL: as configured; "leading", "trailing", "linspace" */
+    float eta;                     /* DDIM eta */
+    uint64_t seed;
+    const char *style_image;       /* NULL: no IP-Adapter conditioning */
+    float ip_scale;                /* multiplies every block value */
+    const char *style_blocks;      /* "style", "style+layout", "all", diffusers dict, ComfyUI or short form */
+    const char *content_prompt;    /* NULL: no content subtraction */
+    float content_scale;
+    int original_width, original_height;  /* SDXL size conditioning; 0: the output size */
+    int crop_top, crop_left;
+    int target_width, target_height;      /* 0: the output size */
+    int vae_tiling;                /* -1 auto, 0 off, 1 on */
+    const char *dump_tensors;      /* write named intermediates to this safetensors file */
+    is_progress_fn progress;       /* called after each denoising step (may be NULL) */
+    is_log_fn log;                 /* one line per stage with its time (may be NULL) */
+    void *user;
+} is_generate_params;
+
+/* InstantStyle's defaults: 30 steps, cfg 5, style blocks "style", ip_scale 1, content_scale 0.5,
+ * seed 0, size from the model. */
+void is_generate_params_init(is_generate_params *p);
+
+typedef struct {
+    int width, height;
+    float *image;  /* [3, height, width] in 0..1 */
+    uint8_t *rgb;  /* [height, width, 3] 8-bit, as diffusers' PIL output */
+} is_image_result;
+
+is_error *is_generate(is_pipeline *p, const is_generate_params *params, is_image_result *out);
+void is_image_result_free(is_image_result *r);
+
+/* PNG with an A1111-style "parameters" text chunk describing params; written atomically. */
+is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
+                      const is_generate_params *params);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,371 @@
+/* is_generate: StableDiffusionXLPipeline.__call__ with an IP-Adapter, top to bottom:
+ * encode prompts -> encode style image (minus content) -> draw latents -> denoise with CFG
+ * -> VAE decode. Each stage opens its network and releases it when done. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+#include "pipeline/pipeline_internal.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void logf_(const is_generate_params *gp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const is_generate_params *gp, const char *fmt, ...) {
+    if (!gp->log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    gp->log(gp->user, line);
+}
+
+/* Everything one generation allocates, freed in one place. */
+typedef struct {
+    int cfg_on, batch;          /* batch = 2 with classifier-free guidance (negative first) */
+    int seq, dim, pooled_dim;   /* text conditioning sizes */
+    int lc, lh, lw;             /* latent channels and size */
+    int64_t latent_n;           /* lc*lh*lw */
+    float *text_states;         /* [batch, seq, dim] */
+    float *text_pooled;         /* [batch, pooled_dim] */
+    float time_ids[2 * 6];
+    int have_ip, ip_tokens_n, cross_dim, embed_dim;
+    float *ip_embeds;           /* [batch, embed_dim] (row 0 zeros with CFG) */
+    float *ip_tokens;           /* [batch, tokens, cross_dim] */
+    float *latents, *latent_in, *unet_out, *guided;
+    float *unet_out_steps, *noise_pred_steps, *latents_steps, *timesteps; /* dump only */
+    float *image;
+    uint8_t *rgb;
+    is_sdxl_text *text;
+    is_image_encoder *image_encoder;
+    is_unet *unet;
+    is_vae *vae;
+    is_scheduler *sched;
+} gen_state;
+
+static void gen_state_free(gen_state *s) {
+    free(s->text_states);
+    free(s->text_pooled);
+    free(s->ip_embeds);
+    free(s->ip_tokens);
+    free(s->latents);
+    free(s->latent_in);
+    free(s->unet_out);
+    free(s->guided);
+    free(s->unet_out_steps);
+    free(s->noise_pred_steps);
+    free(s->latents_steps);
+    free(s->timesteps);
+    free(s->image);
+    free(s->rgb);
+    is_sdxl_text_free(s->text);
+    is_image_encoder_free(s->image_encoder);
+    is_unet_free(s->unet);
+    is_vae_free(s->vae);
+    is_scheduler_free(s->sched);
+}
+
+static is_error *check_params(const is_pipeline *p, const is_generate_params *gp, int *width, int *height) {
+    if (!gp->prompt) return is_errorf(IS_E_ARGUMENT, "no prompt given (--prompt)");
+    *width = gp->width ? gp->width : p->default_width;
+    *height = gp->height ? gp->height : p->default_height;
+    if (*width < 8 || *height < 8 || *width % 8 || *height % 8)
+        return is_errorf(IS_E_ARGUMENT, "width and height must be positive multiples of 8 (got %dx%d)", *width, *height);
+    if (*width > 16384 || *height > 16384)
+        return is_errorf(IS_E_ARGUMENT, "%dx%d is larger than the supported 16384x16384", *width, *height);
+    if (gp->steps < 1) return is_errorf(IS_E_ARGUMENT, "steps must be at least 1 (got %d)", gp->steps);
+    if (!isfinite(gp->cfg) || !isfinite(gp->guidance_rescale) || !isfinite(gp->ip_scale) || !isfinite(gp->content_scale))
+        return is_errorf(IS_E_ARGUMENT, "cfg, guidance rescale, ip scale and content scale must be finite numbers");
+    if (gp->guidance_rescale < 0 || gp->guidance_rescale > 1)
+        return is_errorf(IS_E_ARGUMENT, "guidance rescale must be within 0..1 (got %g)", gp->guidance_rescale);
+    if (gp->style_image && !p->ip_adapter)
+        return is_errorf(IS_E_ARGUMENT, "a style image needs an IP-Adapter (--ip-adapter FILE)");
+    if (gp->content_prompt && !gp->style_image)
+        return is_errorf(IS_E_ARGUMENT, "a content prompt is subtracted from the style image's embedding: give --style-image too");
+    return NULL;
+}
+
+/* Stage 1: prompts -> [negative, positive] hidden states and pooled embeddings. */
+static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
+                             float **content_pooled) {
+    double t0 = now_seconds();
+    IS_TRY(is_sdxl_text_load(p->model_dir, &s->text));
+    s->seq = is_sdxl_text_seq_len(s->text);
+    s->dim = is_sdxl_text_embed_dim(s->text);
+    s->pooled_dim = is_sdxl_text_pooled_dim(s->text);
+    size_t ns = (size_t)s->seq * (size_t)s->dim;
+    s->text_states = calloc((size_t)s->batch * ns, sizeof(float));
+    s->text_pooled = calloc((size_t)s->batch * (size_t)s->pooled_dim, sizeof(float));
+    if (!s->text_states || !s->text_pooled) return is_error_oom("prompt embeddings");
+    float *pos = s->text_states + (s->batch - 1) * ns, *pos_pooled = s->text_pooled + (s->batch - 1) * s->pooled_dim;
+    is_prompt_info info = {0, 0};
+    IS_TRY(is_error_wrap(is_sdxl_encode_prompt(s->text, gp->prompt, gp->prompt_2, pos, pos_pooled, &info), "prompt"));
+    if (info.truncated_1 || info.truncated_2)
+        logf_(gp, "warning: the prompt is longer than %d tokens; %d tokens were dropped (CLIP's limit)", s->seq,
+              info.truncated_1 > info.truncated_2 ? info.truncated_1 : info.truncated_2);
+    IS_TRY(is_dump_f32(d, "prompt_embeds", pos, 3, (int64_t)1, (int64_t)s->seq, (int64_t)s->dim));
+    IS_TRY(is_dump_f32(d, "pooled_prompt_embeds", pos_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
+    if (s->cfg_on) {
+        is_prompt_info ninfo = {0, 0};
+        IS_TRY(is_error_wrap(is_sdxl_encode_prompt(s->text, gp->negative_prompt, gp->negative_prompt_2,
+                                                   s->text_states, s->text_pooled, &ninfo), "negative prompt"));
+        if (ninfo.truncated_1 || ninfo.truncated_2)
+            logf_(gp, "warning: the negative prompt is longer than %d tokens; the rest was dropped", s->seq);
+        IS_TRY(is_dump_f32(d, "negative_prompt_embeds", s->text_states, 3, (int64_t)1, (int64_t)s->seq, (int64_t)s->dim));
+        IS_TRY(is_dump_f32(d, "negative_pooled_prompt_embeds", s->text_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
+    }
+    if (gp->content_prompt) {
+        /* InstantStyle: the content prompt's pooled text_encoder_2 embedding. */
+        float *states = malloc(ns * sizeof(float));
+        *content_pooled = malloc((size_t)s->pooled_dim * sizeof(float));
+        if (!states || !*content_pooled) {
+            free(states);
+            return is_error_oom("content prompt");
+        }
+        is_error *e = is_sdxl_encode_prompt(s->text, gp->content_prompt, NULL, states, *content_pooled, NULL);
+        free(states);
+        IS_TRY(is_error_wrap(e, "content prompt"));
+        IS_TRY(is_dump_f32(d, "content_pooled", *content_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
+    }
+    is_sdxl_text_free(s->text);
+    s->text = NULL;
+    logf_(gp, "text encoders: %.2f s", now_seconds() - t0);
+    return NULL;
+}
+
+/* Stage 2: style image -> CLIP image embedding (minus content) -> IP tokens for both CFG rows. */
+static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
+                              const float *content_pooled) {
+    double t0 = now_seconds();
+    IS_TRY(is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
+    int size = is_image_encoder_image_size(s->image_encoder);
+    s->embed_dim = is_image_encoder_projection_dim(s->image_encoder);
+    float *pixels = malloc((size_t)3 * size * size * sizeof(float));
+    s->ip_embeds = calloc((size_t)s->batch * (size_t)s->embed_dim, sizeof(float));
+    if (!pixels || !s->ip_embeds) {
+        free(pixels);
+        return is_error_oom("style image");
+    }
+    float *embeds = s->ip_embeds + (s->batch - 1) * s->embed_dim; /* row 0 stays zeros = negative */
+    is_image img = {0, 0, NULL};
+    is_error *e = is_image_load(gp->style_image, &img);
+    if (!e) e = is_image_preprocess(s->image_encoder, &img, pixels);
+    if (!e) e = is_image_encoder_forward(s->image_encoder, pixels, embeds, NULL);
+    is_image_free(&img);
+    free(pixels);
+    IS_TRY(is_error_wrap(e, "style image %s", gp->style_image));
+    is_image_encoder_free(s->image_encoder);
+    s->image_encoder = NULL;
+    IS_TRY(is_dump_f32(d, "image_embeds_raw", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
+    if (content_pooled) {
+        IS_TRY(is_content_subtract(embeds, s->embed_dim, content_pooled, s->pooled_dim, gp->content_scale));
+    }
+    IS_TRY(is_dump_f32(d, "image_embeds", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
+    if (s->cfg_on)
+        IS_TRY(is_dump_f32(d, "ip_image_embeds_cfg", s->ip_embeds, 3, (int64_t)2, (int64_t)1, (int64_t)s->embed_dim));
+    logf_(gp, "image encoder: %.2f s", now_seconds() - t0);
+    return NULL;
+}
+
+/* Stage 3 setup: UNet, adapter, block scales, IP tokens. */
+static is_error *prepare_unet(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
+    IS_TRY(is_unet_load(p->unet_dir, &s->unet));
+    s->cross_dim = is_unet_cross_attention_dim(s->unet);
+    if (s->cross_dim != s->dim)
+        return is_errorf(IS_E_CONFIG, "%s: cross_attention_dim %d does not match the text encoders' %d features",
+                         p->unet_dir, s->cross_dim, s->dim);
+    if (is_unet_pooled_dim(s->unet) != s->pooled_dim)
+        return is_errorf(IS_E_CONFIG, "%s: add_embedding expects pooled text embeddings of %d, text_encoder_2 gives %d",
+                         p->unet_dir, is_unet_pooled_dim(s->unet), s->pooled_dim);
+    if (is_unet_in_channels(s->unet) != s->lc || is_unet_out_channels(s->unet) != s->lc)
+        return is_errorf(IS_E_CONFIG, "%s: UNet has %d/%d in/out channels, the VAE has %d latent channels",
+                         p->unet_dir, is_unet_in_channels(s->unet), is_unet_out_channels(s->unet), s->lc);
+    if (!s->have_ip) return NULL;
+    IS_TRY(is_unet_load_ip_adapter(s->unet, p->ip_adapter, s->embed_dim));
+    IS_TRY(is_unet_set_ip_scale(s->unet, gp->style_blocks ? gp->style_blocks : "style", gp->ip_scale));
+    s->ip_tokens_n = is_unet_ip_num_tokens(s->unet);
+    s->ip_tokens = malloc((size_t)s->batch * s->ip_tokens_n * s->cross_dim * sizeof(float));
+    if (!s->ip_tokens) return is_error_oom("IP tokens");
+    IS_TRY(is_unet_ip_tokens(s->unet, s->ip_embeds, s->batch, s->ip_tokens));
+    IS_TRY(is_dump_f32(d, "ip_tokens", s->ip_tokens, 4, (int64_t)s->batch, (int64_t)1, (int64_t)s->ip_tokens_n,
+                       (int64_t)s->cross_dim));
+    return NULL;
+}
+
+/* Stage 3: the denoising loop. No allocation inside it. */
+static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rng *rng, int dumping) {
+    int steps = is_scheduler_num_steps(s->sched);
+    int64_t n = s->latent_n;
+    double t0 = now_seconds();
+    for (int i = 0; i < steps; i++) {
+        float t = is_scheduler_timestep(s->sched, i);
+        for (int b = 0; b < s->batch; b++) is_scheduler_scale_model_input(s->sched, i, s->latents, s->latent_in + b * n, n);
+        is_unet_input in;
+        memset(&in, 0, sizeof in);
+        in.batch = s->batch;
+        in.height = s->lh;
+        in.width = s->lw;
+        in.sample = s->latent_in;
+        in.timestep = t;
+        in.encoder_hidden_states = s->text_states;
+        in.seq_len = s->seq;
+        in.text_embeds = s->text_pooled;
+        in.time_ids = s->time_ids;
+        in.ip_tokens = s->ip_tokens;
+        IS_TRY(is_error_wrap(is_unet_forward(s->unet, &in, s->unet_out), "denoising step %d", i + 1));
+        if (s->cfg_on) {
+            const float *un = s->unet_out, *tx = s->unet_out + n;
+            for (int64_t k = 0; k < n; k++) s->guided[k] = un[k] + gp->cfg * (tx[k] - un[k]);
+            if (gp->guidance_rescale > 0) is_rescale_noise_cfg(s->guided, tx, n, gp->guidance_rescale);
+        } else {
+            memcpy(s->guided, s->unet_out, (size_t)n * sizeof(float));
+        }
+        IS_TRY(is_scheduler_step(s->sched, i, s->guided, s->latents, n, rng));
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(s->latents[k]))
+                return is_errorf(IS_E_INTERNAL, "denoising step %d produced non-finite latents (bad weights?)", i + 1);
+        if (dumping) {
+            memcpy(s->unet_out_steps + (size_t)i * s->batch * n, s->unet_out, (size_t)(s->batch * n) * sizeof(float));
+            memcpy(s->noise_pred_steps + (size_t)i * n, s->guided, (size_t)n * sizeof(float));
+            memcpy(s->latents_steps + (size_t)i * n, s->latents, (size_t)n * sizeof(float));
+        }
+        if (gp->progress) gp->progress(gp->user, i + 1, steps, now_seconds() - t0);
+    }
+    logf_(gp, "denoising: %d steps, %.2f s (%.2f s/step)", steps, now_seconds() - t0, (now_seconds() - t0) / steps);
+    return NULL;
+}
+
+static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d, is_image_result *out) {
+    int width = 0, height = 0;
+    IS_TRY(check_params(p, gp, &width, &height));
+    s->cfg_on = gp->cfg > 1.0f;
+    s->batch = s->cfg_on ? 2 : 1;
+    s->have_ip = gp->style_image != NULL;
+
+    /* The VAE fixes the latent geometry; open it first so size errors come early. */
+    IS_TRY(is_vae_load(p->vae_dir, &s->vae));
+    int scale = is_vae_scale(s->vae);
+    if (width % scale || height % scale)
+        return is_errorf(IS_E_ARGUMENT, "width and height must be multiples of %d for this VAE (got %dx%d)", scale, width,
+                         height);
+    s->lc = is_vae_latent_channels(s->vae);
+    s->lh = height / scale;
+    s->lw = width / scale;
+    s->latent_n = (int64_t)s->lc * s->lh * s->lw;
+
+    /* Scheduler and seed before any heavy work, so a bad sampler option fails fast. */
+    IS_TRY(is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &s->sched));
+    if (gp->eta != 0) IS_TRY(is_scheduler_set_eta(s->sched, gp->eta));
+    IS_TRY(is_scheduler_set_timesteps(s->sched, gp->steps));
+
+    float *content_pooled = NULL;
+    is_error *e = encode_text(p, gp, s, d, &content_pooled);
+    if (!e && s->have_ip) e = encode_style(p, gp, s, d, content_pooled);
+    free(content_pooled);
+    IS_TRY(e);
+
+    /* SDXL micro-conditioning: (original size, crop top-left, target size), as (h, w) pairs. */
+    float ids[6] = {(float)(gp->original_height ? gp->original_height : height),
+                    (float)(gp->original_width ? gp->original_width : width),
+                    (float)gp->crop_top, (float)gp->crop_left,
+                    (float)(gp->target_height ? gp->target_height : height),
+                    (float)(gp->target_width ? gp->target_width : width)};
+    for (int b = 0; b < s->batch; b++) memcpy(s->time_ids + 6 * b, ids, sizeof ids);
+    IS_TRY(is_dump_f32(d, "add_time_ids", ids, 2, (int64_t)1, (int64_t)6));
+
+    double t0 = now_seconds();
+    IS_TRY(prepare_unet(p, gp, s, d));
+    logf_(gp, "unet + adapter load: %.2f s", now_seconds() - t0);
+
+    int64_t n = s->latent_n;
+    int steps = is_scheduler_num_steps(s->sched);
+    s->latents = malloc((size_t)n * sizeof(float));
+    s->latent_in = malloc((size_t)(s->batch * n) * sizeof(float));
+    s->unet_out = malloc((size_t)(s->batch * n) * sizeof(float));
+    s->guided = malloc((size_t)n * sizeof(float));
+    if (!s->latents || !s->latent_in || !s->unet_out || !s->guided) return is_error_oom("latents");
+    int dumping = d->w != NULL;
+    if (dumping) {
+        s->unet_out_steps = malloc((size_t)steps * s->batch * n * sizeof(float));
+        s->noise_pred_steps = malloc((size_t)steps * n * sizeof(float));
+        s->latents_steps = malloc((size_t)steps * n * sizeof(float));
+        s->timesteps = malloc((size_t)steps * sizeof(float));
+        if (!s->unet_out_steps || !s->noise_pred_steps || !s->latents_steps || !s->timesteps)
+            return is_error_oom("tensor dump");
+        for (int i = 0; i < steps; i++) s->timesteps[i] = is_scheduler_timestep(s->sched, i);
+    }
+
+    /* diffusers' prepare_latents: randn(generator) * init_noise_sigma. */
+    is_torch_rng rng;
+    is_torch_rng_seed(&rng, gp->seed);
+    is_torch_randn(&rng, s->latents, n);
+    IS_TRY(is_dump_f32(d, "latents_noise", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+    is_k_scale(s->latents, is_scheduler_init_noise_sigma(s->sched), n);
+    IS_TRY(is_dump_f32(d, "latents_init", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+
+    IS_TRY(denoise(gp, s, &rng, dumping));
+    is_unet_free(s->unet);
+    s->unet = NULL;
+    if (dumping) {
+        IS_TRY(is_dump_f32(d, "timesteps", s->timesteps, 1, (int64_t)steps));
+        IS_TRY(is_dump_f32(d, "unet_out_steps", s->unet_out_steps, 5, (int64_t)steps, (int64_t)s->batch,
+                           (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+        IS_TRY(is_dump_f32(d, "noise_pred_steps", s->noise_pred_steps, 5, (int64_t)steps, (int64_t)1,
+                           (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+        IS_TRY(is_dump_f32(d, "latents_steps", s->latents_steps, 5, (int64_t)steps, (int64_t)1, (int64_t)s->lc,
+                           (int64_t)s->lh, (int64_t)s->lw));
+    }
+    IS_TRY(is_dump_f32(d, "latents_final", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+
+    t0 = now_seconds();
+    s->image = malloc((size_t)3 * width * height * sizeof(float));
+    s->rgb = malloc((size_t)3 * width * height);
+    if (!s->image || !s->rgb) return is_error_oom("image");
+    is_vae_options vo;
+    memset(&vo, 0, sizeof vo);
+    vo.tiling = gp->vae_tiling;
+    IS_TRY(is_vae_decode(s->vae, s->latents, s->lh, s->lw, &vo, s->image));
+    is_image_postprocess(s->image, (int64_t)3 * width * height);
+    is_image_to_u8_hwc(s->image, height, width, s->rgb);
+    logf_(gp, "vae decode: %.2f s", now_seconds() - t0);
+    IS_TRY(is_dump_f32(d, "image", s->image, 4, (int64_t)1, (int64_t)3, (int64_t)height, (int64_t)width));
+    IS_TRY(is_dump_u8(d, "image_u8", s->rgb, 4, (int64_t)1, (int64_t)height, (int64_t)width, (int64_t)3));
+
+    out->width = width;
+    out->height = height;
+    out->image = s->image;
+    out->rgb = s->rgb;
+    s->image = NULL;
+    s->rgb = NULL;
+    return NULL;
+}
+
+is_error *is_generate(is_pipeline *p, const is_generate_params *gp, is_image_result *out) {
+    memset(out, 0, sizeof *out);
+    if (!p || !gp) return is_errorf(IS_E_ARGUMENT, "is_generate: NULL pipeline or parameters");
+    gen_state s;
+    memset(&s, 0, sizeof s);
+    is_dump d;
+    is_error *e = is_dump_begin(&d, gp->dump_tensors);
+    if (!e) e = run(p, gp, &s, &d, out);
+    if (!e) e = is_dump_finish(&d);
+    else is_dump_abort(&d);
+    gen_state_free(&s);
+    if (e) is_image_result_free(out);
+    return e;
+}
+
+void is_image_result_free(is_image_result *r) {
+    if (!r) return;
+    free(r->image);
+    free(r->rgb);
+    memset(r, 0, sizeof *r);
+}

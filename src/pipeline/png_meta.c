@@ -1,0 +1,119 @@
+/* is_save_png: the image plus an A1111-style "parameters" text chunk, so existing
+ * tools (A1111, ComfyUI, image viewers) show how it was made. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/pipeline_internal.h"
+#include "pipeline/png_write.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s) {
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) return; /* leaves a shorter text; checked by the caller through buf */
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* A1111 quotes a value that contains its separators. */
+static void sb_field(sbuf *b, const char *key, const char *value) {
+    sb_put(b, ", ");
+    sb_put(b, key);
+    sb_put(b, ": ");
+    if (strpbrk(value, ",:\"\n")) {
+        sb_put(b, "\"");
+        for (const char *c = value; *c; c++) {
+            char one[3] = {*c, 0, 0};
+            if (*c == '"' || *c == '\\') one[0] = '\\', one[1] = *c;
+            else if (*c == '\n') one[0] = '\\', one[1] = 'n';
+            sb_put(b, one);
+        }
+        sb_put(b, "\"");
+    } else {
+        sb_put(b, value);
+    }
+}
+
+static const char *base_name(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--; /* "model/" -> "model" */
+    static char name[256];
+    size_t end = n, start = end;
+    while (start > 0 && path[start - 1] != '/') start--;
+    size_t len = end - start < sizeof name - 1 ? end - start : sizeof name - 1;
+    memcpy(name, path + start, len);
+    name[len] = 0;
+    return name;
+}
+
+static const char *sampler_label(is_sampler s) {
+    switch (s) {
+    case IS_SAMPLER_EULER: return "Euler";
+    case IS_SAMPLER_EULER_A: return "Euler a";
+    case IS_SAMPLER_DDIM: return "DDIM";
+    case IS_SAMPLER_DPMPP_2M: return "DPM++ 2M";
+    case IS_SAMPLER_FROM_CONFIG: break;
+    }
+    return "model default";
+}
+
+char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height) {
+    sbuf b = {NULL, 0, 0};
+    char num[64];
+    sb_put(&b, gp->prompt ? gp->prompt : "");
+    if (gp->negative_prompt) {
+        sb_put(&b, "\nNegative prompt: ");
+        sb_put(&b, gp->negative_prompt);
+    }
+    sb_put(&b, "\nSteps: ");
+    snprintf(num, sizeof num, "%d", gp->steps);
+    sb_put(&b, num);
+    sb_field(&b, "Sampler", sampler_label(gp->sampler));
+    if (gp->karras == 1) sb_field(&b, "Schedule type", "Karras");
+    snprintf(num, sizeof num, "%g", gp->cfg);
+    sb_field(&b, "CFG scale", num);
+    if (gp->guidance_rescale > 0) {
+        snprintf(num, sizeof num, "%g", gp->guidance_rescale);
+        sb_field(&b, "CFG rescale", num);
+    }
+    snprintf(num, sizeof num, "%llu", (unsigned long long)gp->seed);
+    sb_field(&b, "Seed", num);
+    snprintf(num, sizeof num, "%dx%d", width, height);
+    sb_field(&b, "Size", num);
+    sb_field(&b, "Model", base_name(p->model_dir));
+    if (p->ip_adapter && gp->style_image) {
+        sb_field(&b, "IP-Adapter", base_name(p->ip_adapter));
+        snprintf(num, sizeof num, "%g", gp->ip_scale);
+        sb_field(&b, "IP-Adapter scale", num);
+        sb_field(&b, "Style image", base_name(gp->style_image));
+        sb_field(&b, "Style blocks", gp->style_blocks ? gp->style_blocks : "style");
+        if (gp->content_prompt) {
+            sb_field(&b, "Content prompt", gp->content_prompt);
+            snprintf(num, sizeof num, "%g", gp->content_scale);
+            sb_field(&b, "Content scale", num);
+        }
+    }
+    sb_field(&b, "Version", "instantstyle " IS_VERSION_STRING);
+    return b.buf;
+}
+
+is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
+                      const is_generate_params *params) {
+    if (!img || !img->rgb) return is_errorf(IS_E_ARGUMENT, "%s: no image to save", path);
+    char *text = is_format_parameters(p, params, img->width, img->height);
+    if (!text) return is_error_oom("PNG parameters");
+    is_png_text chunk = {"parameters", text};
+    is_error *e = is_png_write_rgb8(path, img->rgb, img->width, img->height, &chunk, 1);
+    free(text);
+    return e;
+}
