@@ -2,6 +2,8 @@
  * SDXL for every cases/pipeline_* golden: every dumped tensor and the PNG's pixels. Also
  * bad-input runs: clear error, non-zero exit, no output file left behind. */
 #include <dirent.h>
+#include <png.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,38 @@ static int count_prefixed(const char *dir, const char *prefix) {
         if (!strncmp(ent->d_name, prefix, strlen(prefix))) n++;
     closedir(d);
     return n;
+}
+
+
+/* The PNG's "parameters" text chunk (A1111 layout), or NULL. Caller frees. */
+static char *png_parameters(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    char *result = NULL;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (png && info && !setjmp(png_jmpbuf(png))) {
+        png_init_io(png, fp);
+        png_read_info(png, info);
+        png_textp text = NULL;
+        int n = png_get_text(png, info, &text, NULL);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(text[i].key, "parameters")) result = strdup(text[i].text);
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(fp);
+    return result;
+}
+
+static const char *option(const cJSON *c, const char *key, char *buf, size_t cap) {
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(c, "options");
+    const cJSON *v = opts ? cJSON_GetObjectItemCaseSensitive(opts, key) : NULL;
+    if (cJSON_IsString(v)) return v->valuestring;
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, cap, "%g", v->valuedouble);
+        return buf;
+    }
+    return NULL;
 }
 
 static const char *program(void) {
@@ -125,6 +159,25 @@ static void run_case(const char *group) {
             th_close(what, gv, (size_t)g->numel, x, atol, rtol);
             free(gv);
         }
+    }
+    /* The A1111 "parameters" chunk names the prompt, seed, size and sampler. */
+    char *params = rc == 0 ? png_parameters(out_png) : NULL;
+    th_check(params != NULL, "%s: PNG has no 'parameters' text chunk", group);
+    if (params) {
+        char buf[64], want[256];
+        const char *prompt = option(c, "prompt", buf, sizeof buf);
+        th_check(prompt && !strncmp(params, prompt, strlen(prompt)), "%s: parameters do not start with the prompt: %s",
+                 group, params);
+        snprintf(want, sizeof want, "Seed: %s,", option(c, "seed", buf, sizeof buf));
+        th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        snprintf(want, sizeof want, "Size: %sx", option(c, "width", buf, sizeof buf));
+        th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        const char *sampler = option(c, "sampler", buf, sizeof buf);
+        const char *label = !sampler ? "Sampler: Euler," : !strcmp(sampler, "euler_a") ? "Sampler: Euler a,"
+                            : !strcmp(sampler, "ddim") ? "Sampler: DDIM," : !strcmp(sampler, "dpmpp_2m") ? "Sampler: DPM++ 2M,"
+                            : "Sampler: Euler,";
+        th_check(strstr(params, label) != NULL, "%s: parameters lack '%s': %s", group, label, params);
+        free(params);
     }
     /* The PNG itself: decoded pixels against expected.png (atol 1, as image_u8). */
     char *exp_png = th_case_path(group, "expected.png");

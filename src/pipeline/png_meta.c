@@ -56,15 +56,18 @@ static const char *base_name(const char *path) {
     return name;
 }
 
-static const char *sampler_label(is_sampler s) {
-    switch (s) {
-    case IS_SAMPLER_EULER: return "Euler";
-    case IS_SAMPLER_EULER_A: return "Euler a";
-    case IS_SAMPLER_DDIM: return "DDIM";
-    case IS_SAMPLER_DPMPP_2M: return "DPM++ 2M";
-    case IS_SAMPLER_FROM_CONFIG: break;
-    }
-    return "model default";
+/* A1111's sampler label and schedule type for one of our scheduler names ("dpmpp_2m_karras"). */
+static void sampler_label(const char *name, const char **label, int *karras) {
+    static const struct {
+        const char *prefix, *label;
+    } names[] = {{"euler_a", "Euler a"}, {"euler", "Euler"}, {"ddim", "DDIM"}, {"dpmpp_2m", "DPM++ 2M"}};
+    *label = name;
+    *karras = strstr(name, "karras") != NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strncmp(name, names[i].prefix, strlen(names[i].prefix))) {
+            *label = names[i].label;
+            return;
+        }
 }
 
 char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height) {
@@ -78,8 +81,18 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
     sb_put(&b, "\nSteps: ");
     snprintf(num, sizeof num, "%d", gp->steps);
     sb_put(&b, num);
-    sb_field(&b, "Sampler", sampler_label(gp->sampler));
-    if (gp->karras == 1) sb_field(&b, "Schedule type", "Karras");
+    /* The scheduler that actually ran: options resolved against the model's scheduler config. */
+    is_scheduler *sched = NULL;
+    is_error *e = is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &sched);
+    if (!e) {
+        const char *label;
+        int karras;
+        sampler_label(is_scheduler_name(sched), &label, &karras);
+        sb_field(&b, "Sampler", label);
+        if (karras) sb_field(&b, "Schedule type", "Karras");
+    }
+    is_error_free(e);
+    is_scheduler_free(sched);
     snprintf(num, sizeof num, "%g", gp->cfg);
     sb_field(&b, "CFG scale", num);
     if (gp->guidance_rescale > 0) {
