@@ -96,7 +96,7 @@ void unet_workspace_free(unet_workspace *ws) {
 
 static is_error *ensure_workspace(is_unet *u, const is_unet_input *in, plan *p) {
     unet_workspace *ws = &u->ws;
-    int ntok = in->ip_tokens ? is_unet_ip_num_tokens(u) : 0;
+    int ntok = is_unet_ip_num_tokens(u); /* sized for the adapter whether or not this call passes tokens */
     make_plan(u, in->height, in->width, p);
     if (ws->valid && ws->batch == in->batch && ws->height == in->height && ws->width == in->width &&
         ws->seq_len == in->seq_len && ws->ip_tokens == ntok)
