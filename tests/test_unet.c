@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "harness.h"
 #include "instantstyle.h"
+#include "unet/unet_internal.h"
 
 #define GROUP "unet"
 
@@ -279,6 +282,138 @@ static void test_basics(is_unet *u, const cJSON *root) {
     free(nodir);
 }
 
+/* ---- config parsing: the real SDXL base config (head-count quirk) and refused features. */
+
+static const char *SDXL_CONFIG =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"act_fn\": \"silu\", \"addition_embed_type\": \"text_time\","
+    " \"addition_embed_type_num_heads\": 64, \"addition_time_embed_dim\": 256, \"attention_head_dim\": [5, 10, 20],"
+    " \"block_out_channels\": [320, 640, 1280], \"center_input_sample\": false, \"class_embed_type\": null,"
+    " \"class_embeddings_concat\": false, \"conv_in_kernel\": 3, \"conv_out_kernel\": 3, \"cross_attention_dim\": 2048,"
+    " \"cross_attention_norm\": null, \"down_block_types\": [\"DownBlock2D\", \"CrossAttnDownBlock2D\","
+    " \"CrossAttnDownBlock2D\"], \"downsample_padding\": 1, \"dual_cross_attention\": false, \"encoder_hid_dim\": null,"
+    " \"encoder_hid_dim_type\": null, \"flip_sin_to_cos\": true, \"freq_shift\": 0, \"in_channels\": 4,"
+    " \"layers_per_block\": 2, \"mid_block_only_cross_attention\": null, \"mid_block_scale_factor\": 1,"
+    " \"mid_block_type\": \"UNetMidBlock2DCrossAttn\", \"norm_eps\": 1e-05, \"norm_num_groups\": 32,"
+    " \"num_attention_heads\": null, \"num_class_embeds\": null, \"only_cross_attention\": false, \"out_channels\": 4,"
+    " \"projection_class_embeddings_input_dim\": 2816, \"resnet_out_scale_factor\": 1.0, \"resnet_skip_time_act\": false,"
+    " \"resnet_time_scale_shift\": \"default\", \"sample_size\": 128, \"time_cond_proj_dim\": null,"
+    " \"time_embedding_act_fn\": null, \"time_embedding_dim\": null, \"time_embedding_type\": \"positional\","
+    " \"timestep_post_act\": null, \"transformer_layers_per_block\": [1, 2, 10], \"up_block_types\":"
+    " [\"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"UpBlock2D\"], \"upcast_attention\": null,"
+    " \"use_linear_projection\": true}";
+
+static is_error *parse_config_text(const char *text, const char *file, unet_config *c) {
+    char *path = is_path_join(th_tmpdir(), file);
+    is_error *err = is_write_file_atomic(path, text, strlen(text));
+    is_config cfg = {0};
+    if (!err) err = is_config_load(path, &cfg);
+    if (!err) err = unet_config_parse(&cfg, c);
+    is_config_free(&cfg);
+    free(path);
+    return err;
+}
+
+/* SDXL_CONFIG with `key`'s value text replaced. */
+static char *config_with(const char *key, const char *value) {
+    char needle[96];
+    snprintf(needle, sizeof needle, "\"%s\": ", key);
+    const char *at = strstr(SDXL_CONFIG, needle);
+    if (!at) return NULL;
+    const char *v = at + strlen(needle), *end = v;
+    int depth = 0;
+    while (*end && (depth > 0 || (*end != ',' && *end != '}'))) {
+        if (*end == '[') depth++;
+        if (*end == ']') depth--;
+        end++;
+    }
+    size_t n = strlen(SDXL_CONFIG) + strlen(value) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(v - SDXL_CONFIG), SDXL_CONFIG, value, end);
+    return out;
+}
+
+static void test_configs(void) {
+    unet_config c;
+    if (th_ok(parse_config_text(SDXL_CONFIG, "sdxl-unet-config.json", &c), "real SDXL UNet config")) {
+        th_check(c.heads[0] == 5 && c.heads[1] == 10 && c.heads[2] == 20,
+                 "SDXL: attention_head_dim [5, 10, 20] are head COUNTS (num_attention_heads is null)");
+        th_check(c.block_out[1] / c.heads[1] == 64 && c.block_out[2] / c.heads[2] == 64, "SDXL: head size 64");
+        th_check(c.transformer_layers[2] == 10 && c.time_embed_dim == 1280 && c.cross_attention_dim == 2048,
+                 "SDXL: 10 transformer layers in block 2, time embedding 1280, cross-attention 2048");
+        th_check(c.add_in_dim - 6 * c.add_time_dim == 1280, "SDXL: pooled text embedding 1280");
+        th_check(c.down_cross[1] && !c.down_cross[0] && c.up_cross[0] && !c.up_cross[2] && c.has_mid,
+                 "SDXL: block types");
+    }
+    struct {
+        const char *key, *value, *needle;
+    } bad[] = {
+        {"resnet_time_scale_shift", "\"scale_shift\"", "resnet_time_scale_shift"},
+        {"down_block_types", "[\"DownBlock2D\", \"SimpleCrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\"]",
+         "SimpleCrossAttnDownBlock2D"},
+        {"attention_head_dim", "[5, 7, 20]", "not divisible by attention_head_dim[1] = 7"},
+        {"block_out_channels", "[320, 640]", "one entry per block_out_channels"},
+        {"class_embed_type", "\"timestep\"", "class_embed_type"},
+        {"only_cross_attention", "[false, true, false]", "only_cross_attention"},
+        {"projection_class_embeddings_input_dim", "1536", "projection_class_embeddings_input_dim"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = config_with(bad[i].key, bad[i].value), what[96];
+        snprintf(what, sizeof what, "config with %s = %s", bad[i].key, bad[i].value);
+        if (!text) {
+            th_check(0, "%s: key missing from the test config", what);
+            continue;
+        }
+        th_fails(parse_config_text(text, "bad-unet-config.json", &c), bad[i].needle, what);
+        free(text);
+    }
+}
+
+/* A UNet folder whose weights lack one tensor, and one whose config disagrees with the weights. */
+static void test_bad_unet_folders(const char *unet_dir) {
+    char *real_weights = is_path_join(unet_dir, "diffusion_pytorch_model.safetensors");
+    char *real_config = is_path_join(unet_dir, "config.json");
+    is_st *st = NULL;
+    if (!th_ok(is_st_open(real_weights, &st), "open tiny UNet weights")) goto done;
+    const char *dropped = "mid_block.attentions.0.transformer_blocks.1.ff.net.2.weight";
+    is_st_writer *w = is_st_writer_new();
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        const is_tensor *t = is_st_at(st, i);
+        if (strcmp(t->name, dropped)) is_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+    }
+    char *dir = is_path_join(th_tmpdir(), "unet-missing-tensor");
+    char *cfg = NULL, *wpath = is_path_join(dir, "diffusion_pytorch_model.safetensors"), *cpath = is_path_join(dir, "config.json");
+    size_t n = 0;
+    is_unet *u = NULL;
+    if (th_ok(is_read_file(real_config, 1 << 20, &cfg, &n), "read tiny config") &&
+        (mkdir(dir, 0755) == 0 || is_file_exists(dir)) && th_ok(is_write_file_atomic(cpath, cfg, n), "write config") &&
+        th_ok(is_st_writer_save(w, wpath), "write weights")) {
+        th_fails(is_unet_load(dir, &u), dropped, "UNet weights without one tensor");
+        /* Same folder, complete weights, but a config saying cross_attention_dim 64. */
+        is_st_writer_free(w);
+        w = is_st_writer_new();
+        for (size_t i = 0; i < is_st_count(st); i++) {
+            const is_tensor *t = is_st_at(st, i);
+            is_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+        }
+        char *c2 = strdup(cfg), *at = strstr(c2, "\"cross_attention_dim\": 96");
+        if (at) memcpy(at, "\"cross_attention_dim\": 64", 25);
+        th_ok(is_write_file_atomic(cpath, c2, strlen(c2)), "write config");
+        th_ok(is_st_writer_save(w, wpath), "write weights");
+        th_fails(is_unet_load(dir, &u), "attn2.to_k.weight", "config cross_attention_dim 64 vs weights 96");
+        th_check(u == NULL, "no UNet on failure");
+        free(c2);
+    }
+    is_st_writer_free(w);
+    free(cfg);
+    free(wpath);
+    free(cpath);
+    free(dir);
+    is_st_close(st);
+done:
+    free(real_weights);
+    free(real_config);
+}
+
 int main(void) {
     cJSON *root = th_load_cases(GROUP);
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases"), *c;
@@ -288,6 +423,8 @@ int main(void) {
     is_st *inputs = th_open_expected(GROUP, "inputs.safetensors");
     if (!th_ok(is_unet_load(unet_dir, &u), "load tiny SDXL UNet") || !inputs) return th_done();
     test_basics(u, root);
+    test_configs();
+    test_bad_unet_folders(unet_dir);
 
     /* Plain UNet (no adapter loaded). */
     cJSON_ArrayForEach(c, cases) if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ip_adapter")))
