@@ -44,6 +44,13 @@ void is_error_free(is_error *err);
 void is_set_threads(int n);
 int is_get_threads(void);
 
+/* ---------------------------------------------------------------- debug hooks */
+
+/* Called by the networks with named f32 intermediates of batch item batch_index (shape excludes
+ * the batch axis), so callers can dump or compare them. */
+typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, const float *data, int ndim,
+                               const int64_t *shape);
+
 /* ---------------------------------------------------------------- tokenizer */
 /* (section: text/tokenizer) */
 
@@ -157,9 +164,8 @@ float is_unet_cross_attn_scale(const is_unet *u, int i);
  * ComfyUI layer_weights index (forward order down, mid, up: 0..10 on SDXL). */
 const char *is_unet_cross_attn_module(const is_unet *u, int i);
 int is_unet_cross_attn_comfy_index(const is_unet *u, int i);
-/* Debug hook: called with each named intermediate ("t_emb", "time_emb", "time_ids_emb", "aug_emb", "conv_in",
- * "down_blocks.0", ..., "mid_block", "up_blocks.N", "noise_pred") of batch item b; shape excludes the batch axis. */
-typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, const float *data, int ndim, const int64_t *shape);
+/* is_unet_input.hook receives "t_emb", "time_emb", "time_ids_emb", "aug_emb", "conv_in", "down_blocks.0", ...,
+ * "mid_block", "up_blocks.N", "noise_pred" of each batch item. */
 typedef struct {
     int batch, height, width;            /* latent size */
     const float *sample;                 /* [batch, in_channels, height, width] */
@@ -177,13 +183,6 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
 /* ---------------------------------------------------------------- VAE */
 /* (section: vae/) */
 
-#ifndef IS_TENSOR_HOOK_DEFINED
-#define IS_TENSOR_HOOK_DEFINED
-/* Debug hook (the same typedef as in the unet section; C11 allows repeating it): named f32
- * intermediates of batch item batch_index; shape excludes the batch axis. */
-typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, const float *data, int ndim,
-                               const int64_t *shape);
-#endif
 
 /* diffusers AutoencoderKL (SDXL VAE). Always computed in float32 (SDXL's VAE overflows in f16;
  * weights stay in their stored dtype and are converted by the kernels). An is_vae keeps its
