@@ -1,6 +1,8 @@
 /* make-tiny-model: every file exists and parses; tensor names, shapes and dtypes match what the
  * loaders expect (checked against the golden tiny model, which the real diffusers / transformers
- * / h94 code saved); configs agree; weights are deterministic in the seed; error paths. */
+ * / h94 code saved); configs agree; every loader accepts the files and one forward of each network
+ * (and a short end-to-end generate) gives finite numbers; weights are deterministic in the seed;
+ * error paths. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <math.h>
@@ -390,6 +392,168 @@ static void check_text_encoders(void) {
     }
 }
 
+static void check_tokenizers(void) {
+    const char *dirs[] = {"sdxl/tokenizer", "sdxl/tokenizer_2"};
+    for (int k = 0; k < 2; k++) {
+        char *dir = mine(dirs[k]);
+        is_tokenizer *tok = NULL;
+        if (th_ok(is_tokenizer_load(dir, &tok), dir)) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            /* No merges: each word is its bytes, the last one with </w> (id + 256); "Hi, é!" lowercased is
+             * "hi" "," "é" (bytes C3 A9: ids 127, 102) "!" -- except that tokenizer_2's pad token is "!",
+             * which (as in transformers) is split out as the special token itself, id 0. */
+            if (th_ok(is_tokenizer_encode(tok, "Hi, \xc3\xa9!", &ids, &n), "encode")) {
+                const int32_t want[] = {512, 71, 72 + 256, 11 + 256, 127, 102 + 256, k ? 0 : 256, 513};
+                int same = n == sizeof want / sizeof *want;
+                for (size_t i = 0; same && i < n; i++) same = ids[i] == want[i];
+                th_check(same, "%s: byte-level ids (n=%zu)", dirs[k], n);
+            }
+            free(ids);
+            th_check(is_tokenizer_bos_id(tok) == 512 && is_tokenizer_eos_id(tok) == 513 &&
+                         is_tokenizer_pad_id(tok) == (k ? 0 : 513),
+                     "%s: bos/eos/pad ids", dirs[k]);
+        }
+        is_tokenizer_free(tok);
+        free(dir);
+    }
+}
+
+static void check_prompt(void) {
+    char *dir = mine("sdxl");
+    is_sdxl_text *t = NULL;
+    if (th_ok(is_sdxl_text_load(dir, &t), dir)) {
+        const int s = is_sdxl_text_seq_len(t), e = is_sdxl_text_embed_dim(t), p = is_sdxl_text_pooled_dim(t);
+        th_check(s == 77 && e == 96 && p == 48, "sdxl text sizes %d %d %d", s, e, p);
+        float *emb = malloc(sizeof(float) * (size_t)(s * e)), *pooled = malloc(sizeof(float) * (size_t)p);
+        if (th_ok(is_sdxl_encode_prompt(t, "a cat, watercolor", NULL, emb, pooled, NULL), "encode prompt"))
+            th_check(all_finite(emb, (size_t)(s * e)) && all_finite(pooled, (size_t)p), "prompt embeddings finite");
+        free(emb);
+        free(pooled);
+    }
+    is_sdxl_text_free(t);
+    free(dir);
+}
+
+static void check_vae(void) {
+    char *dir = mine("sdxl/vae");
+    is_vae *v = NULL;
+    if (th_ok(is_vae_load(dir, &v), dir)) {
+        const int c = is_vae_latent_channels(v), f = is_vae_scale(v), h = 4, w = 6;
+        th_check(c == 4 && f == 8, "vae sizes");
+        float *lat = malloc(sizeof(float) * (size_t)(c * h * w)), *img = malloc(sizeof(float) * (size_t)(3 * h * f * w * f));
+        float *mean = malloc(sizeof(float) * (size_t)(c * h * w)), *logvar = malloc(sizeof(float) * (size_t)(c * h * w));
+        for (int i = 0; i < c * h * w; i++) lat[i] = (float)((i * 37 % 17) - 8) / 4.0f;
+        if (th_ok(is_vae_decode(v, lat, h, w, NULL, img), "vae decode"))
+            th_check(all_finite(img, (size_t)(3 * h * f * w * f)), "vae decode finite");
+        if (th_ok(is_vae_encode(v, img, h * f, w * f, mean, logvar), "vae encode"))
+            th_check(all_finite(mean, (size_t)(c * h * w)) && all_finite(logvar, (size_t)(c * h * w)), "vae encode finite");
+        free(lat);
+        free(img);
+        free(mean);
+        free(logvar);
+    }
+    is_vae_free(v);
+    free(dir);
+}
+
+static void check_image_encoder(void) {
+    char *dir = mine("ip-adapter/image_encoder");
+    is_image_encoder *enc = NULL;
+    if (th_ok(is_image_encoder_load(dir, &enc), dir)) {
+        const int s = is_image_encoder_image_size(enc), pd = is_image_encoder_projection_dim(enc);
+        const int nt = is_image_encoder_num_tokens(enc), hd = is_image_encoder_hidden_size(enc);
+        th_check(s == 224 && pd == 48 && nt == 50 && hd == 32, "image encoder sizes");
+        is_image img = {40, 30, malloc(40 * 30 * 3)};
+        for (int i = 0; i < 40 * 30 * 3; i++) img.rgb[i] = (uint8_t)(i * 7);
+        float *px = malloc(sizeof(float) * 3 * (size_t)(s * s)), *emb = malloc(sizeof(float) * (size_t)pd);
+        float *pen = malloc(sizeof(float) * (size_t)(nt * hd));
+        if (th_ok(is_image_preprocess(enc, &img, px), "preprocess") &&
+            th_ok(is_image_encoder_forward(enc, px, emb, pen), "image encoder forward"))
+            th_check(all_finite(emb, (size_t)pd) && all_finite(pen, (size_t)(nt * hd)), "image encoder finite");
+        free(img.rgb);
+        free(px);
+        free(emb);
+        free(pen);
+    }
+    is_image_encoder_free(enc);
+    free(dir);
+}
+
+static void check_unet(void) {
+    char *dir = mine("sdxl/unet"), *ip = mine("ip-adapter/ip-adapter_sdxl.safetensors");
+    is_unet *u = NULL;
+    if (th_ok(is_unet_load(dir, &u), dir)) {
+        const int cin = is_unet_in_channels(u), cout = is_unet_out_channels(u), cross = is_unet_cross_attention_dim(u);
+        const int pooled = is_unet_pooled_dim(u), h = 8, w = 8, seq = 77;
+        th_check(cin == 4 && cout == 4 && cross == 96 && pooled == 48 && is_unet_time_ids_count(u) == 6, "unet sizes");
+        if (th_ok(is_unet_load_ip_adapter(u, ip, 48), ip)) {
+            th_check(is_unet_has_ip_adapter(u) && is_unet_ip_embed_dim(u) == 48 && is_unet_ip_num_tokens(u) == 4 &&
+                         is_unet_num_cross_attn(u) == 17,
+                     "adapter sizes: 48-d image embeds, 4 tokens, 17 cross-attentions");
+            th_ok(is_unet_set_ip_scale(u, "style", 1.0f), "style blocks");
+        }
+        const int nt = is_unet_has_ip_adapter(u) ? is_unet_ip_num_tokens(u) : 0;
+        float *x = malloc(sizeof(float) * (size_t)(cin * h * w)), *out = malloc(sizeof(float) * (size_t)(cout * h * w));
+        float *ctx = malloc(sizeof(float) * (size_t)(seq * cross)), *te = malloc(sizeof(float) * (size_t)pooled);
+        float *img = malloc(sizeof(float) * 48), *tok = malloc(sizeof(float) * (size_t)((nt ? nt : 1) * cross));
+        const float time_ids[6] = {64, 64, 0, 0, 64, 64};
+        for (int i = 0; i < cin * h * w; i++) x[i] = (float)((i * 37 % 17) - 8) / 8.0f;
+        for (int i = 0; i < seq * cross; i++) ctx[i] = (float)((i * 13 % 11) - 5) / 5.0f;
+        for (int i = 0; i < pooled; i++) te[i] = (float)((i % 7) - 3) / 3.0f;
+        for (int i = 0; i < 48; i++) img[i] = (float)((i % 5) - 2) / 2.0f;
+        if (nt) th_ok(is_unet_ip_tokens(u, img, 1, tok), "image_proj");
+        is_unet_input in = {.batch = 1, .height = h, .width = w, .sample = x, .timestep = 999.0f,
+                            .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids,
+                            .ip_tokens = nt ? tok : NULL};
+        if (th_ok(is_unet_forward(u, &in, out), "unet forward"))
+            th_check(all_finite(out, (size_t)(cout * h * w)), "unet forward finite (with the IP-Adapter)");
+        free(x);
+        free(out);
+        free(ctx);
+        free(te);
+        free(img);
+        free(tok);
+    }
+    is_unet_free(u);
+    free(dir);
+    free(ip);
+}
+
+/* The README's first command in library form: the whole pipeline on the tiny model, small and short. */
+static void check_generate(void) {
+    char *sdxl = mine("sdxl"), *ip = mine("ip-adapter/ip-adapter_sdxl.safetensors");
+    char *style = th_golden_path("images/odd_rgb_301x217.png");
+    is_pipeline_paths paths = {sdxl, ip, NULL};
+    is_pipeline *p = NULL;
+    if (th_ok(is_pipeline_load(&paths, &p), "pipeline load")) {
+        is_generate_params g;
+        is_generate_params_init(&g);
+        g.prompt = "a cat sitting on a chair";
+        g.content_prompt = "a landscape";
+        g.style_image = style;
+        g.width = 64;
+        g.height = 48;
+        g.steps = 3;
+        g.seed = 42;
+        is_image_result r = {0};
+        if (th_ok(is_generate(p, &g, &r), "generate on the tiny model")) {
+            const size_t n = 3 * (size_t)r.width * (size_t)r.height;
+            int in_range = r.width == 64 && r.height == 48 && r.image && r.rgb;
+            for (size_t i = 0; in_range && i < n; i++) in_range = r.image[i] >= 0.0f && r.image[i] <= 1.0f;
+            th_check(in_range, "generated a 64x48 image with values in 0..1");
+            char *png = mine("tiny.png");
+            th_ok(is_save_png(png, &r, p, &g), png);
+            free(png);
+        }
+        is_image_result_free(&r);
+    }
+    is_pipeline_free(p);
+    free(sdxl);
+    free(ip);
+    free(style);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s/tiny-model", th_tmpdir());
     if (!th_ok(is_make_tiny_model(g_dir, 0, 1), "make tiny model")) return th_done();
@@ -400,6 +564,12 @@ int main(void) {
     check_adapter_numbering();
     check_init();
     check_text_encoders();
+    check_tokenizers();
+    check_prompt();
+    check_image_encoder();
+    check_unet();
+    check_vae();
+    check_generate();
     check_determinism_and_errors();
     return th_done();
 }
