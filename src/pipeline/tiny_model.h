@@ -3,9 +3,9 @@
  *
  * Every size lives in one table (tm_spec); every tensor name and shape is derived from it the way
  * diffusers and transformers build their modules, so changing a size keeps the files consistent.
- * The pieces: tiny_model.c (folders, model_index, scheduler), tiny_model_weights.c (seeded random
- * tensors + JSON output), tiny_model_unet.c, tiny_model_vae.c, tiny_model_clip.c (text encoders,
- * image encoder), tiny_model_tokenizer.c, tiny_model_adapter.c. */
+ * The pieces: tiny_model.c (sizes, folders, model_index, scheduler), tiny_model_weights.c (seeded
+ * random tensors), tiny_model_json.c (config output), tiny_model_unet.c, tiny_model_vae.c,
+ * tiny_model_clip.c (text encoders, image encoder), tiny_model_tokenizer.c, tiny_model_adapter.c. */
 #ifndef IS_PIPELINE_TINY_MODEL_H
 #define IS_PIPELINE_TINY_MODEL_H
 
