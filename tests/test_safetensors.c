@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/safetensors.h"
@@ -125,8 +127,31 @@ static void test_roundtrip_and_shards(void) {
     free(idx);
 }
 
+/* Model folders: the plain name first, then the sharded index, then the .fp16 variants. */
+static void test_open_in_dir(void) {
+    char *dir = is_path_join(th_tmpdir(), "weights-dir");
+    mkdir(dir, 0755);
+    char *fp16 = is_path_join(dir, "model.fp16.safetensors");
+    unlink(fp16);
+    is_st *st = NULL;
+    th_fails(is_st_open_in_dir(dir, "model", &st), "no weights found", "empty model folder");
+    is_st_writer *w = is_st_writer_new();
+    float one = 1.0f;
+    int64_t shape[1] = {1};
+    th_ok(is_st_writer_add_f32(w, "x", 1, shape, &one), "add x");
+    th_ok(is_st_writer_save(w, fp16), "save fp16 variant");
+    is_st_writer_free(w);
+    if (th_ok(is_st_open_in_dir(dir, "model", &st), "open the .fp16 variant")) {
+        th_check(!strcmp(is_st_path(st), fp16), "picked %s", is_st_path(st));
+        is_st_close(st);
+    }
+    free(fp16);
+    free(dir);
+}
+
 int main(void) {
     test_dtypes();
+    test_open_in_dir();
     test_golden_unet();
     test_roundtrip_and_shards();
 

@@ -288,6 +288,26 @@ is_error *is_st_open(const char *path, is_st **out) {
     return NULL;
 }
 
+is_error *is_st_open_in_dir(const char *dir, const char *stem, is_st **out) {
+    static const char *const suffixes[] = {".safetensors", ".safetensors.index.json", ".fp16.safetensors",
+                                           ".fp16.safetensors.index.json"};
+    *out = NULL;
+    char name[512];
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        snprintf(name, sizeof name, "%s%s", stem, suffixes[i]);
+        char *path = is_path_join(dir, name);
+        if (!path) return is_error_oom(dir);
+        if (is_file_exists(path)) {
+            is_error *e = is_st_open(path, out);
+            free(path);
+            return e;
+        }
+        free(path);
+    }
+    return is_errorf(IS_E_IO, "%s: no weights found (expected %s.safetensors, its sharded .index.json, or the "
+                     ".fp16 variants)", dir, stem);
+}
+
 void is_st_close(is_st *st) {
     if (!st) return;
     for (size_t i = 0; i < st->n_tensors; i++) free(st->names[i]);

@@ -10,6 +10,10 @@ typedef struct is_st is_st;
 /* Open a .safetensors file, or a sharded set through its .index.json. */
 is_error *is_st_open(const char *path, is_st **out);
 void is_st_close(is_st *st);
+/* Open a model folder's weights by diffusers/transformers naming: "<stem>.safetensors", its sharded
+ * "<stem>.safetensors.index.json", then the ".fp16" variants of both. The error names what was
+ * expected when none exists. */
+is_error *is_st_open_in_dir(const char *dir, const char *stem, is_st **out);
 
 const char *is_st_path(const is_st *st);
 size_t is_st_count(const is_st *st);

@@ -6,14 +6,6 @@
 #include "core/fileio.h"
 #include "unet/unet_internal.h"
 
-/* diffusers' file names, unsharded first, then the fp16 variant. */
-static const char *const WEIGHT_FILES[] = {
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.safetensors.index.json",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.fp16.safetensors.index.json",
-};
-
 static is_error *load(is_unet *u, const char *dir) {
     u->dir = strdup(dir);
     if (!u->dir) return is_error_oom("unet dir");
@@ -23,18 +15,7 @@ static is_error *load(is_unet *u, const char *dir) {
     is_config_free(&cfg);
     IS_TRY(err);
 
-    char *path = NULL;
-    for (size_t i = 0; i < sizeof WEIGHT_FILES / sizeof WEIGHT_FILES[0] && !path; i++) {
-        char *p = is_path_join(dir, WEIGHT_FILES[i]);
-        if (!p) return is_error_oom("path");
-        if (is_file_exists(p)) path = p;
-        else free(p);
-    }
-    if (!path)
-        return is_errorf(IS_E_IO, "%s: no UNet weights (expected %s or its sharded .index.json)", dir, WEIGHT_FILES[0]);
-    err = is_st_open(path, &u->st);
-    free(path);
-    IS_TRY(err);
+    IS_TRY(is_st_open_in_dir(dir, "diffusion_pytorch_model", &u->st));
     return unet_load_weights(u);
 }
 

@@ -248,30 +248,6 @@ static is_error *load_weights(is_vae *v) {
     return load_decoder(v);
 }
 
-/* The first of the usual weight file names that exists (the plain name when none does, so the
- * error names the file that was expected). */
-static is_error *open_weights(is_vae *v, const char *dir) {
-    static const char *names[] = {"diffusion_pytorch_model.safetensors",
-                                  "diffusion_pytorch_model.safetensors.index.json",
-                                  "diffusion_pytorch_model.fp16.safetensors"};
-    size_t pick = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char *path = is_path_join(dir, names[i]);
-        if (!path) return is_error_oom("vae path");
-        int found = is_file_exists(path);
-        free(path);
-        if (found) {
-            pick = i;
-            break;
-        }
-    }
-    char *path = is_path_join(dir, names[pick]);
-    if (!path) return is_error_oom("vae path");
-    is_error *e = is_st_open(path, &v->st);
-    free(path);
-    return e;
-}
-
 is_error *is_vae_load(const char *vae_dir, is_vae **out) {
     *out = NULL;
     if (!vae_dir) return is_errorf(IS_E_ARGUMENT, "is_vae_load: vae_dir is NULL");
@@ -281,7 +257,7 @@ is_error *is_vae_load(const char *vae_dir, is_vae **out) {
     is_error *e = is_config_load_in(vae_dir, "config.json", &cfg);
     if (!e) e = parse_config(v, &cfg);
     is_config_free(&cfg);
-    if (!e) e = open_weights(v, vae_dir);
+    if (!e) e = is_st_open_in_dir(vae_dir, "diffusion_pytorch_model", &v->st);
     if (!e) e = load_weights(v);
     if (!e && !(v->dir = strdup(vae_dir))) e = is_error_oom("vae");
     if (e) {
