@@ -1,10 +1,10 @@
 /* instantstyle make-tiny-model DIR: a small random-weight SDXL + IP-Adapter for smoke tests. */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "instantstyle.h"
 
@@ -25,17 +25,6 @@ static void usage(FILE *out) {
             "  instantstyle make-tiny-model /tmp/tiny\n");
 }
 
-/* A whole-string non-negative decimal; 0 on success. */
-static int parse_seed(const char *s, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    if (*s < '0' || *s > '9') return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
 int is_cmd_make_tiny_model(int argc, char **argv) {
     uint64_t seed = 0;
     int force = 0;
@@ -48,12 +37,9 @@ int is_cmd_make_tiny_model(int argc, char **argv) {
         } else if (!strcmp(a, "--force")) {
             force = 1;
         } else if (!strcmp(a, "--seed")) {
-            v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v || parse_seed(v, &seed)) {
-                fprintf(stderr, "instantstyle make-tiny-model: --seed needs a non-negative integer%s%s%s\n",
-                        v ? " (got '" : "", v ? v : "", v ? "')" : "");
-                return 2;
-            }
+            is_error *e = is_arg_value(argc, argv, &i, &v);
+            if (!e) e = is_arg_u64(a, v, &seed);
+            if (e) return is_cli_fail(e);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "instantstyle make-tiny-model: unknown option '%s'\n\n", a);
             usage(stderr);

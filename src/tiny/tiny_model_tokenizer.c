@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 #define N_BYTES 256
 

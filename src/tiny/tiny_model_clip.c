@@ -2,7 +2,7 @@
  * and CLIPVisionModelWithProjection share the encoder; only embeddings and heads differ. */
 #include <stdio.h>
 
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 static void encoder_layers(tm_weights *g, const char *model, const tm_clip_spec *s) {
     const int64_t h = s->hidden_size;

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "core/fileio.h"
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 /* Structurally SDXL, a few MB: three UNet levels [DownBlock2D, CrossAttnDownBlock2D x2] with
  * [1, 1, 2] transformer layers (11 Transformer2DModels, 17 cross-attentions), head counts in

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 /* splitmix64: tiny, well-mixed, and the same on every platform. */
 static uint64_t next_u64(uint64_t *s) {

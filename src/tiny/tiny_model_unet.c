@@ -2,7 +2,7 @@
  * them, every shape derived from the spec the way diffusers builds its blocks. */
 #include <stdio.h>
 
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 /* ResnetBlock2D; temb = 0 for none. conv_shortcut only when the channel count changes. */
 static void resnet(tm_weights *g, const char *p, int64_t in, int64_t out, int64_t temb) {

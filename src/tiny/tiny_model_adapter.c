@@ -6,7 +6,7 @@
  * adapter weights, so the files hold the odd numbers 1, 3, 5, ... */
 #include <stdio.h>
 
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 typedef struct {
     tm_weights *g;

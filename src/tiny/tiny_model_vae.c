@@ -1,7 +1,7 @@
 /* The tiny model's AutoencoderKL: config.json and F32 weights named as diffusers names them. */
 #include <stdio.h>
 
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 /* ResnetBlock2D without time embedding. */
 static void resnet(tm_weights *g, const char *p, int64_t in, int64_t out) {

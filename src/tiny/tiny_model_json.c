@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
-#include "pipeline/tiny_model.h"
+#include "tiny/tiny_model.h"
 
 tm_json tm_json_new(void) {
     tm_json j = {cJSON_CreateObject(), 0};
