@@ -418,9 +418,23 @@ static void test_flops(void) {
     free(q), free(o);
 }
 
+/* Scratch memory: reserve up front, report, release; kernels regrow it afterwards. */
+static void test_scratch(void) {
+    th_fails(is_kernels_reserve(-1), "negative", "is_kernels_reserve(-1) is an argument error");
+    th_ok(is_kernels_reserve(1 << 20), "is_kernels_reserve(1M weights)");
+    th_check(is_kernels_scratch_bytes() >= ((size_t)1 << 22), "scratch holds the reserved weight buffer (%zu bytes)",
+             is_kernels_scratch_bytes());
+    is_kernels_release();
+    th_check(is_kernels_scratch_bytes() == 0, "release frees all scratch (%zu bytes left)", is_kernels_scratch_bytes());
+    check_conv(8, 9, 9, 8, 3, 1, 1, IS_DT_F16, 1);
+    check_linear(3, 40, 24, IS_DT_F16, 1, IS_DT_F16);
+    th_check(is_kernels_scratch_bytes() > 0, "kernels regrow scratch after a release");
+}
+
 int main(void) {
     test_hand_values();
     test_flops();
+    test_scratch();
     for (g_threads = 1; g_threads <= 2; g_threads++) {
         is_set_threads(g_threads);
         test_linear();

@@ -60,4 +60,13 @@ void is_k_transpose(float *out, const float *in, int64_t R, int64_t C);
 /* Nearest-neighbour 2x upsampling of [C,H,W] -> [C,2H,2W]. */
 void is_k_upsample_nearest2x(float *out, const float *in, int64_t C, int64_t H, int64_t W);
 
+/* ---- Scratch memory (src/kernels/scratch.c). Kernels keep reusable buffers (weights converted to
+ * f32 layer- or panel-wise, per-thread tiles) that grow on demand and persist, so repeated calls do
+ * not allocate. Growing aborts if memory runs out; call is_kernels_reserve() once up front (after
+ * is_set_threads, e.g. when loading a model) to allocate now and get IS_E_NOMEM instead.
+ * max_weight_numel: the largest weight (elements) the caller will pass to is_k_conv2d or is_k_linear. */
+is_error *is_kernels_reserve(int64_t max_weight_numel);
+size_t is_kernels_scratch_bytes(void); /* bytes held now */
+void is_kernels_release(void);         /* free all scratch (it regrows on the next call) */
+
 #endif

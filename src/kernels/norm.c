@@ -1,81 +1,50 @@
-/* GroupNorm (optionally fused with SiLU) and LayerNorm; statistics accumulated in double
- * so the result does not depend on summation order beyond float rounding. */
+/* GroupNorm (optionally fused with SiLU) and LayerNorm. Statistics are one pass of sum and sum of
+ * squares in double (exact enough that the order of summation does not matter at float precision),
+ * then one fused normalise(+affine, +SiLU) pass. */
 #include <math.h>
-#include <stdlib.h>
 
 #include "kernels/kernels.h"
+#include "kernels/scratch.h"
+#include "kernels/vmath.h"
+
+/* mean and 1/sqrt(var + eps) of n floats (biased variance). */
+static void moments(const float *x, int64_t n, float eps, float *mean, float *inv) {
+    double s, q;
+    is_v_sum_sq(x, n, &s, &q);
+    double m = s / (double)n, var = q / (double)n - m * m;
+    var = var > 0 ? var : 0;
+    *mean = (float)m;
+    *inv = (float)(1.0 / sqrt(var + eps));
+}
 
 void is_k_group_norm(float *y, const float *x, int64_t C, int64_t HW, int64_t groups, float eps,
                      const is_tensor *gamma, const is_tensor *beta, int silu) {
     int64_t cpg = C / groups;
-    float *g = malloc((size_t)C * sizeof(float)), *b = malloc((size_t)C * sizeof(float));
-    if (!g || !b) abort();
+    float *g = is_scratch(IS_SCR_NORM, (size_t)(2 * C)), *b = g + C;
     is_tensor_to_f32(gamma, g);
     is_tensor_to_f32(beta, b);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (int64_t gi = 0; gi < groups; gi++) {
-        const float *xs = x + gi * cpg * HW;
-        int64_t n = cpg * HW;
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < n; i++) sum += xs[i];
-        double mean = sum / (double)n;
-        for (int64_t i = 0; i < n; i++) {
-            double d = xs[i] - mean;
-            sq += d * d;
-        }
-        float inv = (float)(1.0 / sqrt(sq / (double)n + eps)), m = (float)mean;
+        float m, inv;
+        moments(x + gi * cpg * HW, cpg * HW, eps, &m, &inv);
         for (int64_t c = gi * cpg; c < (gi + 1) * cpg; c++) {
-            float sc = g[c] * inv, sh = b[c] - m * sc;
-            const float *xc = x + c * HW;
-            float *yc = y + c * HW;
-            if (silu) {
-                for (int64_t i = 0; i < HW; i++) {
-                    float v = xc[i] * sc + sh;
-                    yc[i] = v / (1.0f + expf(-v));
-                }
-            } else {
-                for (int64_t i = 0; i < HW; i++) yc[i] = xc[i] * sc + sh;
-            }
+            float sc = g[c] * inv;
+            is_v_affine(y + c * HW, x + c * HW, HW, sc, b[c] - m * sc, silu);
         }
     }
     is_flops_add(7.0 * (double)C * (double)HW);
-    free(g);
-    free(b);
 }
 
 void is_k_layer_norm(float *y, const float *x, int64_t rows, int64_t dim, const is_tensor *gamma,
                      const is_tensor *beta, float eps) {
-    float *g = NULL, *b = NULL;
-    if (gamma) {
-        g = malloc((size_t)dim * sizeof(float));
-        if (!g) abort();
-        is_tensor_to_f32(gamma, g);
-    }
-    if (beta) {
-        b = malloc((size_t)dim * sizeof(float));
-        if (!b) abort();
-        is_tensor_to_f32(beta, b);
-    }
+    float *g = NULL, *b = NULL, *buf = is_scratch(IS_SCR_NORM, (size_t)(2 * dim));
+    if (gamma) is_tensor_to_f32(gamma, g = buf);
+    if (beta) is_tensor_to_f32(beta, b = buf + dim);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        float *yr = y + r * dim;
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < dim; i++) sum += xr[i];
-        double mean = sum / (double)dim;
-        for (int64_t i = 0; i < dim; i++) {
-            double d = xr[i] - mean;
-            sq += d * d;
-        }
-        float inv = (float)(1.0 / sqrt(sq / (double)dim + eps)), m = (float)mean;
-        for (int64_t i = 0; i < dim; i++) {
-            float v = (xr[i] - m) * inv;
-            if (g) v *= g[i];
-            if (b) v += b[i];
-            yr[i] = v;
-        }
+        float m, inv;
+        moments(x + r * dim, dim, eps, &m, &inv);
+        is_v_normalize(y + r * dim, x + r * dim, dim, m, inv, g, b);
     }
     is_flops_add(7.0 * (double)rows * (double)dim);
-    free(g);
-    free(b);
 }

@@ -1,0 +1,31 @@
+/* Vectorised transcendental loops (exp, erf, tanh) for the activation, norm and softmax kernels.
+ * AVX2+FMA when compiled for it (8 floats at a time, tails padded through a small buffer so every
+ * element sees the same arithmetic), plain libm loops otherwise. Accuracy: exp within ~2 ulp,
+ * erf within ~1.2e-7 absolute, well below the float32 rounding noise of the networks. Internal. */
+#ifndef IS_KERNELS_VMATH_H
+#define IS_KERNELS_VMATH_H
+
+#include <stdint.h>
+
+/* y may equal x in all of these. */
+void is_v_silu(float *y, const float *x, int64_t n);       /* x * sigmoid(x) */
+void is_v_quick_gelu(float *y, const float *x, int64_t n); /* x * sigmoid(1.702 x) */
+void is_v_gelu(float *y, const float *x, int64_t n);       /* 0.5 x (1 + erf(x / sqrt 2)) */
+void is_v_gelu_tanh(float *y, const float *x, int64_t n);
+/* out = a * gelu(g) */
+void is_v_geglu(float *out, const float *a, const float *g, int64_t n);
+/* y = x * sc + sh, then SiLU if silu. */
+void is_v_affine(float *y, const float *x, int64_t n, float sc, float sh, int silu);
+/* y = (x - mean) * inv * gamma + beta (gamma/beta may be NULL). */
+void is_v_normalize(float *y, const float *x, int64_t n, float mean, float inv, const float *gamma,
+                    const float *beta);
+/* Sum and sum of squares in double (so statistics do not depend on summation order). */
+void is_v_sum_sq(const float *x, int64_t n, double *sum, double *sumsq);
+/* Maximum of x[0..n) (n >= 1). */
+float is_v_max(const float *x, int64_t n);
+/* x[i] = exp(x[i] - m); returns the sum of the results. */
+float is_v_exp_sum(float *x, int64_t n, float m);
+/* Scalar exp with the same arithmetic as the vector loops. */
+float is_v_expf(float x);
+
+#endif
