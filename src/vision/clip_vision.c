@@ -1,37 +1,32 @@
 /* CLIPVisionModelWithProjection forward, as transformers' modeling_clip.py:
  *   patch conv (no bias) -> [class_embedding; patches] + position_embedding -> pre_layrnorm
- *   -> layers (x += attn(LN1(x)); x += fc2(act(fc1(LN2(x))))) -> post_layernorm(x[0])
+ *   -> encoder layers (clip/clip_encoder, not causal) -> post_layernorm(x[0])
  *   -> visual_projection (no bias).
- * hidden_states[-2] (IP-Adapter-plus's input) is the input of the last layer. */
+ * hidden_states[-2] (IP-Adapter-plus's input) is the input of the last layer. Weights stay in the
+ * mmap; activations live in scratch buffers allocated once at load for the fixed token count. */
 #include "vision/clip_vision.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "clip/clip_encoder.h"
 #include "core/config.h"
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "kernels/kernels.h"
 
-enum { ACT_GELU, ACT_GELU_TANH, ACT_QUICK_GELU };
-
-typedef struct {
-    const is_tensor *ln1_w, *ln1_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
-    const is_tensor *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-} clip_layer;
-
 struct is_image_encoder {
     is_st *weights;
     is_clip_preproc preproc;
-    int hidden, inter, heads, n_layers, channels, image_size, patch, proj_dim, n_tokens, act;
-    float eps;
+    int channels, image_size, patch, proj_dim, n_tokens;
+    is_clip_encoder enc; /* hidden/inter/heads/n_layers, eps, act, layers */
     const is_tensor *patch_w, *class_emb, *pos_emb, *pre_ln_w, *pre_ln_b, *post_ln_w, *post_ln_b, *proj_w;
-    clip_layer *layers;
+    is_clip_scratch s; /* [n_tokens, ...] */
 };
 
 /* Sizes from config.json (transformers CLIPVisionConfig defaults for absent fields). A full
  * CLIPConfig is accepted too: its vision_config is read. */
-static is_error *read_config(const char *dir, is_image_encoder *enc) {
+static is_error *read_config(const char *dir, is_image_encoder *m) {
     is_config cfg;
     IS_TRY(is_config_load_in(dir, "config.json", &cfg));
     is_config vc = cfg; /* a view: vision_config when nested */
@@ -39,7 +34,6 @@ static is_error *read_config(const char *dir, is_image_encoder *enc) {
     if (cJSON_IsObject(sub)) vc.root = sub;
     int64_t hidden, inter, heads, layers, channels, image, patch, proj;
     double eps;
-    const char *act = NULL;
     is_error *e = is_config_int_or(&vc, "hidden_size", 768, &hidden);
     if (!e) e = is_config_int_or(&vc, "intermediate_size", 3072, &inter);
     if (!e) e = is_config_int_or(&vc, "num_attention_heads", 12, &heads);
@@ -49,7 +43,7 @@ static is_error *read_config(const char *dir, is_image_encoder *enc) {
     if (!e) e = is_config_int_or(&vc, "patch_size", 32, &patch);
     if (!e) e = is_config_int_or(is_config_has(&vc, "projection_dim") ? &vc : &cfg, "projection_dim", 512, &proj);
     if (!e) e = is_config_float_or(&vc, "layer_norm_eps", 1e-5, &eps);
-    if (!e) e = is_config_string_or(&vc, "hidden_act", "quick_gelu", &act);
+    if (!e) e = is_clip_act_read(&vc, &m->enc.act);
     if (!e && (hidden < 1 || inter < 1 || heads < 1 || layers < 1 || patch < 1 || proj < 1 || image < patch ||
                hidden > 65536 || inter > 262144 || layers > 1000 || image > 8192 || proj > 65536 || hidden % heads))
         e = is_errorf(IS_E_CONFIG, "%s: inconsistent sizes (hidden_size %lld, num_attention_heads %lld, "
@@ -60,79 +54,50 @@ static is_error *read_config(const char *dir, is_image_encoder *enc) {
         e = is_errorf(IS_E_UNSUPPORTED, "%s: num_channels is %lld; only RGB (3) images are supported", cfg.path,
                       (long long)channels);
     if (!e) {
-        if (!strcmp(act, "gelu")) enc->act = ACT_GELU;
-        else if (!strcmp(act, "quick_gelu")) enc->act = ACT_QUICK_GELU;
-        else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) enc->act = ACT_GELU_TANH;
-        else e = is_errorf(IS_E_UNSUPPORTED, "%s: hidden_act '%s' is not supported (gelu, quick_gelu, gelu_new, "
-                                             "gelu_pytorch_tanh)", cfg.path, act);
-    }
-    if (!e) {
-        enc->hidden = (int)hidden;
-        enc->inter = (int)inter;
-        enc->heads = (int)heads;
-        enc->n_layers = (int)layers;
-        enc->channels = (int)channels;
-        enc->image_size = (int)image;
-        enc->patch = (int)patch;
-        enc->proj_dim = (int)proj;
-        enc->eps = (float)eps;
+        m->enc.hidden = (int)hidden;
+        m->enc.inter = (int)inter;
+        m->enc.heads = (int)heads;
+        m->enc.n_layers = (int)layers;
+        m->enc.eps = (float)eps;
+        m->channels = (int)channels;
+        m->image_size = (int)image;
+        m->patch = (int)patch;
+        m->proj_dim = (int)proj;
         int side = (int)(image / patch);
-        enc->n_tokens = side * side + 1;
+        m->n_tokens = side * side + 1;
     }
     is_config_free(&cfg);
     return e;
 }
 
-static is_error *bind_weights(is_image_encoder *enc) {
-    const is_st *st = enc->weights;
-    int64_t D = enc->hidden, I = enc->inter, P = enc->patch;
-    int64_t patch_shape[4] = {D, enc->channels, P, P}, vec[1] = {D}, pos[2] = {enc->n_tokens, D},
-            proj[2] = {enc->proj_dim, D};
-    IS_TRY(is_st_get(st, "vision_model.embeddings.patch_embedding.weight", 4, patch_shape, &enc->patch_w));
-    IS_TRY(is_st_get(st, "vision_model.embeddings.class_embedding", 1, vec, &enc->class_emb));
-    IS_TRY(is_st_get(st, "vision_model.embeddings.position_embedding.weight", 2, pos, &enc->pos_emb));
-    IS_TRY(is_st_get(st, "vision_model.pre_layrnorm.weight", 1, vec, &enc->pre_ln_w));
-    IS_TRY(is_st_get(st, "vision_model.pre_layrnorm.bias", 1, vec, &enc->pre_ln_b));
-    IS_TRY(is_st_get(st, "vision_model.post_layernorm.weight", 1, vec, &enc->post_ln_w));
-    IS_TRY(is_st_get(st, "vision_model.post_layernorm.bias", 1, vec, &enc->post_ln_b));
-    IS_TRY(is_st_get(st, "visual_projection.weight", 2, proj, &enc->proj_w));
-    int64_t dd[2] = {D, D}, id[2] = {I, D}, di[2] = {D, I}, iv[1] = {I};
-    for (int l = 0; l < enc->n_layers; l++) {
-        clip_layer *L = &enc->layers[l];
-        const char *pre = "vision_model.encoder.layers";
-        IS_TRY(is_st_getf(st, &L->ln1_w, 1, vec, "%s.%d.layer_norm1.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->ln1_b, 1, vec, "%s.%d.layer_norm1.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->q_w, 2, dd, "%s.%d.self_attn.q_proj.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->q_b, 1, vec, "%s.%d.self_attn.q_proj.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->k_w, 2, dd, "%s.%d.self_attn.k_proj.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->k_b, 1, vec, "%s.%d.self_attn.k_proj.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->v_w, 2, dd, "%s.%d.self_attn.v_proj.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->v_b, 1, vec, "%s.%d.self_attn.v_proj.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->o_w, 2, dd, "%s.%d.self_attn.out_proj.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->o_b, 1, vec, "%s.%d.self_attn.out_proj.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->ln2_w, 1, vec, "%s.%d.layer_norm2.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->ln2_b, 1, vec, "%s.%d.layer_norm2.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->fc1_w, 2, id, "%s.%d.mlp.fc1.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->fc1_b, 1, iv, "%s.%d.mlp.fc1.bias", pre, l));
-        IS_TRY(is_st_getf(st, &L->fc2_w, 2, di, "%s.%d.mlp.fc2.weight", pre, l));
-        IS_TRY(is_st_getf(st, &L->fc2_b, 1, vec, "%s.%d.mlp.fc2.bias", pre, l));
-    }
-    return NULL;
+static is_error *bind_weights(is_image_encoder *m) {
+    const is_st *st = m->weights;
+    int64_t D = m->enc.hidden, P = m->patch;
+    int64_t patch_shape[4] = {D, m->channels, P, P}, vec[1] = {D}, pos[2] = {m->n_tokens, D}, proj[2] = {m->proj_dim, D};
+    IS_TRY(is_clip_weight(st, &m->patch_w, 4, patch_shape, "vision_model.embeddings.patch_embedding.weight"));
+    IS_TRY(is_clip_weight(st, &m->class_emb, 1, vec, "vision_model.embeddings.class_embedding"));
+    IS_TRY(is_clip_weight(st, &m->pos_emb, 2, pos, "vision_model.embeddings.position_embedding.weight"));
+    IS_TRY(is_clip_weight(st, &m->pre_ln_w, 1, vec, "vision_model.pre_layrnorm.weight"));
+    IS_TRY(is_clip_weight(st, &m->pre_ln_b, 1, vec, "vision_model.pre_layrnorm.bias"));
+    IS_TRY(is_clip_weight(st, &m->post_ln_w, 1, vec, "vision_model.post_layernorm.weight"));
+    IS_TRY(is_clip_weight(st, &m->post_ln_b, 1, vec, "vision_model.post_layernorm.bias"));
+    IS_TRY(is_clip_weight(st, &m->proj_w, 2, proj, "visual_projection.weight"));
+    return is_clip_encoder_bind(&m->enc, st, "vision_model.encoder");
 }
 
-static is_error *load_preproc(const char *dir, is_image_encoder *enc) {
+static is_error *load_preproc(const char *dir, is_image_encoder *m) {
     char *path = is_path_join(dir, "preprocessor_config.json");
     if (!path) return is_error_oom("preprocessor_config.json");
     is_error *e = NULL;
     if (is_file_exists(path))
-        e = is_clip_preproc_load(path, &enc->preproc);
+        e = is_clip_preproc_load(path, &m->preproc);
     else
-        is_clip_preproc_defaults(&enc->preproc);
-    const is_clip_preproc *pp = &enc->preproc;
-    if (!e && pp->do_center_crop && (pp->crop_h != enc->image_size || pp->crop_w != enc->image_size))
+        is_clip_preproc_defaults(&m->preproc);
+    const is_clip_preproc *pp = &m->preproc;
+    if (!e && pp->do_center_crop && (pp->crop_h != m->image_size || pp->crop_w != m->image_size))
         e = is_errorf(IS_E_CONFIG, "%s: crop_size %dx%d does not match the encoder's image_size %d (config.json)",
                       is_file_exists(path) ? path : "CLIPImageProcessor defaults", pp->crop_w, pp->crop_h,
-                      enc->image_size);
+                      m->image_size);
     free(path);
     return e;
 }
@@ -141,79 +106,51 @@ is_error *is_image_encoder_load(const char *dir, is_image_encoder **out) {
     if (!out) return is_errorf(IS_E_ARGUMENT, "is_image_encoder_load: no output handle");
     *out = NULL;
     if (!dir) return is_errorf(IS_E_ARGUMENT, "is_image_encoder_load: no folder given");
-    is_image_encoder *enc = calloc(1, sizeof *enc);
-    if (!enc) return is_error_oom("image encoder");
-    is_error *e = read_config(dir, enc);
-    if (!e) e = load_preproc(dir, enc);
-    if (!e) {
-        enc->layers = calloc((size_t)enc->n_layers, sizeof *enc->layers);
-        if (!enc->layers) e = is_error_oom("image encoder layers");
-    }
-    if (!e) {
-        char *path = is_path_join(dir, "model.safetensors");
-        e = path ? is_st_open(path, &enc->weights) : is_error_oom("model.safetensors");
-        free(path);
-    }
-    if (!e) e = bind_weights(enc);
+    is_image_encoder *m = calloc(1, sizeof *m);
+    if (!m) return is_error_oom("image encoder");
+    is_error *e = read_config(dir, m);
+    if (!e) e = load_preproc(dir, m);
+    if (!e) e = is_clip_open_weights(dir, &m->weights);
+    if (!e) e = bind_weights(m);
+    if (!e) e = is_clip_scratch_alloc(&m->s, &m->enc, m->n_tokens, "image encoder activations");
     if (e) {
-        is_image_encoder_free(enc);
+        is_image_encoder_free(m);
         return is_error_wrap(e, "loading image encoder from %s", dir);
     }
-    *out = enc;
+    *out = m;
     return NULL;
 }
 
-void is_image_encoder_free(is_image_encoder *enc) {
-    if (!enc) return;
-    is_st_close(enc->weights);
-    free(enc->layers);
-    free(enc);
+void is_image_encoder_free(is_image_encoder *m) {
+    if (!m) return;
+    is_st_close(m->weights);
+    is_clip_encoder_free(&m->enc);
+    is_clip_scratch_free(&m->s);
+    free(m);
 }
 
-int is_image_encoder_image_size(const is_image_encoder *enc) { return enc ? enc->image_size : 0; }
-int is_image_encoder_projection_dim(const is_image_encoder *enc) { return enc ? enc->proj_dim : 0; }
-int is_image_encoder_hidden_size(const is_image_encoder *enc) { return enc ? enc->hidden : 0; }
-int is_image_encoder_num_tokens(const is_image_encoder *enc) { return enc ? enc->n_tokens : 0; }
-const is_clip_preproc *is_image_encoder_preproc(const is_image_encoder *enc) { return enc ? &enc->preproc : NULL; }
+int is_image_encoder_image_size(const is_image_encoder *m) { return m ? m->image_size : 0; }
+int is_image_encoder_projection_dim(const is_image_encoder *m) { return m ? m->proj_dim : 0; }
+int is_image_encoder_hidden_size(const is_image_encoder *m) { return m ? m->enc.hidden : 0; }
+int is_image_encoder_num_tokens(const is_image_encoder *m) { return m ? m->n_tokens : 0; }
+const is_clip_preproc *is_image_encoder_preproc(const is_image_encoder *m) { return m ? &m->preproc : NULL; }
 
-is_error *is_image_preprocess(const is_image_encoder *enc, const is_image *img, float *pixel_values) {
-    if (!enc) return is_errorf(IS_E_ARGUMENT, "is_image_preprocess: no encoder");
-    return is_clip_preprocess(&enc->preproc, img, enc->image_size, pixel_values);
+is_error *is_image_preprocess(const is_image_encoder *m, const is_image *img, float *pixel_values) {
+    if (!m) return is_errorf(IS_E_ARGUMENT, "is_image_preprocess: no encoder");
+    return is_clip_preprocess(&m->preproc, img, m->image_size, pixel_values);
 }
 
-static void activation(const is_image_encoder *enc, float *x, int64_t n) {
-    if (enc->act == ACT_GELU) is_k_gelu(x, n);
-    else if (enc->act == ACT_QUICK_GELU) is_k_quick_gelu(x, n);
-    else is_k_gelu_tanh(x, n);
-}
-
-/* x [N, D] += self_attn(LN1(x)); x += mlp(LN2(x)). Scratch: h, q, k, v, a [N, D], f [N, I]. */
-static void encoder_layer(const is_image_encoder *enc, const clip_layer *L, float *x, float *h, float *q, float *k,
-                          float *v, float *a, float *f) {
-    int64_t N = enc->n_tokens, D = enc->hidden;
-    is_k_layer_norm(h, x, N, D, L->ln1_w, L->ln1_b, enc->eps);
-    is_k_linear(q, h, N, L->q_w, L->q_b);
-    is_k_linear(k, h, N, L->k_w, L->k_b);
-    is_k_linear(v, h, N, L->v_w, L->v_b);
-    is_k_attention(a, D, q, D, k, D, v, D, N, N, enc->heads, D / enc->heads, 0, 1.0f, 0);
-    is_k_linear(h, a, N, L->o_w, L->o_b);
-    is_k_add(x, h, N * D);
-    is_k_layer_norm(h, x, N, D, L->ln2_w, L->ln2_b, enc->eps);
-    is_k_linear(f, h, N, L->fc1_w, L->fc1_b);
-    activation(enc, f, N * enc->inter);
-    is_k_linear(h, f, N, L->fc2_w, L->fc2_b);
-    is_k_add(x, h, N * D);
-}
-
-/* x [N, D] = [class; patches] + positions. */
-static void embed(const is_image_encoder *enc, const float *pixel_values, float *x, float *patches, float *row) {
-    int64_t D = enc->hidden, S = enc->image_size, P = enc->n_tokens - 1;
-    is_k_conv2d(patches, pixel_values, enc->channels, S, S, enc->patch_w, NULL, enc->patch, 0); /* [D, P] */
+/* s->x [N, D] = [class; patches] + positions. The patch grid [D, N-1] goes through s->q and each
+ * position row through s->h, both free until the layers run. */
+static void embed(const is_image_encoder *m, const float *pixel_values) {
+    int64_t D = m->enc.hidden, S = m->image_size, P = m->n_tokens - 1;
+    float *x = m->s.x, *patches = m->s.q, *row = m->s.h;
+    is_k_conv2d(patches, pixel_values, m->channels, S, S, m->patch_w, NULL, m->patch, 0); /* [D, P] */
     for (int64_t t = 0; t <= P; t++) {
-        is_convert_to_f32(enc->pos_emb->dtype, enc->pos_emb->data, (size_t)(t * D), (size_t)D, row);
+        is_convert_to_f32(m->pos_emb->dtype, m->pos_emb->data, (size_t)(t * D), (size_t)D, row);
         float *xt = x + t * D;
         if (t == 0) {
-            is_convert_to_f32(enc->class_emb->dtype, enc->class_emb->data, 0, (size_t)D, xt);
+            is_convert_to_f32(m->class_emb->dtype, m->class_emb->data, 0, (size_t)D, xt);
             for (int64_t d = 0; d < D; d++) xt[d] += row[d];
         } else {
             for (int64_t d = 0; d < D; d++) xt[d] = patches[d * P + (t - 1)] + row[d];
@@ -221,34 +158,26 @@ static void embed(const is_image_encoder *enc, const float *pixel_values, float 
     }
 }
 
-is_error *is_clip_vision_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds,
+is_error *is_clip_vision_forward(is_image_encoder *m, const float *pixel_values, float *image_embeds,
                                  float *penultimate, float *last_hidden) {
-    if (!enc || !pixel_values) return is_errorf(IS_E_ARGUMENT, "image encoder forward: missing encoder or pixel values");
-    size_t N = (size_t)enc->n_tokens, D = (size_t)enc->hidden, I = (size_t)enc->inter;
-    /* x, h, q, k, v, a: N*D each; f: N*I (also holds the patch grid D*(N-1)); row: D */
-    size_t nd = N * D, total = 6 * nd + (N * I > nd ? N * I : nd) + D;
-    float *buf = malloc(total * sizeof(float));
-    if (!buf) return is_error_oom("image encoder activations");
-    float *x = buf, *h = x + nd, *q = h + nd, *k = q + nd, *v = k + nd, *a = v + nd, *f = a + nd;
-    float *row = f + (N * I > nd ? N * I : nd);
-
-    embed(enc, pixel_values, x, f, row);
-    is_k_layer_norm(x, x, (int64_t)N, (int64_t)D, enc->pre_ln_w, enc->pre_ln_b, enc->eps);
-    for (int l = 0; l < enc->n_layers; l++) {
-        if (l == enc->n_layers - 1 && penultimate) memcpy(penultimate, x, nd * sizeof(float));
-        encoder_layer(enc, &enc->layers[l], x, h, q, k, v, a, f);
-    }
-    if (last_hidden) memcpy(last_hidden, x, nd * sizeof(float));
+    if (!m || !pixel_values) return is_errorf(IS_E_ARGUMENT, "image encoder forward: missing encoder or pixel values");
+    const is_clip_scratch *s = &m->s;
+    const int64_t N = m->n_tokens, D = m->enc.hidden;
+    embed(m, pixel_values);
+    is_k_layer_norm(s->x, s->x, N, D, m->pre_ln_w, m->pre_ln_b, m->enc.eps);
+    /* full attention; the final layer only matters for the outputs after it */
+    int need_final = image_embeds || last_hidden;
+    is_clip_encoder_forward(&m->enc, s, m->n_tokens, 0, penultimate, !need_final);
+    if (last_hidden) memcpy(last_hidden, s->x, (size_t)(N * D) * sizeof(float));
     if (image_embeds) {
-        is_k_layer_norm(h, x, 1, (int64_t)D, enc->post_ln_w, enc->post_ln_b, enc->eps); /* CLS token only */
-        is_k_linear(image_embeds, h, 1, enc->proj_w, NULL);
+        is_k_layer_norm(s->h, s->x, 1, D, m->post_ln_w, m->post_ln_b, m->enc.eps); /* CLS token only */
+        is_k_linear(image_embeds, s->h, 1, m->proj_w, NULL);
     }
-    free(buf);
     return NULL;
 }
 
-is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds,
+is_error *is_image_encoder_forward(is_image_encoder *m, const float *pixel_values, float *image_embeds,
                                    float *penultimate) {
     if (!image_embeds) return is_errorf(IS_E_ARGUMENT, "is_image_encoder_forward: no image_embeds output");
-    return is_clip_vision_forward(enc, pixel_values, image_embeds, penultimate, NULL);
+    return is_clip_vision_forward(m, pixel_values, image_embeds, penultimate, NULL);
 }

@@ -11,7 +11,8 @@ const is_clip_preproc *is_image_encoder_preproc(const is_image_encoder *enc);
 
 /* Forward pass with every output the goldens check; any output pointer may be NULL.
  * image_embeds [projection_dim], penultimate and last_hidden [num_tokens, hidden]
- * (last_hidden = encoder output before post_layernorm). */
+ * (last_hidden = encoder output before post_layernorm). With only penultimate asked for, the last
+ * layer is skipped. Works in the encoder's own scratch: one forward at a time per encoder. */
 is_error *is_clip_vision_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds,
                                  float *penultimate, float *last_hidden);
 
