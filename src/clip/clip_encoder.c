@@ -81,24 +81,6 @@ void is_clip_encoder_free(is_clip_encoder *enc) {
     enc->layers = NULL;
 }
 
-is_error *is_clip_open_weights(const char *dir, is_st **out) {
-    *out = NULL;
-    char *single = is_path_join(dir, "model.safetensors");
-    char *index = is_path_join(dir, "model.safetensors.index.json");
-    is_error *err = NULL;
-    if (!single || !index)
-        err = is_error_oom("weights path");
-    else if (is_file_exists(single))
-        err = is_st_open(single, out);
-    else if (is_file_exists(index))
-        err = is_st_open(index, out);
-    else
-        err = is_errorf(IS_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-    free(single);
-    free(index);
-    return err;
-}
-
 /* ---------------------------------------------------------------- activations */
 
 is_error *is_clip_scratch_alloc(is_clip_scratch *s, const is_clip_encoder *enc, int max_tokens, const char *what) {

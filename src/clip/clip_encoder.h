@@ -56,8 +56,5 @@ void is_clip_scratch_free(is_clip_scratch *s);
 void is_clip_encoder_forward(const is_clip_encoder *enc, const is_clip_scratch *s, int n, int causal,
                              float *penultimate, int stop_at_penultimate);
 
-/* A transformers model folder's weights: model.safetensors, else its sharded
- * model.safetensors.index.json; the error names the folder and both names. */
-is_error *is_clip_open_weights(const char *dir, is_st **out);
 
 #endif
