@@ -303,6 +303,8 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
         for (int i = 0; i < steps; i++) s->timesteps[i] = is_scheduler_timestep(s->sched, i);
     }
 
+    IS_TRY(is_scheduler_reserve(s->sched, n)); /* so that no step allocates */
+
     /* diffusers' prepare_latents: randn(generator) * init_noise_sigma. */
     is_torch_rng rng;
     is_torch_rng_seed(&rng, gp->seed);
