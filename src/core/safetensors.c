@@ -327,6 +327,12 @@ const char *is_st_path(const is_st *st) { return st->path; }
 size_t is_st_count(const is_st *st) { return st->n_tensors; }
 const is_tensor *is_st_at(const is_st *st, size_t i) { return i < st->n_tensors ? &st->tensors[i] : NULL; }
 
+int64_t is_st_max_numel(const is_st *st) {
+    int64_t m = 0;
+    for (size_t i = 0; i < st->n_tensors; i++) m = st->tensors[i].numel > m ? st->tensors[i].numel : m;
+    return m;
+}
+
 const is_tensor *is_st_find(const is_st *st, const char *name) {
     size_t lo = 0, hi = st->n_tensors;
     while (lo < hi) {

@@ -18,6 +18,8 @@ is_error *is_st_open_in_dir(const char *dir, const char *stem, is_st **out);
 const char *is_st_path(const is_st *st);
 size_t is_st_count(const is_st *st);
 const is_tensor *is_st_at(const is_st *st, size_t i); /* sorted by name */
+/* Element count of the largest tensor (to size conversion buffers up front). */
+int64_t is_st_max_numel(const is_st *st);
 const is_tensor *is_st_find(const is_st *st, const char *name); /* NULL if absent */
 /* Value of a key in the (first) file's __metadata__, or NULL. */
 const char *is_st_metadata(const is_st *st, const char *key);

@@ -85,6 +85,7 @@ static is_error *load_into(is_clip_text *m, const char *dir) {
     IS_TRY(is_config_load_in(dir, "config.json", &cfg));
     is_error *err = read_config(m, &cfg);
     if (!err) err = is_st_open_in_dir(dir, "model", &m->st);
+    if (!err) err = is_kernels_reserve(is_st_max_numel(m->st)); /* out of memory: an error now, not an abort later */
     if (!err) err = read_weights(m);
     if (!err) err = read_projection(m, &cfg);
     if (!err) err = is_clip_scratch_alloc(&m->s, &m->enc, m->max_pos, "CLIP text activations");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
 static is_error *load(is_unet *u, const char *dir) {
@@ -16,6 +17,7 @@ static is_error *load(is_unet *u, const char *dir) {
     IS_TRY(err);
 
     IS_TRY(is_st_open_in_dir(dir, "diffusion_pytorch_model", &u->st));
+    IS_TRY(is_kernels_reserve(is_st_max_numel(u->st))); /* out of memory: an error now, not an abort later */
     return unet_load_weights(u);
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/fileio.h"
+#include "kernels/kernels.h"
 #include "vae/vae_internal.h"
 
 /* ------------------------------------------------------------------ weights */
@@ -258,6 +259,7 @@ is_error *is_vae_load(const char *vae_dir, is_vae **out) {
     if (!e) e = parse_config(v, &cfg);
     is_config_free(&cfg);
     if (!e) e = is_st_open_in_dir(vae_dir, "diffusion_pytorch_model", &v->st);
+    if (!e) e = is_kernels_reserve(is_st_max_numel(v->st)); /* out of memory: an error now, not an abort later */
     if (!e) e = load_weights(v);
     if (!e && !(v->dir = strdup(vae_dir))) e = is_error_oom("vae");
     if (e) {

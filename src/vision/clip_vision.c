@@ -111,6 +111,7 @@ is_error *is_image_encoder_load(const char *dir, is_image_encoder **out) {
     is_error *e = read_config(dir, m);
     if (!e) e = load_preproc(dir, m);
     if (!e) e = is_st_open_in_dir(dir, "model", &m->weights);
+    if (!e) e = is_kernels_reserve(is_st_max_numel(m->weights)); /* out of memory: an error now, not an abort later */
     if (!e) e = bind_weights(m);
     if (!e) e = is_clip_scratch_alloc(&m->s, &m->enc, m->n_tokens, "image encoder activations");
     if (e) {
