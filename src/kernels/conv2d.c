@@ -50,6 +50,11 @@ void is_k_conv2d(float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
     int64_t Ho = is_conv_out_size(H, kh, stride, pad), Wo = is_conv_out_size(W, kw, stride, pad);
     int64_t K = Cin * kh * kw, P = Ho * Wo;
     if (Cout <= 0 || Ho <= 0 || Wo <= 0) return;
+    if (K <= 0) { /* no input channels: the output is the bias */
+        for (int64_t c = 0; c < Cout; c++)
+            for (int64_t i = 0; i < P; i++) out[c * P + i] = bias ? is_tensor_get_f32(bias, (size_t)c) : 0.0f;
+        return;
+    }
     is_flops_add(2.0 * (double)Cout * (double)P * (double)K);
     float *b = NULL;
     if (bias) {

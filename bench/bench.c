@@ -1,0 +1,439 @@
+/* is_bench: speed and memory of the real-size SDXL networks on this machine.
+ *
+ * Writes SDXL base 1.0-sized UNet, VAE, both text encoders and the IP-Adapter's ViT-bigG image
+ * encoder with random weights (src/tiny layouts, real config values) into a folder, then runs each
+ * network through the public API in its own child process, so each row's peak RSS is its own.
+ * Every row is compared with an sgemm ceiling measured just before it in the same child (the
+ * cores may be shared with other work; the ceiling moves with them). */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "instantstyle.h"
+#include "kernels/kernels.h"
+
+double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double bench_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- options */
+
+typedef struct {
+    const char *only;      /* comma-separated item names */
+    const char *filter;    /* micro: only kernels whose label contains this */
+    const char *model_dir; /* NULL: a temporary folder */
+    int keep, threads, warmup;
+} options;
+
+static int wanted(const options *o, const char *name) {
+    if (!o->only) return strcmp(name, "micro") != 0;
+    const char *p = o->only;
+    size_t n = strlen(name);
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* ---- one measured row, computed in a child process */
+
+typedef struct {
+    int ok;
+    double seconds, gflop, ceiling, load_s;
+    char msg[400];
+} result;
+
+static void random_fill(float *x, int64_t n, float scale, uint32_t seed) {
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = scale * ((float)(seed >> 8) / (float)(1u << 23) - 1.0f);
+    }
+}
+
+static int finite_all(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+typedef struct {
+    const char *dir;
+    int size;  /* pixels (UNet, VAE) */
+    int which; /* text encoder 1 or 2 */
+    int warmup;
+} job;
+
+/* Each runner loads its network, runs the forward once unmeasured (warmup: page faults of the
+ * mmap, scratch growth) and once measured; fills r. */
+typedef is_error *(*runner)(const job *j, result *r);
+
+static is_error *run_unet(const job *j, result *r) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/unet", j->dir);
+    double t0 = bench_now();
+    is_unet *u = NULL;
+    IS_TRY(is_unet_load(dir, &u));
+    r->load_s = bench_now() - t0;
+    const int batch = 2, h = j->size / 8, w = j->size / 8, seq = 77; /* one CFG step: uncond + cond */
+    int C = is_unet_in_channels(u), D = is_unet_cross_attention_dim(u), pooled = is_unet_pooled_dim(u);
+    int64_t n_sample = (int64_t)batch * C * h * w, n_out = (int64_t)batch * is_unet_out_channels(u) * h * w;
+    float *sample = malloc((size_t)n_sample * sizeof(float)), *out = malloc((size_t)n_out * sizeof(float));
+    float *ctx = malloc((size_t)batch * seq * D * sizeof(float)), *te = malloc((size_t)batch * pooled * sizeof(float));
+    float time_ids[12] = {0};
+    is_error *err = NULL;
+    if (!sample || !out || !ctx || !te) {
+        err = is_error_oom("benchmark inputs");
+        goto done;
+    }
+    random_fill(sample, n_sample, 1.0f, 1);
+    random_fill(ctx, (int64_t)batch * seq * D, 1.0f, 2);
+    random_fill(te, (int64_t)batch * pooled, 1.0f, 3);
+    for (int b = 0; b < batch; b++) {
+        float *t = time_ids + 6 * b;
+        t[0] = t[4] = (float)j->size, t[1] = t[5] = (float)j->size;
+    }
+    is_unet_input in = {.batch = batch, .height = h, .width = w, .sample = sample, .timestep = 999.0f,
+                        .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids};
+    if (j->warmup && (err = is_unet_forward(u, &in, out))) goto done;
+    is_flops_reset();
+    double t1 = bench_now();
+    err = is_unet_forward(u, &in, out);
+    r->seconds = bench_now() - t1;
+    r->gflop = is_flops_total() * 1e-9;
+    if (!err && !finite_all(out, n_out)) snprintf(r->msg, sizeof r->msg, "non-finite output");
+done:
+    free(sample), free(out), free(ctx), free(te);
+    is_unet_free(u);
+    return err;
+}
+
+static is_error *run_vae(const job *j, result *r) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/vae", j->dir);
+    double t0 = bench_now();
+    is_vae *v = NULL;
+    IS_TRY(is_vae_load(dir, &v));
+    r->load_s = bench_now() - t0;
+    int s = is_vae_scale(v), h = j->size / s, w = j->size / s, C = is_vae_latent_channels(v);
+    float *lat = malloc((size_t)C * h * w * sizeof(float)), *img = malloc((size_t)3 * j->size * j->size * sizeof(float));
+    is_error *err = NULL;
+    if (!lat || !img) {
+        err = is_error_oom("benchmark inputs");
+        goto done;
+    }
+    random_fill(lat, (int64_t)C * h * w, 0.5f, 4);
+    is_vae_options opt = {.tiling = 0}; /* the untiled decode, as the pipeline runs 1024x1024 */
+    if (j->warmup && (err = is_vae_decode(v, lat, h, w, &opt, img))) goto done;
+    is_flops_reset();
+    double t1 = bench_now();
+    err = is_vae_decode(v, lat, h, w, &opt, img);
+    r->seconds = bench_now() - t1;
+    r->gflop = is_flops_total() * 1e-9;
+    if (!err && !finite_all(img, (int64_t)3 * j->size * j->size)) snprintf(r->msg, sizeof r->msg, "non-finite output");
+done:
+    free(lat), free(img);
+    is_vae_free(v);
+    return err;
+}
+
+static is_error *run_text(const job *j, result *r) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", j->dir, j->which == 1 ? "text_encoder" : "text_encoder_2");
+    double t0 = bench_now();
+    is_clip_text *m = NULL;
+    IS_TRY(is_clip_text_load(dir, &m));
+    r->load_s = bench_now() - t0;
+    int n = 77, hid = is_clip_text_hidden_size(m), proj = is_clip_text_projection_dim(m);
+    int32_t ids[77];
+    uint32_t s = 7;
+    ids[0] = 49406; /* BOS, then random words, EOS, padding */
+    for (int i = 1; i < 40; i++) s = s * 1664525u + 1013904223u, ids[i] = (int32_t)(s % 49000u);
+    for (int i = 40; i < n; i++) ids[i] = 49407;
+    float *pen = malloc((size_t)n * hid * sizeof(float)), *pooled = malloc((size_t)hid * sizeof(float));
+    float *emb = malloc((size_t)(proj > 0 ? proj : 1) * sizeof(float));
+    is_error *err = NULL;
+    if (!pen || !pooled || !emb) {
+        err = is_error_oom("benchmark inputs");
+        goto done;
+    }
+    if (j->warmup && (err = is_clip_text_forward(m, ids, n, pen, NULL, pooled, proj > 0 ? emb : NULL))) goto done;
+    is_flops_reset();
+    double t1 = bench_now();
+    err = is_clip_text_forward(m, ids, n, pen, NULL, pooled, proj > 0 ? emb : NULL);
+    r->seconds = bench_now() - t1;
+    r->gflop = is_flops_total() * 1e-9;
+done:
+    free(pen), free(pooled), free(emb);
+    is_clip_text_free(m);
+    return err;
+}
+
+static is_error *run_vision(const job *j, result *r) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/image_encoder", j->dir);
+    double t0 = bench_now();
+    is_image_encoder *enc = NULL;
+    IS_TRY(is_image_encoder_load(dir, &enc));
+    r->load_s = bench_now() - t0;
+    int S = is_image_encoder_image_size(enc), P = is_image_encoder_projection_dim(enc);
+    float *px = malloc((size_t)3 * S * S * sizeof(float)), *emb = malloc((size_t)P * sizeof(float));
+    is_error *err = NULL;
+    if (!px || !emb) {
+        err = is_error_oom("benchmark inputs");
+        goto done;
+    }
+    random_fill(px, (int64_t)3 * S * S, 1.5f, 5);
+    if (j->warmup && (err = is_image_encoder_forward(enc, px, emb, NULL))) goto done;
+    is_flops_reset();
+    double t1 = bench_now();
+    err = is_image_encoder_forward(enc, px, emb, NULL);
+    r->seconds = bench_now() - t1;
+    r->gflop = is_flops_total() * 1e-9;
+done:
+    free(px), free(emb);
+    is_image_encoder_free(enc);
+    return err;
+}
+
+/* Runs item `name` in a fresh process (this program re-executed with --child: OpenMP and OpenBLAS
+ * thread pools do not survive a plain fork), which measures the ceiling, runs the network and
+ * sends its result back through a pipe; *peak_rss_gib is that process's peak resident size. */
+static result run_child(const options *o, const char *dir, const char *name, double *peak_rss_gib) {
+    result r;
+    memset(&r, 0, sizeof r);
+    int fd[2];
+    if (pipe(fd) != 0) {
+        snprintf(r.msg, sizeof r.msg, "pipe failed");
+        return r;
+    }
+    char fdarg[16], threads[16];
+    snprintf(fdarg, sizeof fdarg, "%d", fd[1]);
+    snprintf(threads, sizeof threads, "%d", o->threads);
+    char *args[] = {"is_bench", "--child", (char *)name, "--result-fd", fdarg, "--model-dir", (char *)dir,
+                    "--threads", threads, o->warmup ? NULL : "--no-warmup", NULL};
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    close(fd[1]);
+    ssize_t got = pid > 0 ? read(fd[0], &r, sizeof r) : -1;
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (pid > 0) wait4(pid, &status, 0, &ru);
+    *peak_rss_gib = (double)ru.ru_maxrss / (1024.0 * 1024.0); /* ru_maxrss is in KiB */
+    if (got != (ssize_t)sizeof r) {
+        memset(&r, 0, sizeof r);
+        snprintf(r.msg, sizeof r.msg, "child failed (status %d)", status);
+    }
+    return r;
+}
+
+/* The --child side of run_child. */
+static int child_main(const options *o, const char *name, int result_fd) {
+    static const struct {
+        const char *name;
+        runner fn;
+        int size, which;
+    } runners[] = {{"unet512", run_unet, 512, 0}, {"unet1024", run_unet, 1024, 0}, {"vae1024", run_vae, 1024, 0},
+                   {"text", run_text, 0, 1},      {"text2", run_text, 0, 2},       {"vision", run_vision, 0, 0}};
+    result r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.msg, sizeof r.msg, "unknown item '%s'", name);
+    for (size_t i = 0; i < sizeof runners / sizeof runners[0]; i++) {
+        if (strcmp(runners[i].name, name)) continue;
+        job j = {.dir = o->model_dir, .size = runners[i].size, .which = runners[i].which, .warmup = o->warmup};
+        r.msg[0] = 0;
+        r.ceiling = bench_sgemm_ceiling(2048, 4, NULL);
+        is_error *e = runners[i].fn(&j, &r);
+        if (e) {
+            snprintf(r.msg, sizeof r.msg, "%s", is_error_message(e));
+            is_error_free(e);
+        } else {
+            r.ok = 1;
+        }
+    }
+    ssize_t wr = write(result_fd, &r, sizeof r);
+    return wr == (ssize_t)sizeof r && r.ok ? 0 : 1;
+}
+
+/* ---- the model folder */
+
+static is_error *ensure_component(const char *root, const char *name) {
+    if (bench_component_present(root, name)) return NULL;
+    printf("writing random-weight %s to %s/%s ...\n", name, root, name);
+    fflush(stdout);
+    double t0 = bench_now();
+    /* in a separate process (the generator holds a whole file in memory; keep that out of ours) */
+    char *args[] = {"is_bench", "--write", (char *)name, "--model-dir", (char *)root, NULL};
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return is_errorf(IS_E_IO, "writing the random %s failed", name);
+    printf("  done in %.0f s\n", bench_now() - t0);
+    return NULL;
+}
+
+static void machine_info(const options *o) {
+    char model[256] = "?", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) snprintf(model, sizeof model, "%s", c + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    long mem_kib = 0;
+    f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemTotal: %ld kB", &mem_kib) == 1) break;
+    if (f) fclose(f);
+    double load[3] = {0};
+    getloadavg(load, 3);
+    printf("machine: %s, %ld cores online, %.1f GiB RAM; threads used: %d\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+           (double)mem_kib / (1024.0 * 1024.0), is_get_threads());
+    printf("OpenBLAS: %s\n", openblas_get_config());
+    printf("load average at start: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+    printf("warm-up run before each measurement: %s\n\n", o->warmup ? "yes" : "no");
+}
+
+static void usage(void) {
+    printf("usage: is_bench [--only LIST] [--threads N] [--model-dir DIR] [--keep] [--no-warmup]\n"
+           "       [--filter TEXT]\n"
+           "  LIST: comma-separated from unet512,unet1024,vae1024,text,text2,vision (default: all)\n"
+           "        and micro (kernel micro-benchmark at SDXL shapes; only when asked;\n"
+           "        --filter TEXT keeps the kernels whose label contains TEXT)\n"
+           "  --model-dir DIR: where the random SDXL-sized weights are written (reused when present;\n"
+           "        default a temporary folder, deleted at exit unless --keep). About 11 GB.\n"
+           "  --threads N: kernel threads (default: all cores)\n"
+           "  --no-warmup: measure the first forward (includes page faults and scratch growth)\n");
+}
+
+int main(int argc, char **argv) {
+    options o = {.threads = 0, .warmup = 1};
+    const char *child = NULL, *write_component = NULL;
+    int result_fd = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--only") && i + 1 < argc) o.only = argv[++i];
+        else if (!strcmp(argv[i], "--child") && i + 1 < argc) child = argv[++i]; /* internal */
+        else if (!strcmp(argv[i], "--result-fd") && i + 1 < argc) result_fd = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--write") && i + 1 < argc) write_component = argv[++i];
+        else if (!strcmp(argv[i], "--model-dir") && i + 1 < argc) o.model_dir = argv[++i];
+        else if (!strcmp(argv[i], "--filter") && i + 1 < argc) o.filter = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--keep")) o.keep = 1;
+        else if (!strcmp(argv[i], "--no-warmup")) o.warmup = 0;
+        else {
+            usage();
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (write_component) {
+        is_error *e = o.model_dir ? bench_write_component(o.model_dir, write_component)
+                                  : is_errorf(IS_E_ARGUMENT, "--write needs --model-dir");
+        if (e) fprintf(stderr, "is_bench: %s\n", is_error_message(e));
+        int bad = e != NULL;
+        is_error_free(e);
+        return bad;
+    }
+    is_set_threads(o.threads);
+    if (child) return o.model_dir && result_fd >= 0 ? child_main(&o, child, result_fd) : 2;
+    machine_info(&o);
+    double ceiling = bench_sgemm_ceiling(2048, 5, NULL);
+    printf("sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s\n\n", is_get_threads(), ceiling);
+    if (wanted(&o, "micro")) bench_micro(o.filter);
+
+    static const struct {
+        const char *name, *label, *component;
+    } items[] = {
+        {"unet512", "UNet, one CFG step (batch 2), 512x512", "unet"},
+        {"unet1024", "UNet, one CFG step (batch 2), 1024x1024", "unet"},
+        {"vae1024", "VAE decode, 1024x1024", "vae"},
+        {"text", "CLIP ViT-L text encoder, 77 tokens", "text_encoder"},
+        {"text2", "OpenCLIP bigG text encoder, 77 tokens", "text_encoder_2"},
+        {"vision", "ViT-bigG image encoder, 224x224", "image_encoder"},
+    };
+    const int n_items = (int)(sizeof items / sizeof items[0]);
+    int any = 0;
+    for (int i = 0; i < n_items; i++) any |= wanted(&o, items[i].name);
+    if (!any) return 0;
+
+    char tmp[4096];
+    const char *dir = o.model_dir;
+    if (!dir) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmp, sizeof tmp, "%s/is_bench.XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmp)) {
+            fprintf(stderr, "is_bench: cannot create a temporary folder in %s\n", tmp);
+            return 1;
+        }
+        dir = tmp;
+    }
+    int rc = 0;
+    for (int i = 0; i < n_items && !rc; i++) {
+        if (!wanted(&o, items[i].name)) continue;
+        is_error *e = ensure_component(dir, items[i].component);
+        if (e) {
+            fprintf(stderr, "is_bench: %s\n", is_error_message(e));
+            is_error_free(e);
+            rc = 1;
+        }
+    }
+    if (!rc) {
+        printf("\n| network | seconds | GFLOP | GFLOP/s | sgemm ceiling GFLOP/s | %% of ceiling | peak RSS GiB | load s |\n");
+        printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        fflush(stdout);
+        for (int i = 0; i < n_items; i++) {
+            if (!wanted(&o, items[i].name)) continue;
+            double rss = 0;
+            result r = run_child(&o, dir, items[i].name, &rss);
+            if (!r.ok) {
+                printf("| %s | failed: %s | | | | | | |\n", items[i].label, r.msg);
+                rc = 1;
+                continue;
+            }
+            double gfs = r.gflop / r.seconds;
+            printf("| %s | %.2f | %.0f | %.1f | %.1f | %.1f%% | %.2f | %.1f |%s%s\n", items[i].label, r.seconds, r.gflop,
+                   gfs, r.ceiling, 100.0 * gfs / r.ceiling, rss, r.load_s, r.msg[0] ? " " : "", r.msg);
+            fflush(stdout);
+        }
+    }
+    if (!o.model_dir && !o.keep) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "is_bench: could not remove %s\n", dir);
+    } else {
+        printf("\nmodel files kept in %s\n", dir);
+    }
+    return rc;
+}

@@ -1,0 +1,174 @@
+/* Kernel micro-benchmark (is_bench --only micro): each public kernel at real SDXL shapes,
+ * to see where the time of a network goes and how close each kernel is to the sgemm ceiling. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "kernels/kernels.h"
+
+static float *rnd(int64_t n) {
+    float *p = malloc((size_t)n * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory (%lld floats)\n", (long long)n);
+        exit(1);
+    }
+    uint32_t s = 12345;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)(s >> 8) / (float)(1u << 24) - 0.5f;
+    }
+    return p;
+}
+
+/* A random F16 weight owning its bytes. */
+static is_tensor f16_weight(int ndim, const int64_t *shape) {
+    is_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = "w";
+    t.file = "micro";
+    t.dtype = IS_DT_F16;
+    t.ndim = ndim;
+    t.numel = 1;
+    for (int i = 0; i < ndim; i++) t.shape[i] = shape[i], t.numel *= shape[i];
+    t.nbytes = (size_t)t.numel * 2;
+    uint16_t *d = malloc(t.nbytes);
+    for (int64_t i = 0; i < t.numel; i++) d[i] = is_f32_to_f16(0.02f * (float)((i * 7919) % 101 - 50) / 50.0f);
+    t.data = d;
+    return t;
+}
+
+/* Other processes share the cores, so efficiency is measured in CPU time: GFLOP per CPU-second of
+ * this process against the same for a large sgemm (g_cpu_ceiling). */
+static double g_cpu_ceiling;
+
+static void report(const char *what, double secs, double cpu, double flops) {
+    double gf = flops / secs * 1e-9, gfc = flops / cpu * 1e-9;
+    printf("  %-48s %8.4f s %7.1f GFLOP/s  %6.1f%% (cpu)\n", what, secs, gf, 100.0 * gfc / g_cpu_ceiling);
+    fflush(stdout);
+}
+
+static const char *g_filter;
+
+/* Best of reps runs (wall and CPU time taken separately), after one warm-up run. */
+#define TIME(label, reps, body)                                        \
+    do {                                                               \
+        if (g_filter && !strstr(label, g_filter)) break;               \
+        body; /* warm-up: scratch buffers grow, pages fault in */     \
+        double best_ = 1e30, best_cpu_ = 1e30, flops_ = 0;             \
+        for (int r_ = 0; r_ < (reps); r_++) {                          \
+            is_flops_reset();                                          \
+            double t0_ = bench_now(), c0_ = bench_cpu_now();           \
+            body;                                                      \
+            double dt_ = bench_now() - t0_, dc_ = bench_cpu_now() - c0_; \
+            best_ = dt_ < best_ ? dt_ : best_;                         \
+            best_cpu_ = dc_ < best_cpu_ ? dc_ : best_cpu_;             \
+            flops_ = is_flops_total();                                 \
+        }                                                              \
+        report(label, best_, best_cpu_, flops_);                       \
+    } while (0)
+
+static void micro_linear(int64_t M, int64_t K, int64_t N, int reps) {
+    int64_t sh[2] = {N, K};
+    is_tensor w = f16_weight(2, sh), b = f16_weight(1, &N);
+    float *x = rnd(M * K), *y = rnd(M * N);
+    char label[96];
+    snprintf(label, sizeof label, "linear f16 M=%lld K=%lld N=%lld", (long long)M, (long long)K, (long long)N);
+    TIME(label, reps, is_k_linear(y, x, M, &w, &b));
+    free(x), free(y), free((void *)w.data), free((void *)b.data);
+}
+
+static void micro_conv(int64_t Cin, int64_t Cout, int64_t H, int64_t k, int stride, int reps) {
+    int64_t sh[4] = {Cout, Cin, k, k};
+    is_tensor w = f16_weight(4, sh), b = f16_weight(1, &Cout);
+    int pad = (int)(k / 2);
+    int64_t Ho = is_conv_out_size(H, k, stride, pad);
+    float *x = rnd(Cin * H * H), *y = rnd(Cout * Ho * Ho);
+    char label[96];
+    snprintf(label, sizeof label, "conv%lldx%lld/%d f16 %lld->%lld @%lldx%lld", (long long)k, (long long)k, stride,
+             (long long)Cin, (long long)Cout, (long long)H, (long long)H);
+    TIME(label, reps, is_k_conv2d(y, x, Cin, H, H, &w, &b, stride, pad));
+    free(x), free(y), free((void *)w.data), free((void *)b.data);
+}
+
+static void micro_attention(int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int reps) {
+    int64_t D = heads * dh;
+    float *q = rnd(Nq * D), *k = rnd(Nk * D), *v = rnd(Nk * D), *o = rnd(Nq * D);
+    char label[96];
+    snprintf(label, sizeof label, "attention Nq=%lld Nk=%lld heads=%lld dh=%lld", (long long)Nq, (long long)Nk,
+             (long long)heads, (long long)dh);
+    TIME(label, reps, is_k_attention(o, D, q, D, k, D, v, D, Nq, Nk, heads, dh, 0, 1.0f, 0));
+    free(q), free(k), free(v), free(o);
+}
+
+void bench_micro(const char *filter) {
+    g_filter = filter;
+    double cpu = 0;
+    bench_sgemm_ceiling(2048, 3, &cpu);
+    g_cpu_ceiling = cpu;
+    printf("sgemm per CPU-second: %.1f GFLOP (cpu)\n", cpu);
+    printf("kernel micro-benchmark (SDXL shapes, one batch item):\n");
+    micro_linear(4096, 640, 640, 3);
+    micro_linear(4096, 640, 5120, 2);
+    micro_linear(1024, 1280, 10240, 2);
+    micro_linear(1024, 5120, 1280, 2);
+    micro_linear(512, 1280, 10240, 2);
+    micro_linear(512, 5120, 1280, 2);
+    micro_linear(512, 1280, 1280, 3);
+    micro_linear(2048, 640, 640, 3);
+    micro_linear(77, 2048, 1280, 5);
+    micro_linear(77, 1280, 5120, 5);
+    micro_linear(1, 1280, 1280, 20);
+    micro_conv(320, 320, 128, 3, 1, 2);
+    micro_conv(640, 640, 64, 3, 1, 2);
+    micro_conv(1280, 1280, 32, 3, 1, 2);
+    micro_conv(2560, 1280, 32, 3, 1, 1);
+    micro_conv(320, 320, 128, 3, 2, 2);
+    micro_conv(512, 512, 256, 3, 1, 1);
+    micro_conv(128, 128, 1024, 3, 1, 1);
+    micro_conv(960, 320, 128, 1, 1, 2);
+    micro_conv(3, 1664, 224, 14, 14, 3);
+    micro_attention(4096, 4096, 10, 64, 1);
+    micro_attention(4096, 77, 10, 64, 3);
+    micro_attention(1024, 1024, 20, 64, 3);
+    micro_attention(4096, 4096, 1, 512, 1);
+    micro_attention(77, 77, 20, 64, 10);
+    {
+        int64_t C = 320, HW = 128 * 128;
+        is_tensor g = f16_weight(1, &C);
+        float *x = rnd(C * HW), *y = rnd(C * HW);
+        TIME("group_norm+silu 320 x 128x128", 5, is_k_group_norm(y, x, C, HW, 32, 1e-5f, &g, &g, 1));
+        TIME("silu 320 x 128x128", 5, is_k_silu(y, C * HW));
+        TIME("add 320 x 128x128", 5, is_k_add(y, x, C * HW));
+        free(x), free(y), free((void *)g.data);
+    }
+    {
+        int64_t rows = 4096, dim = 640;
+        is_tensor g = f16_weight(1, &dim);
+        float *x = rnd(rows * dim * 8), *y = rnd(rows * dim * 4);
+        TIME("layer_norm 4096 x 640", 5, is_k_layer_norm(y, x, rows, dim, &g, &g, 1e-5f));
+        TIME("geglu 4096 x 2560", 5, is_k_geglu(y, x, rows, 4 * dim));
+        TIME("transpose 640 x 4096", 5, is_k_transpose(y, x, dim, rows));
+        free(x), free(y), free((void *)g.data);
+    }
+}
+
+double bench_sgemm_ceiling(int64_t n, int reps, double *cpu_gflops) {
+    float *a = rnd(n * n), *b = rnd(n * n), *c = rnd(n * n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)n, (blasint)n, 1.0f, a, (blasint)n,
+                b, (blasint)n, 0.0f, c, (blasint)n);
+    double best = 0, best_cpu = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now(), c0 = bench_cpu_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)n, (blasint)n, 1.0f, a,
+                    (blasint)n, b, (blasint)n, 0.0f, c, (blasint)n);
+        double f = 2.0 * (double)n * (double)n * (double)n * 1e-9;
+        double gf = f / (bench_now() - t0), gfc = f / (bench_cpu_now() - c0);
+        best = gf > best ? gf : best;
+        best_cpu = gfc > best_cpu ? gfc : best_cpu;
+    }
+    if (cpu_gflops) *cpu_gflops = best_cpu;
+    free(a), free(b), free(c);
+    return best;
+}
