@@ -249,6 +249,8 @@ int main(void) {
 
     char *w[] = {"--width", "60"};
     expect_cli_error("width not a multiple of 8", "multiples of 8", w, 2);
+    char *huge[] = {"--width", "16384"};
+    expect_cli_error("width beyond the supported size", "larger than the supported", huge, 2);
     char *s0[] = {"--steps", "0"};
     expect_cli_error("zero steps", "steps must be at least 1", s0, 2);
     char *nomodel[] = {"--model", "/nonexistent/model"};

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "pipeline/pipeline_internal.h"
@@ -79,8 +80,17 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
     *height = gp->height ? gp->height : p->default_height;
     if (*width < 8 || *height < 8 || *width % 8 || *height % 8)
         return is_errorf(IS_E_ARGUMENT, "width and height must be positive multiples of 8 (got %dx%d)", *width, *height);
-    if (*width > 16384 || *height > 16384)
-        return is_errorf(IS_E_ARGUMENT, "%dx%d is larger than the supported 16384x16384", *width, *height);
+    if (*width > 8192 || *height > 8192)
+        return is_errorf(IS_E_ARGUMENT, "%dx%d is larger than the supported 8192x8192", *width, *height);
+    /* The UNet's activations grow with the pixel count and the channel widths (measured: about
+     * 1.2 GiB per megapixel with CFG on SDXL, block_out_channels[0] = 320): refuse up front what
+     * cannot fit rather than be killed mid-run by the OOM killer. */
+    double need = 1.2 * (p->unet_base_channels / 320.0) * (double)*width * (double)*height / (1 << 20) *
+                  (double)(1 << 30);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > have)
+        return is_errorf(IS_E_NOMEM, "%dx%d needs about %.0f GiB of activations; this machine has %.0f GiB of memory",
+                         *width, *height, need / (1 << 30), have / (1 << 30));
     if (gp->steps < 1) return is_errorf(IS_E_ARGUMENT, "steps must be at least 1 (got %d)", gp->steps);
     if (!isfinite(gp->cfg) || !isfinite(gp->guidance_rescale) || !isfinite(gp->ip_scale) || !isfinite(gp->content_scale))
         return is_errorf(IS_E_ARGUMENT, "cfg, guidance rescale, ip scale and content scale must be finite numbers");

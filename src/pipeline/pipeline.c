@@ -66,8 +66,11 @@ is_error *is_pipeline_load(const is_pipeline_paths *paths, is_pipeline **out) {
     if (!err) {
         is_config cfg;
         err = is_config_load_in(p->unet_dir, "config.json", &cfg);
-        int64_t sample_size = 128;
+        int64_t sample_size = 128, channels[16];
+        int n_channels = 0;
         if (!err) err = is_config_int(&cfg, "sample_size", &sample_size);
+        if (!err) err = is_config_int_list(&cfg, "block_out_channels", channels, 16, -1, 0, &n_channels);
+        p->unet_base_channels = n_channels > 0 ? (int)channels[0] : 320;
         is_config_free(&cfg);
         /* VAE scale = 2^(number of VAE blocks - 1), as diffusers' vae_scale_factor. */
         int64_t blocks[16];

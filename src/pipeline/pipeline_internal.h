@@ -11,6 +11,7 @@ struct is_pipeline {
     char *image_encoder_dir; /* NULL when no adapter */
     char *unet_dir, *vae_dir, *scheduler_config;
     int default_width, default_height; /* unet sample_size * 8 */
+    int unet_base_channels;            /* block_out_channels[0]: 320 for SDXL */
 };
 
 /* Named-intermediate collector for --dump-tensors (no-op when path is NULL). */
