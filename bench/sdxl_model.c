@@ -54,63 +54,15 @@ static int exists(const char *dir, const char *file) {
     return stat(p, &st) == 0;
 }
 
-/* [null, null]: how diffusers records an optional component that is absent. */
-static tm_json null_pair(void) {
-    tm_json a = {cJSON_CreateArray(), 0};
-    for (int k = 0; k < 2; k++)
-        if (!a.obj || !cJSON_AddItemToArray(a.obj, cJSON_CreateNull())) a.oom = 1;
-    return a;
-}
-
-/* stabilityai/stable-diffusion-xl-base-1.0 model_index.json. */
-static is_error *model_index(const char *dir) {
-    static const char *const pairs[][3] = {
-        {"scheduler", "diffusers", "EulerDiscreteScheduler"}, {"text_encoder", "transformers", "CLIPTextModel"},
-        {"text_encoder_2", "transformers", "CLIPTextModelWithProjection"},
-        {"tokenizer", "transformers", "CLIPTokenizer"},       {"tokenizer_2", "transformers", "CLIPTokenizer"},
-        {"unet", "diffusers", "UNet2DConditionModel"},        {"vae", "diffusers", "AutoencoderKL"}};
-    tm_json j = tm_json_new();
-    tm_json_str(&j, "_class_name", "StableDiffusionXLPipeline");
-    tm_json_str(&j, "_diffusers_version", "0.19.0.dev0");
-    tm_json_null(&j, "add_watermarker");
-    tm_json_add(&j, "feature_extractor", null_pair());
-    tm_json_bool(&j, "force_zeros_for_empty_prompt", 1);
-    tm_json_add(&j, "image_encoder", null_pair());
-    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) tm_json_strs(&j, pairs[i][0], &pairs[i][1], 2);
-    return tm_json_write(&j, dir, "model_index.json");
-}
-
-/* stabilityai/stable-diffusion-xl-base-1.0 scheduler/scheduler_config.json. */
-static is_error *scheduler_config(const char *dir) {
-    tm_json j = tm_json_new();
-    tm_json_str(&j, "_class_name", "EulerDiscreteScheduler");
-    tm_json_str(&j, "_diffusers_version", "0.19.0.dev0");
-    tm_json_num(&j, "beta_end", 0.012);
-    tm_json_str(&j, "beta_schedule", "scaled_linear");
-    tm_json_num(&j, "beta_start", 0.00085);
-    tm_json_bool(&j, "clip_sample", 0);
-    tm_json_str(&j, "interpolation_type", "linear");
-    tm_json_num(&j, "num_train_timesteps", 1000);
-    tm_json_str(&j, "prediction_type", "epsilon");
-    tm_json_num(&j, "sample_max_value", 1.0);
-    tm_json_bool(&j, "set_alpha_to_one", 0);
-    tm_json_bool(&j, "skip_prk_steps", 1);
-    tm_json_num(&j, "steps_offset", 1);
-    tm_json_str(&j, "timestep_spacing", "leading");
-    tm_json_null(&j, "trained_betas");
-    tm_json_bool(&j, "use_karras_sigmas", 0);
-    return tm_json_write(&j, dir, "scheduler_config.json");
-}
-
 /* The small files that make root a diffusers SDXL folder: model_index.json, scheduler/ and both
  * tokenizers. The tokenizers are the generator's byte-level ones (514 ids): every id they produce
  * lies inside the text encoders' 49408-row embedding tables, so the real-size encoders accept them. */
 static is_error *write_pipeline_files(const char *root) {
     char dir[4096];
-    IS_TRY(model_index(root));
+    IS_TRY(tm_write_model_index(root));
     snprintf(dir, sizeof dir, "%s/scheduler", root);
     IS_TRY(make_dir(dir));
-    IS_TRY(scheduler_config(dir));
+    IS_TRY(tm_write_scheduler_config(dir));
     snprintf(dir, sizeof dir, "%s/tokenizer", root);
     IS_TRY(make_dir(dir));
     IS_TRY(tm_write_tokenizer(dir, "<|endoftext|>", 77));

@@ -50,7 +50,7 @@ static tm_json null_pair(void) {
     return a;
 }
 
-static is_error *model_index(const char *dir) {
+is_error *tm_write_model_index(const char *dir) {
     static const char *const pairs[][3] = {
         {"scheduler", "diffusers", "EulerDiscreteScheduler"}, {"text_encoder", "transformers", "CLIPTextModel"},
         {"text_encoder_2", "transformers", "CLIPTextModelWithProjection"},
@@ -68,7 +68,7 @@ static is_error *model_index(const char *dir) {
 }
 
 /* EulerDiscreteScheduler with stabilityai/stable-diffusion-xl-base-1.0's values. */
-static is_error *scheduler_config(const char *dir) {
+is_error *tm_write_scheduler_config(const char *dir) {
     tm_json j = tm_json_new();
     tm_json_str(&j, "_class_name", "EulerDiscreteScheduler");
     tm_json_str(&j, "_diffusers_version", "0.19.0.dev0");
@@ -138,9 +138,9 @@ static is_error *make_all(const char *dir, uint64_t seed) {
     char p[4096];
     IS_TRY(make_dirs(dir));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", NULL));
-    IS_TRY(model_index(p));
+    IS_TRY(tm_write_model_index(p));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "scheduler"));
-    IS_TRY(scheduler_config(p));
+    IS_TRY(tm_write_scheduler_config(p));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "tokenizer"));
     IS_TRY(tm_write_tokenizer(p, "<|endoftext|>", s.text_encoder.max_position_embeddings));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "tokenizer_2"));

@@ -114,5 +114,8 @@ is_error *tm_write_tokenizer(const char *dir, const char *pad_token, int model_m
 /* dir/ip-adapter_sdxl.safetensors */
 is_error *tm_write_ip_adapter(const char *dir, const tm_spec *s, uint64_t seed);
 is_error *tm_write_preprocessor_config(const char *dir, const tm_clip_spec *s);
+/* SDXL base 1.0's model_index.json (StableDiffusionXLPipeline) and scheduler_config.json (Euler). */
+is_error *tm_write_model_index(const char *dir);
+is_error *tm_write_scheduler_config(const char *dir);
 
 #endif
