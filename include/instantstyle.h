@@ -200,8 +200,9 @@ int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channe
  * order). As in diffusers, tiling only happens when the latents are larger than one tile.
  * Automatic: tiled exactly when tiling would apply AND the untiled decode's activation
  * workspace (is_vae_decode_workspace_bytes) exceeds IS_VAE_AUTO_TILE_BYTES (4 GiB): for the
- * SDXL VAE that is 3200 bytes per output pixel, so 1024x1024 (3.1 GiB) decodes untiled and square
- * images from about 1160x1160 up (1280x1280: 4.9 GiB) are tiled.
+ * SDXL VAE that is 1536 bytes per output pixel (the last block's first resnet holds its 256-channel
+ * input and 128-channel hidden map), so 1024x1024 (1.5 GiB) decodes untiled and square images from
+ * about 1680x1680 up (1792x1792: 4.6 GiB) are tiled.
  * hook (may be NULL) receives "z", "post_quant_conv", "decoder.conv_in", "decoder.mid_block",
  * "decoder.up_blocks.<i>" and "image" (untiled decodes; tiled ones report only "z" and "image"),
  * and for encodes "encoder.conv_in", "encoder.down_blocks.<i>", "encoder.mid_block",

@@ -171,6 +171,73 @@ static void test_conv2d(void) {
     check_conv(320, 32, 32, 77, 1, 1, 0, IS_DT_F16, 1);
 }
 
+/* The fused convolution against the unfused sequence it replaces: [nearest 2x upsample], [GroupNorm
+ * (as scale/shift from is_k_group_norm_affine) + optional SiLU], conv, [out += conv]. Same kernels, same
+ * arithmetic, so the results must be identical. */
+static void check_conv_fused(int64_t Cin, int64_t H, int64_t W, int64_t Cout, int64_t k, int stride, int pad,
+                             int norm, int silu, int up, int accumulate, int64_t groups) {
+    int64_t wshape[4] = {Cout, Cin, k, k};
+    is_tensor w = make_weight(IS_DT_F16, 4, wshape, 0.3f), b = make_vec(IS_DT_F16, Cout, 1.0f);
+    is_tensor g = make_vec(IS_DT_F32, Cin, 1.0f), be = make_vec(IS_DT_F32, Cin, 1.0f);
+    int64_t Hv = up ? 2 * H : H, Wv = up ? 2 * W : W;
+    int64_t Ho = is_conv_out_size(Hv, k, stride, pad), Wo = is_conv_out_size(Wv, k, stride, pad), n = Cout * Ho * Wo;
+    float *x = rand_buf(Cin * H * W, 2.0f), *t = rand_buf(Cin * Hv * Wv, 1.0f);
+    float *sc = malloc((size_t)Cin * sizeof(float)), *sh = malloc((size_t)Cin * sizeof(float));
+    float *y = rand_buf(n, 3.0f), *r = copy_buf(y, n), *c = rand_buf(n, 1.0f);
+    if (up)
+        is_k_upsample_nearest2x(t, x, Cin, H, W);
+    else
+        memcpy(t, x, (size_t)(Cin * H * W) * sizeof(float));
+    if (norm) { /* statistics of the convolution's input, as the VAE does */
+        is_k_group_norm_affine(t, Cin, Hv * Wv, groups, 1e-6f, &g, &be, sc, sh);
+        is_k_group_norm(t, t, Cin, Hv * Wv, groups, 1e-6f, &g, &be, silu);
+    } else if (silu) {
+        is_k_silu(t, Cin * Hv * Wv);
+    }
+    is_k_conv2d(accumulate ? c : r, t, Cin, Hv, Wv, &w, &b, stride, pad);
+    if (accumulate) is_k_add(r, c, n);
+    is_k_conv2d_fused(y, x, Cin, H, W, &w, &b, stride, pad, norm ? sc : NULL, norm ? sh : NULL, silu, up, accumulate);
+    char what[200];
+    snprintf(what, sizeof what, "conv2d_fused Cin=%lld %lldx%lld Cout=%lld k=%lld s=%d p=%d norm=%d silu=%d up=%d acc=%d threads=%d",
+             (long long)Cin, (long long)H, (long long)W, (long long)Cout, (long long)k, stride, pad, norm, silu, up,
+             accumulate, g_threads);
+    th_close_f32(what, y, r, (size_t)n, 0, 0);
+    free(x), free(t), free(sc), free(sh), free(y), free(r), free(c);
+    free_weight(&w), free_weight(&b), free_weight(&g), free_weight(&be);
+}
+
+/* A 1x1 convolution written over its own input (out = in + shift*H*W), as the VAE's shortcut does. */
+static void check_conv_in_place(int64_t Cin, int64_t H, int64_t W, int64_t Cout, int64_t shift) {
+    int64_t wshape[4] = {Cout, Cin, 1, 1}, P = H * W;
+    is_tensor w = make_weight(IS_DT_F16, 4, wshape, 0.3f), b = make_vec(IS_DT_F16, Cout, 1.0f);
+    float *x = rand_buf(Cin * P, 1.0f), *r = rand_buf(Cout * P, 1.0f), *buf = copy_buf(x, Cin * P);
+    is_k_conv2d(r, x, Cin, H, W, &w, &b, 1, 0);
+    is_k_conv2d(buf + shift * P, buf, Cin, H, W, &w, &b, 1, 0);
+    char what[160];
+    snprintf(what, sizeof what, "conv2d in place Cin=%lld %lldx%lld Cout=%lld at channel %lld threads=%d",
+             (long long)Cin, (long long)H, (long long)W, (long long)Cout, (long long)shift, g_threads);
+    th_close_f32(what, buf + shift * P, r, (size_t)(Cout * P), 0, 0);
+    free(x), free(r), free(buf);
+    free_weight(&w), free_weight(&b);
+}
+
+static void test_conv2d_fused(void) {
+    for (int mask = 0; mask < 16; mask++) { /* every combination of norm, silu, upsample, accumulate */
+        int norm = mask & 1, silu = mask >> 1 & 1, up = mask >> 2 & 1, acc = mask >> 3 & 1;
+        check_conv_fused(6, 7, 9, 5, 3, 1, 1, norm, silu, up, acc, 3);
+        check_conv_fused(4, 13, 5, 8, 1, 1, 0, norm, silu, up, acc, 2);
+        check_conv_fused(6, 9, 11, 7, 3, 2, 1, norm, silu, up, acc, 1);
+        check_conv_fused(2, 1, 1, 3, 3, 1, 1, norm, silu, up, acc, 2);
+    }
+    check_conv_fused(40, 67, 45, 36, 3, 1, 1, 1, 1, 0, 1, 8); /* spans row tiles */
+    check_conv_fused(33, 35, 70, 20, 3, 1, 1, 0, 0, 1, 0, 1);
+    check_conv_fused(64, 64, 64, 96, 3, 1, 1, 1, 1, 0, 0, 32);
+    check_conv_in_place(9, 7, 5, 9, 0);
+    check_conv_in_place(12, 33, 41, 7, 0);
+    check_conv_in_place(12, 33, 41, 7, 5);
+    check_conv_in_place(96, 64, 64, 64, 32);
+}
+
 /* ---- normalisation */
 
 static void check_group_norm(int64_t C, int64_t HW, int64_t groups, int silu, int inplace, is_dtype dt) {
@@ -440,6 +507,7 @@ int main(void) {
         test_linear();
         test_gemm();
         test_conv2d();
+        test_conv2d_fused();
         test_group_norm();
         test_layer_norm();
         test_attention();

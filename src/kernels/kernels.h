@@ -69,4 +69,19 @@ is_error *is_kernels_reserve(int64_t max_weight_numel);
 size_t is_kernels_scratch_bytes(void); /* bytes held now */
 void is_kernels_release(void);         /* free all scratch (it regrows on the next call) */
 
+/* ---- Fused convolution and its GroupNorm prologue (src/kernels/conv2d.c, norm.c).
+ * out = conv2d(T(in)) (+= when accumulate), with the input transformed on the fly, never materialised:
+ * T = optional nearest-2x upsampling of in[Cin,H,W] (the convolution then sees [Cin,2H,2W]), then when
+ * in_scale/in_shift are given x*in_scale[c] + in_shift[c] per channel, then SiLU when in_silu; the
+ * convolution's zero padding is applied after T. Same numbers as running those steps one by one
+ * (is_k_upsample_nearest2x, is_k_group_norm, is_k_conv2d, is_k_add(out, conv)). out may overlap in only
+ * for a 1x1, stride-1, unpadded convolution whose out - in is a multiple of H*W (e.g. in place). */
+void is_k_conv2d_fused(float *out, const float *in, int64_t Cin, int64_t H, int64_t W, const is_tensor *weight,
+                       const is_tensor *bias, int stride, int pad, const float *in_scale, const float *in_shift,
+                       int in_silu, int upsample2x, int accumulate);
+/* The GroupNorm of x[C,HW] as per-channel scale[C] and shift[C] (is_k_group_norm(y) == x*scale + shift,
+ * computed with the same statistics). */
+void is_k_group_norm_affine(const float *x, int64_t C, int64_t HW, int64_t groups, float eps, const is_tensor *gamma,
+                            const is_tensor *beta, float *scale, float *shift);
+
 #endif

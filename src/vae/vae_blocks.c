@@ -1,5 +1,7 @@
-/* The VAE's building blocks (diffusers ResnetBlock2D, the mid block's Attention,
- * Upsample2D, Downsample2D) on [C,H,W] activations rotating through the workspace. */
+/* The VAE's building blocks (diffusers ResnetBlock2D, the mid block's Attention, Upsample2D,
+ * Downsample2D) on [C,H,W] activations in the workspace arena. GroupNorm+SiLU, the nearest 2x
+ * upsampling and the residual additions are folded into the convolutions (is_k_conv2d_fused), so
+ * the normalised, upsampled and pre-residual tensors are never stored. */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -11,39 +13,53 @@ void vae_emit(is_tensor_hook hook, void *user, const char *name, const vae_act *
     hook(user, name, 0, x->data, 3, shape);
 }
 
-void vae_conv(vae_act *x, vae_workspace *ws, const vae_param *conv, int stride, int pad) {
-    float *out = vae_ws_other(ws, x->data, NULL);
+/* x -> conv(x) at the other end of the arena, optionally reading x through a 2x upsampling. */
+static void conv_step(vae_act *x, vae_workspace *ws, const vae_param *conv, int stride, int pad, int up) {
     const is_tensor *w = conv->w;
-    is_k_conv2d(out, x->data, x->C, x->H, x->W, w, conv->b, stride, pad);
-    x->data = out;
-    x->C = w->shape[0];
-    x->H = is_conv_out_size(x->H, w->shape[2], stride, pad);
-    x->W = is_conv_out_size(x->W, w->shape[3], stride, pad);
+    int64_t H = up ? 2 * x->H : x->H, W = up ? 2 * x->W : x->W;
+    int64_t C = w->shape[0], Ho = is_conv_out_size(H, w->shape[2], stride, pad);
+    int64_t Wo = is_conv_out_size(W, w->shape[3], stride, pad);
+    float *out = vae_ws_opposite(ws, x->data, C * Ho * Wo);
+    is_k_conv2d_fused(out, x->data, x->C, x->H, x->W, w, conv->b, stride, pad, NULL, NULL, 0, up, 0);
+    *x = (vae_act){out, C, Ho, Wo};
 }
 
-/* out = x + conv2(silu(gn2(conv1(silu(gn1(x)))))), x through a 1x1 conv when channels change. */
+void vae_conv(vae_act *x, vae_workspace *ws, const vae_param *conv, int stride, int pad) {
+    conv_step(x, ws, conv, stride, pad, 0);
+}
+
+void vae_norm_silu_conv(const vae_act *x, vae_workspace *ws, const vae_param *norm, int64_t groups,
+                        const vae_param *conv, float *out) {
+    float *scale = ws->norm, *shift = ws->norm + ws->norm_cap / 2;
+    is_k_group_norm_affine(x->data, x->C, x->H * x->W, groups, VAE_GN_EPS, norm->w, norm->b, scale, shift);
+    is_k_conv2d_fused(out, x->data, x->C, x->H, x->W, conv->w, conv->b, 1, 1, scale, shift, 1, 0, 0);
+}
+
+/* out = shortcut(x) + conv2(silu(gn2(h))), h = conv1(silu(gn1(x))); shortcut is a 1x1 conv when the
+ * channels change, else the identity. h goes to the other end of the arena; the shortcut is
+ * computed in place (aligned to x's end) and conv2 is added into it, so only x and h are alive. */
 void vae_resnet_forward(const vae_resnet *r, vae_workspace *ws, vae_act *x) {
     int64_t H = x->H, W = x->W, HW = H * W;
-    float *t1 = vae_ws_other(ws, x->data, NULL), *t2 = vae_ws_other(ws, x->data, t1);
-    is_k_group_norm(t1, x->data, r->cin, HW, r->groups, VAE_GN_EPS, r->norm1.w, r->norm1.b, 1);
-    is_k_conv2d(t2, t1, r->cin, H, W, r->conv1.w, r->conv1.b, 1, 1);
-    is_k_group_norm(t2, t2, r->cout, HW, r->groups, VAE_GN_EPS, r->norm2.w, r->norm2.b, 1);
-    is_k_conv2d(t1, t2, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1);
+    vae_act h = {vae_ws_opposite(ws, x->data, r->cout * HW), r->cout, H, W};
+    vae_norm_silu_conv(x, ws, &r->norm1, r->groups, &r->conv1, h.data);
+    float *out = x->data;
     if (r->shortcut.w) {
-        is_k_conv2d(t2, x->data, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
-        is_k_add(t2, t1, r->cout * HW);
-        x->data = t2;
-    } else {
-        is_k_add(x->data, t1, r->cout * HW);
+        if (x->data != ws->base) out = x->data + (r->cin - r->cout) * HW; /* keep it at the arena's end */
+        is_k_conv2d(out, x->data, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
     }
+    float *scale = ws->norm, *shift = ws->norm + ws->norm_cap / 2;
+    is_k_group_norm_affine(h.data, r->cout, HW, r->groups, VAE_GN_EPS, r->norm2.w, r->norm2.b, scale, shift);
+    is_k_conv2d_fused(out, h.data, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1, scale, shift, 1, 0, 1);
+    x->data = out;
     x->C = r->cout;
 }
 
 /* Single-head self-attention over the H*W positions (diffusers Attention with group norm,
- * residual connection, rescale_output_factor 1). Blocked: never builds the N x N matrix. */
+ * residual connection, rescale_output_factor 1). Blocked: never builds the N x N matrix.
+ * Its four [N, C] scratch matrices sit at the other end of the arena. */
 static void attention_forward(const vae_attention *a, vae_workspace *ws, vae_act *x) {
     int64_t C = x->C, N = x->H * x->W;
-    float *s0 = ws->attn, *s1 = s0 + C * N, *s2 = s1 + C * N, *s3 = s2 + C * N;
+    float *s0 = vae_ws_opposite(ws, x->data, 4 * C * N), *s1 = s0 + C * N, *s2 = s1 + C * N, *s3 = s2 + C * N;
     is_k_group_norm(s0, x->data, C, N, a->groups, VAE_GN_EPS, a->norm.w, a->norm.b, 0);
     is_k_transpose(s1, s0, C, N); /* [C,N] -> tokens [N,C] */
     is_k_linear(s2, s1, N, a->q.w, a->q.b);
@@ -61,21 +77,16 @@ void vae_mid_forward(const vae_mid *m, vae_workspace *ws, vae_act *x) {
     vae_resnet_forward(&m->res1, ws, x);
 }
 
-/* Upsample2D: nearest 2x, then 3x3 conv. */
+/* Upsample2D: nearest 2x, then 3x3 conv (the conv reads x through the 2x view). */
 void vae_upsample_forward(const vae_param *conv, vae_workspace *ws, vae_act *x) {
-    float *up = vae_ws_other(ws, x->data, NULL);
-    is_k_upsample_nearest2x(up, x->data, x->C, x->H, x->W);
-    x->data = up;
-    x->H *= 2;
-    x->W *= 2;
-    vae_conv(x, ws, conv, 1, 1);
+    conv_step(x, ws, conv, 1, 1, 1);
 }
 
 /* Downsample2D (encoder): zero-pad one row at the bottom and one column at the right,
  * then 3x3 conv with stride 2 and no padding. */
 void vae_downsample_forward(const vae_param *conv, vae_workspace *ws, vae_act *x) {
     int64_t H = x->H, W = x->W, Wp = W + 1;
-    float *p = vae_ws_other(ws, x->data, NULL);
+    float *p = vae_ws_opposite(ws, x->data, x->C * (H + 1) * Wp);
     for (int64_t c = 0; c < x->C; c++) {
         float *dst = p + c * (H + 1) * Wp;
         const float *src = x->data + c * H * W;

@@ -27,8 +27,7 @@ void vae_decode_z(is_vae *v, vae_act x, float *image, is_tensor_hook hook, void 
         snprintf(name, sizeof name, "decoder.up_blocks.%d", i);
         vae_emit(hook, user, name, &x);
     }
-    is_k_group_norm(x.data, x.data, x.C, x.H * x.W, v->groups, VAE_GN_EPS, d->norm_out.w, d->norm_out.b, 1);
-    is_k_conv2d(image, x.data, x.C, x.H, x.W, d->conv_out.w, d->conv_out.b, 1, 1);
+    vae_norm_silu_conv(&x, ws, &d->norm_out, v->groups, &d->conv_out, image);
     vae_act out = {image, v->out_channels, x.H, x.W};
     vae_emit(hook, user, "image", &out);
 }
@@ -51,9 +50,7 @@ static void latents_to_z(const is_vae *v, const float *latents, int64_t hw, floa
 
 int64_t is_vae_decode_workspace_bytes(const is_vae *v, int h, int w) {
     if (!v || h < 1 || w < 1 || h > VAE_MAX_SIDE || w > VAE_MAX_SIDE) return 0;
-    int64_t act = 0, attn = 0;
-    vae_decode_needs(v, h, w, &act, &attn);
-    return (3 * act + attn) * (int64_t)sizeof(float);
+    return vae_decode_needs(v, h, w) * (int64_t)sizeof(float);
 }
 
 int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling) {
@@ -88,10 +85,8 @@ is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_
         vae_emit(hook, user, "image", &out);
         return NULL;
     }
-    int64_t act = 0, attn = 0;
-    vae_decode_needs(v, h, w, &act, &attn);
-    IS_TRY(vae_ws_reserve(&v->ws, act, attn));
-    z.data = v->ws.buf[0];
+    IS_TRY(vae_ws_reserve(&v->ws, vae_decode_needs(v, h, w), vae_norm_needs(v)));
+    z.data = v->ws.base;
     latents_to_z(v, latents, hw, z.data);
     vae_emit(hook, user, "z", &z);
     vae_decode_z(v, z, image, hook, user);

@@ -17,14 +17,12 @@ is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is
                          H, W, s);
     is_tensor_hook hook = opt ? opt->hook : NULL;
     void *user = opt ? opt->hook_user : NULL;
-    int64_t act = 0, attn = 0;
-    vae_encode_needs(v, H, W, &act, &attn);
-    IS_TRY(vae_ws_reserve(&v->ws, act, attn));
+    IS_TRY(vae_ws_reserve(&v->ws, vae_encode_needs(v, H, W), vae_norm_needs(v)));
     vae_workspace *ws = &v->ws;
     const vae_coder *e = &v->enc;
     char name[64];
 
-    vae_act x = {ws->buf[0], e->conv_in.w->shape[0], H, W};
+    vae_act x = {ws->base, e->conv_in.w->shape[0], H, W};
     is_k_conv2d(x.data, image, v->in_channels, H, W, e->conv_in.w, e->conv_in.b, 1, 1);
     vae_emit(hook, user, "encoder.conv_in", &x);
     for (int i = 0; i < e->nblocks; i++) {
@@ -36,8 +34,9 @@ is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is
     }
     vae_mid_forward(&e->mid, ws, &x);
     vae_emit(hook, user, "encoder.mid_block", &x);
-    is_k_group_norm(x.data, x.data, x.C, x.H * x.W, v->groups, VAE_GN_EPS, e->norm_out.w, e->norm_out.b, 1);
-    vae_conv(&x, ws, &e->conv_out, 1, 1);
+    float *out = vae_ws_opposite(ws, x.data, e->conv_out.w->shape[0] * x.H * x.W);
+    vae_norm_silu_conv(&x, ws, &e->norm_out, v->groups, &e->conv_out, out);
+    x = (vae_act){out, e->conv_out.w->shape[0], x.H, x.W};
     vae_emit(hook, user, "encoder.conv_out", &x);
     if (v->use_quant_conv) vae_conv(&x, ws, &v->quant_conv, 1, 0);
     vae_emit(hook, user, "moments", &x);

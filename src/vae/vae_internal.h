@@ -48,13 +48,16 @@ typedef struct {
     vae_mid mid;
 } vae_coder;
 
-/* Three same-sized activation buffers used in rotation plus a scratch area for the
- * mid-block attention; kept between calls and grown to the largest size seen. */
+/* One activation arena used from both ends: the current activation sits at one end and a block
+ * writes its result (or its scratch) at the other end, so the arena only needs the largest sum of
+ * tensors alive at once (input + output of a conv, input + hidden of a resnet, input + the
+ * attention's q/k/v). Plus per-channel GroupNorm scale/shift. Kept between calls, grown to the
+ * largest size seen. */
 typedef struct {
-    float *buf[3];
-    int64_t cap;      /* floats per buffer */
-    float *attn;
-    int64_t attn_cap; /* floats */
+    float *base;
+    int64_t cap;      /* floats */
+    float *norm;      /* scale[norm_cap/2], shift[norm_cap/2] */
+    int64_t norm_cap; /* floats */
 } vae_workspace;
 
 struct is_vae {
@@ -83,16 +86,20 @@ typedef struct {
 } vae_act;
 
 /* ---- vae_workspace.c */
-is_error *vae_ws_reserve(vae_workspace *ws, int64_t act_floats, int64_t attn_floats);
+is_error *vae_ws_reserve(vae_workspace *ws, int64_t act_floats, int64_t norm_floats);
 void vae_ws_free(vae_workspace *ws);
-/* A workspace buffer different from a and b (either may be NULL). */
-float *vae_ws_other(vae_workspace *ws, const float *a, const float *b);
-/* Largest activation (floats) and attention scratch of a decode of latents h x w / an encode of H x W. */
-void vae_decode_needs(const is_vae *v, int64_t h, int64_t w, int64_t *act, int64_t *attn);
-void vae_encode_needs(const is_vae *v, int64_t H, int64_t W, int64_t *act, int64_t *attn);
+/* Where a tensor of n floats goes so that it does not overlap x: the arena end x is not at. */
+float *vae_ws_opposite(const vae_workspace *ws, const float *x, int64_t n);
+/* Arena floats of a decode of latents h x w / an encode of H x W, and GroupNorm scratch floats. */
+int64_t vae_decode_needs(const is_vae *v, int64_t h, int64_t w);
+int64_t vae_encode_needs(const is_vae *v, int64_t H, int64_t W);
+int64_t vae_norm_needs(const is_vae *v);
 
-/* ---- vae_blocks.c (all operate on x in place: x->data may move to another workspace buffer) */
+/* ---- vae_blocks.c (all operate on x in place: x->data moves within the workspace arena) */
 void vae_conv(vae_act *x, vae_workspace *ws, const vae_param *conv, int stride, int pad);
+/* GroupNorm + SiLU of x (norm) folded into the following convolution, written to out. */
+void vae_norm_silu_conv(const vae_act *x, vae_workspace *ws, const vae_param *norm, int64_t groups,
+                        const vae_param *conv, float *out);
 void vae_resnet_forward(const vae_resnet *r, vae_workspace *ws, vae_act *x);
 void vae_mid_forward(const vae_mid *m, vae_workspace *ws, vae_act *x);
 void vae_upsample_forward(const vae_param *conv, vae_workspace *ws, vae_act *x);
@@ -101,7 +108,7 @@ void vae_downsample_forward(const vae_param *conv, vae_workspace *ws, vae_act *x
 void vae_emit(is_tensor_hook hook, void *user, const char *name, const vae_act *x);
 
 /* ---- vae_decode.c */
-/* post_quant_conv + decoder on z [C,h,w] (z is consumed: it must be a workspace buffer).
+/* post_quant_conv + decoder on z [C,h,w] (z is consumed: it must be at the workspace's base).
  * Writes [out_channels, 8h, 8w] to image. The workspace must hold vae_decode_needs(h, w). */
 void vae_decode_z(is_vae *v, vae_act z, float *image, is_tensor_hook hook, void *user);
 

@@ -82,9 +82,7 @@ is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, floa
                          "vae tiled decode: with sample_size %lld diffusers' tiles would not cover %lldx%lld pixels",
                          (long long)v->sample_size, (long long)(s * h), (long long)(s * w));
     int64_t th0 = min64(p.tile_latent, h), tw0 = min64(p.tile_latent, w); /* the first tile is the largest */
-    int64_t act = 0, attn = 0;
-    vae_decode_needs(v, th0, tw0, &act, &attn);
-    IS_TRY(vae_ws_reserve(&v->ws, act, attn));
+    IS_TRY(vae_ws_reserve(&v->ws, vae_decode_needs(v, th0, tw0), vae_norm_needs(v)));
     int64_t ncols = (w + p.overlap_latent - 1) / p.overlap_latent;
     tile *col = calloc((size_t)ncols, sizeof *col); /* latest decoded tile of each column */
     if (!col) return is_error_oom("vae tiles");
@@ -99,7 +97,7 @@ is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, floa
                 err = is_error_oom("vae tile");
                 break;
             }
-            float *zt = v->ws.buf[0];
+            float *zt = v->ws.base;
             for (int64_t c = 0; c < C; c++)
                 for (int64_t y = 0; y < th; y++)
                     memcpy(zt + (c * th + y) * tw, z + (c * h + i + y) * w + j, (size_t)tw * sizeof(float));
