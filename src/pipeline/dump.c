@@ -11,28 +11,28 @@ is_error *is_dump_begin(is_dump *d, const char *path) {
     return d->w ? NULL : is_error_oom("tensor dump");
 }
 
-static void read_shape(int ndim, va_list ap, int64_t *shape) {
+static is_error *add(is_dump *d, const char *name, is_dtype dt, const void *data, int ndim, va_list ap) {
+    int64_t shape[IS_MAX_DIMS];
     for (int i = 0; i < ndim && i < IS_MAX_DIMS; i++) shape[i] = va_arg(ap, int64_t);
+    return is_st_writer_add(d->w, name, dt, ndim, shape, data);
 }
 
 is_error *is_dump_f32(is_dump *d, const char *name, const float *data, int ndim, ...) {
     if (!d->w) return NULL;
-    int64_t shape[IS_MAX_DIMS];
     va_list ap;
     va_start(ap, ndim);
-    read_shape(ndim, ap, shape);
+    is_error *e = add(d, name, IS_DT_F32, data, ndim, ap);
     va_end(ap);
-    return is_st_writer_add(d->w, name, IS_DT_F32, ndim, shape, data);
+    return e;
 }
 
 is_error *is_dump_u8(is_dump *d, const char *name, const uint8_t *data, int ndim, ...) {
     if (!d->w) return NULL;
-    int64_t shape[IS_MAX_DIMS];
     va_list ap;
     va_start(ap, ndim);
-    read_shape(ndim, ap, shape);
+    is_error *e = add(d, name, IS_DT_U8, data, ndim, ap);
     va_end(ap);
-    return is_st_writer_add(d->w, name, IS_DT_U8, ndim, shape, data);
+    return e;
 }
 
 is_error *is_dump_finish(is_dump *d) {
