@@ -52,7 +52,6 @@ typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, co
                                const int64_t *shape);
 
 /* ---------------------------------------------------------------- tokenizer */
-/* (section: text/tokenizer) */
 
 /* CLIP BPE tokenizer, identical to transformers' slow CLIPTokenizer (without ftfy) as diffusers' SDXL
  * encode_prompt uses it. The tokenizer's special tokens (incl. its pad token) are split out of the raw text. */
@@ -72,7 +71,6 @@ int32_t is_tokenizer_eos_id(const is_tokenizer *tok);
 int32_t is_tokenizer_pad_id(const is_tokenizer *tok);
 
 /* ---------------------------------------------------------------- text encoders */
-/* (section: text/clip_text, text/prompt) */
 
 /* CLIP text transformer (transformers CLIPTextModel / CLIPTextModelWithProjection). */
 typedef struct is_clip_text is_clip_text;
@@ -114,7 +112,6 @@ is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_
                              float *pooled);
 
 /* ---------------------------------------------------------------- images and image encoder */
-/* (section: vision/) */
 /* An 8-bit RGB image, interleaved, rows top to bottom: what PIL's Image.convert("RGB") gives. */
 typedef struct { int width, height; uint8_t *rgb; } is_image;
 /* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
@@ -135,7 +132,6 @@ is_error *is_image_preprocess(const is_image_encoder *enc, const is_image *img, 
 is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds, float *penultimate);
 
 /* ---------------------------------------------------------------- UNet and IP-Adapter */
-/* (section: unet/) */
 /* SDXL-family UNet2DConditionModel (diffusers layout) with IP-Adapter decoupled cross-attention.
  * Weights stay in the safetensors mmap in their stored dtype (F16/BF16/F32). */
 typedef struct is_unet is_unet;
@@ -181,7 +177,6 @@ typedef struct {
 is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
 
 /* ---------------------------------------------------------------- VAE */
-/* (section: vae/) */
 
 
 /* diffusers AutoencoderKL (SDXL VAE). Always computed in float32 (SDXL's VAE overflows in f16;
@@ -235,7 +230,6 @@ void is_image_postprocess(float *image, int64_t n);
 void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
 
 /* ---------------------------------------------------------------- RNG and samplers */
-/* (section: sample/) */
 
 /* PyTorch 1.13.1 CPU generator, bit-exact: torch.Generator("cpu").manual_seed(seed) followed by
  * torch.randn / torch.rand(..., generator=g) in float32 (x86-64 AVX2 kernel). A plain struct: put it on
@@ -286,7 +280,6 @@ is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
 void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_t n, float guidance_rescale);
 
 /* ---------------------------------------------------------------- pipeline */
-/* (section: pipeline/) */
 
 /* Write a small random-weight SDXL pipeline (dir/sdxl/) and IP-Adapter (dir/ip-adapter/) in the real
  * file layouts, for smoke tests without downloads. Weights are deterministic in seed. A non-empty dir
