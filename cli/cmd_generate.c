@@ -52,6 +52,8 @@ static const char *help_text =
     "  --dump-tensors FILE      also write the named intermediates (prompt_embeds, image_embeds, ip_tokens,\n"
     "                           latents_init, latents_final, image, ...) to a safetensors file\n"
     "  --threads N              compute threads (default: all cores)\n"
+    "  --precision P            auto | f32 | bf16 (default auto: bf16 where this CPU runs it faster, i.e.\n"
+    "                           AMX, or AVX512-BF16 when measured faster; f32 is the exact mode)\n"
     "  --quiet                  no progress bar and no stage log\n";
 
 typedef struct {
@@ -131,6 +133,9 @@ static is_error *parse(int argc, char **argv, is_pipeline_paths *paths, is_gener
             else if (!strcmp(v, "ddim")) gp->sampler = IS_SAMPLER_DDIM;
             else if (!strcmp(v, "dpmpp_2m")) gp->sampler = IS_SAMPLER_DPMPP_2M;
             else return is_errorf(IS_E_ARGUMENT, "--sampler: unknown sampler '%s' (euler, euler_a, ddim, dpmpp_2m)", v);
+        } else if (!strcmp(a, "--precision")) {
+            if (is_precision_parse(v, &gp->precision))
+                return is_errorf(IS_E_ARGUMENT, "--precision: '%s' is not auto, f32 or bf16", v);
         } else if (!strcmp(a, "--vae-tiling")) {
             if (!strcmp(v, "auto")) gp->vae_tiling = -1;
             else if (!strcmp(v, "on")) gp->vae_tiling = 1;

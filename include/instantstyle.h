@@ -44,6 +44,23 @@ void is_error_free(is_error *err);
 void is_set_threads(int n);
 int is_get_threads(void);
 
+/* ---------------------------------------------------------------- precision */
+
+/* The arithmetic of the matrix products, convolutions and attention products.
+ * F32: the exact mode, the numbers of the diffusers / PyTorch f32 references.
+ * BF16: operands rounded to bfloat16, products accumulated in f32, through oneDNN (Intel AMX or
+ *   AVX512-BF16 kernels, chosen at run time); norms, softmax, activations and the scheduler stay f32.
+ *   Weights are converted and reordered once when the precision is set (same memory as an F16 file).
+ *   Accuracy: docs/PERFORMANCE.md. Without bf16 hardware, BF16 runs as F32 (and the log says so).
+ * AUTO: BF16 where it is faster on this CPU (AMX; AVX512-BF16 when a short measurement shows bf16
+ *   products beating f32 ones), F32 otherwise. */
+typedef enum { IS_PRECISION_AUTO = 0, IS_PRECISION_F32, IS_PRECISION_BF16 } is_precision;
+const char *is_precision_name(is_precision p);              /* "auto", "f32", "bf16" */
+int is_precision_parse(const char *text, is_precision *out); /* 0 on success, -1 for an unknown name */
+/* What `want` runs as on this CPU: F32 or BF16, never AUTO. why (may be NULL) receives a one-line
+ * reason naming the CPU's instruction set (and the measurement, for AUTO on AVX512-BF16 without AMX). */
+is_precision is_precision_resolve(is_precision want, char *why, size_t why_cap);
+
 /* ---------------------------------------------------------------- debug hooks */
 
 /* Called by the networks with named f32 intermediates of batch item batch_index (shape excludes
@@ -77,6 +94,7 @@ typedef struct is_clip_text is_clip_text;
 /* A transformers CLIPTextModel / CLIPTextModelWithProjection folder: config.json + model.safetensors (or a sharded index). */
 is_error *is_clip_text_load(const char *dir, is_clip_text **out);
 void is_clip_text_free(is_clip_text *m);
+is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p); /* see is_precision */
 int is_clip_text_hidden_size(const is_clip_text *m);
 int is_clip_text_projection_dim(const is_clip_text *m);   /* 0 when the model has no text_projection */
 int is_clip_text_max_positions(const is_clip_text *m);
@@ -94,6 +112,7 @@ typedef struct is_sdxl_text is_sdxl_text;
 /* SDXL pipeline folder: model_index.json, tokenizer/, tokenizer_2/, text_encoder/, text_encoder_2/. */
 is_error *is_sdxl_text_load(const char *model_dir, is_sdxl_text **out);
 void is_sdxl_text_free(is_sdxl_text *t);
+is_error *is_sdxl_text_set_precision(is_sdxl_text *t, is_precision p); /* both encoders */
 int is_sdxl_text_seq_len(const is_sdxl_text *t);     /* 77 */
 int is_sdxl_text_embed_dim(const is_sdxl_text *t);   /* hidden_1 + hidden_2 (768+1280 for SDXL) */
 int is_sdxl_text_pooled_dim(const is_sdxl_text *t);  /* projection dim of text_encoder_2 */
@@ -122,6 +141,7 @@ typedef struct is_image_encoder is_image_encoder;
 /* An IP-Adapter image_encoder/ folder: config.json (CLIPVisionModelWithProjection), model.safetensors, preprocessor_config.json (optional: CLIP defaults). */
 is_error *is_image_encoder_load(const char *dir, is_image_encoder **out);
 void is_image_encoder_free(is_image_encoder *enc);
+is_error *is_image_encoder_set_precision(is_image_encoder *enc, is_precision p); /* see is_precision */
 int is_image_encoder_image_size(const is_image_encoder *enc);      /* crop size, 224 */
 int is_image_encoder_projection_dim(const is_image_encoder *enc);
 int is_image_encoder_hidden_size(const is_image_encoder *enc);
@@ -173,6 +193,10 @@ typedef struct {
     const float *ip_tokens;              /* [batch, ip_num_tokens, cross_attention_dim] or NULL (no IP branch) */
     is_tensor_hook hook; void *hook_user;  /* may be NULL */
 } is_unet_input;
+/* Precision of the UNet and its adapter (see is_precision). BF16 packs every weight now (call it after
+ * is_unet_load_ip_adapter, or call it again); F32 releases the packed weights. */
+is_error *is_unet_set_precision(is_unet *u, is_precision p);
+is_precision is_unet_precision(const is_unet *u);
 /* One denoiser evaluation. Activation buffers are kept in u and reused while batch/size/seq_len stay the same. */
 is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
 
@@ -186,6 +210,8 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
 typedef struct is_vae is_vae;
 is_error *is_vae_load(const char *vae_dir, is_vae **out); /* config.json + diffusion_pytorch_model.safetensors */
 void is_vae_free(is_vae *v);
+is_error *is_vae_set_precision(is_vae *v, is_precision p); /* see is_precision */
+is_precision is_vae_precision(const is_vae *v);
 float is_vae_scaling_factor(const is_vae *v);
 int is_vae_latent_channels(const is_vae *v);
 int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channels)-1), 8 for SDXL */
@@ -333,6 +359,7 @@ typedef struct {
     int target_width, target_height;      /* 0: the output size */
     int vae_tiling;                /* -1 auto, 0 off, 1 on */
     const char *dump_tensors;      /* write named intermediates to this safetensors file */
+    is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
     is_progress_fn progress;       /* called after each denoising step (may be NULL) */
     is_log_fn log;                 /* one line per stage with its time (may be NULL) */
     void *user;
@@ -346,6 +373,7 @@ typedef struct {
     int width, height;
     float *image;  /* [3, height, width] in 0..1 */
     uint8_t *rgb;  /* [height, width, 3] 8-bit, as diffusers' PIL output */
+    is_precision precision; /* what ran: IS_PRECISION_F32 or IS_PRECISION_BF16 */
 } is_image_result;
 
 is_error *is_generate(is_pipeline *p, const is_generate_params *params, is_image_result *out);

@@ -2,7 +2,7 @@
 # Install the Debian packages instantstyle needs to build and test (run as root).
 set -euo pipefail
 packages=(build-essential cmake pkg-config
-  libcjson-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev libopenblas-openmp-dev)
+  libcjson-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev libopenblas-openmp-dev libdnnl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

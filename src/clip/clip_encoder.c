@@ -79,6 +79,18 @@ is_error *is_clip_encoder_bind(is_clip_encoder *enc, const is_st *st, const char
 void is_clip_encoder_free(is_clip_encoder *enc) {
     free(enc->layers);
     enc->layers = NULL;
+    is_dnn_free(enc->dnn);
+    enc->dnn = NULL;
+}
+
+/* Token and position embeddings are tables read by index, not weights of a product. */
+static int is_product_weight(const char *name) {
+    return !strstr(name, "token_embedding") && !strstr(name, "position_embedding");
+}
+
+is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what) {
+    const is_st *sts[1] = {st};
+    return is_dnn_apply_precision(&enc->dnn, p, sts, 1, is_product_weight, what);
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -114,17 +126,17 @@ static void encoder_layer(const is_clip_encoder *enc, const is_clip_layer *L, co
     const int64_t H = enc->hidden, dh = H / enc->heads;
     /* self-attention block */
     is_k_layer_norm(s->h, s->x, n, H, L->ln1_w, L->ln1_b, enc->eps);
-    is_k_linear(s->q, s->h, n, L->q_w, L->q_b);
-    is_k_linear(s->k, s->h, n, L->k_w, L->k_b);
-    is_k_linear(s->v, s->h, n, L->v_w, L->v_b);
-    is_k_attention(s->a, H, s->q, H, s->k, H, s->v, H, n, n, enc->heads, dh, causal, 1.0f, 0);
-    is_k_linear(s->h, s->a, n, L->o_w, L->o_b);
+    is_dnn_linear(enc->dnn, s->q, s->h, n, L->q_w, L->q_b);
+    is_dnn_linear(enc->dnn, s->k, s->h, n, L->k_w, L->k_b);
+    is_dnn_linear(enc->dnn, s->v, s->h, n, L->v_w, L->v_b);
+    is_dnn_attention(enc->dnn, s->a, H, s->q, H, s->k, H, s->v, H, n, n, enc->heads, dh, causal, 1.0f, 0);
+    is_dnn_linear(enc->dnn, s->h, s->a, n, L->o_w, L->o_b);
     is_k_add(s->x, s->h, n * H);
     /* MLP block */
     is_k_layer_norm(s->h, s->x, n, H, L->ln2_w, L->ln2_b, enc->eps);
-    is_k_linear(s->f, s->h, n, L->fc1_w, L->fc1_b);
+    is_dnn_linear(enc->dnn, s->f, s->h, n, L->fc1_w, L->fc1_b);
     activation(enc->act, s->f, n * enc->inter);
-    is_k_linear(s->h, s->f, n, L->fc2_w, L->fc2_b);
+    is_dnn_linear(enc->dnn, s->h, s->f, n, L->fc2_w, L->fc2_b);
     is_k_add(s->x, s->h, n * H);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/safetensors.h"
+#include "kernels/dnn.h"
 
 /* config.json `hidden_act`. gelu_new and gelu_pytorch_tanh are the same tanh approximation. */
 typedef enum { IS_CLIP_ACT_QUICK_GELU, IS_CLIP_ACT_GELU, IS_CLIP_ACT_GELU_TANH } is_clip_act;
@@ -26,6 +27,7 @@ typedef struct {
     float eps;
     is_clip_act act;
     is_clip_layer *layers;
+    is_dnn *dnn; /* the owning model's bf16 path, or NULL: f32 (freed by is_clip_encoder_free) */
 } is_clip_encoder;
 
 /* Activations for up to max_tokens tokens: x is the residual stream [max_tokens, hidden] (the
@@ -44,7 +46,10 @@ is_error *is_clip_weight(const is_st *st, const is_tensor **out, int ndim, const
 /* Binds "<prefix>.layers.%d.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,mlp.fc1,mlp.fc2}.
  * {weight,bias}" for enc->n_layers layers (prefix e.g. "text_model.encoder"). Allocates enc->layers. */
 is_error *is_clip_encoder_bind(is_clip_encoder *enc, const is_st *st, const char *prefix);
-void is_clip_encoder_free(is_clip_encoder *enc); /* frees the layer table, not the weights */
+void is_clip_encoder_free(is_clip_encoder *enc); /* frees the layer table and bf16 context, not the weights */
+/* Precision of a CLIP model whose weights are st: packs every matrix and convolution weight except
+ * the embedding tables (looked up, not multiplied). */
+is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what);
 
 /* `what` names the model in an out-of-memory error. */
 is_error *is_clip_scratch_alloc(is_clip_scratch *s, const is_clip_encoder *enc, int max_tokens, const char *what);

@@ -325,6 +325,18 @@ void is_st_close(is_st *st) {
 
 const char *is_st_path(const is_st *st) { return st->path; }
 size_t is_st_count(const is_st *st) { return st->n_tensors; }
+void is_st_drop_pages(const is_st *st, const is_tensor *t) {
+    if (!st || !t || !t->nbytes) return;
+    uintptr_t b = (uintptr_t)t->data, e = b + t->nbytes, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < st->n_files; i++) {
+        uintptr_t m0 = (uintptr_t)st->files[i].map, m1 = m0 + st->files[i].map_size;
+        if (b < m0 || e > m1) continue;
+        uintptr_t p0 = (b + page - 1) / page * page, p1 = e / page * page; /* pages wholly inside t */
+        if (p1 > p0) madvise((void *)p0, p1 - p0, MADV_DONTNEED);
+        return;
+    }
+}
+
 const is_tensor *is_st_at(const is_st *st, size_t i) { return i < st->n_tensors ? &st->tensors[i] : NULL; }
 
 int64_t is_st_max_numel(const is_st *st) {

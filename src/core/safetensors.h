@@ -21,6 +21,10 @@ const is_tensor *is_st_at(const is_st *st, size_t i); /* sorted by name */
 /* Element count of the largest tensor (to size conversion buffers up front). */
 int64_t is_st_max_numel(const is_st *st);
 const is_tensor *is_st_find(const is_st *st, const char *name); /* NULL if absent */
+/* Release the mapped pages that lie wholly inside tensor t (a tensor of st), after its data has been
+ * copied elsewhere (e.g. packed for the bf16 path): they leave the resident set and are read from the
+ * file again if touched. A tensor not in st's maps is left alone. */
+void is_st_drop_pages(const is_st *st, const is_tensor *t);
 /* Value of a key in the (first) file's __metadata__, or NULL. */
 const char *is_st_metadata(const is_st *st, const char *key);
 

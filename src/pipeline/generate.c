@@ -31,6 +31,7 @@ static void logf_(const is_generate_params *gp, const char *fmt, ...) {
 
 /* Everything one generation allocates, freed in one place. */
 typedef struct {
+    is_precision precision;     /* resolved: F32 or BF16 */
     int cfg_on, batch;          /* batch = 2 with classifier-free guidance (negative first) */
     int seq, dim, pooled_dim;   /* text conditioning sizes */
     int lc, lh, lw;             /* latent channels and size */
@@ -108,6 +109,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
                              float **content_pooled) {
     double t0 = now_seconds();
     IS_TRY(is_sdxl_text_load(p->model_dir, &s->text));
+    IS_TRY(is_sdxl_text_set_precision(s->text, s->precision));
     s->seq = is_sdxl_text_seq_len(s->text);
     s->dim = is_sdxl_text_embed_dim(s->text);
     s->pooled_dim = is_sdxl_text_pooled_dim(s->text);
@@ -156,6 +158,7 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
                               const float *content_pooled) {
     double t0 = now_seconds();
     IS_TRY(is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
+    IS_TRY(is_image_encoder_set_precision(s->image_encoder, s->precision));
     int size = is_image_encoder_image_size(s->image_encoder);
     s->embed_dim = is_image_encoder_projection_dim(s->image_encoder);
     float *pixels = malloc((size_t)3 * size * size * sizeof(float));
@@ -188,6 +191,7 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
 /* Stage 3 setup: UNet, adapter, block scales, IP tokens. */
 static is_error *prepare_unet(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
     IS_TRY(is_unet_load(p->unet_dir, &s->unet));
+    IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed as it loads */
     s->cross_dim = is_unet_cross_attention_dim(s->unet);
     if (s->cross_dim != s->dim)
         return is_errorf(IS_E_CONFIG, "%s: cross_attention_dim %d does not match the text encoders' %d features",
@@ -259,6 +263,9 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     s->cfg_on = gp->cfg > 1.0f;
     s->batch = s->cfg_on ? 2 : 1;
     s->have_ip = gp->style_image != NULL;
+    char why[256];
+    s->precision = is_precision_resolve(gp->precision, why, sizeof why);
+    logf_(gp, "precision: %s", why);
 
     /* The VAE fixes the latent geometry; open it first so size errors come early. */
     IS_TRY(is_vae_load(p->vae_dir, &s->vae));
@@ -344,6 +351,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     is_vae_options vo;
     memset(&vo, 0, sizeof vo);
     vo.tiling = gp->vae_tiling;
+    IS_TRY(is_vae_set_precision(s->vae, s->precision)); /* packed only now: not resident while the UNet runs */
     IS_TRY(is_vae_decode(s->vae, s->latents, s->lh, s->lw, &vo, s->image));
     is_image_postprocess(s->image, (int64_t)3 * width * height);
     is_image_to_u8_hwc(s->image, height, width, s->rgb);
@@ -355,6 +363,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     out->height = height;
     out->image = s->image;
     out->rgb = s->rgb;
+    out->precision = s->precision;
     s->image = NULL;
     s->rgb = NULL;
     return NULL;

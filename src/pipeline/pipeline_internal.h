@@ -27,6 +27,7 @@ is_error *is_dump_finish(is_dump *d); /* writes the file atomically; frees */
 void is_dump_abort(is_dump *d);
 
 /* A1111-style "parameters" text for the PNG (malloc'ed). */
-char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height);
+char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height,
+                           is_precision ran);
 
 #endif

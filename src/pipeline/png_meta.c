@@ -70,7 +70,8 @@ static void sampler_label(const char *name, const char **label, int *karras) {
         }
 }
 
-char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height) {
+char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height,
+                           is_precision ran) {
     sbuf b = {NULL, 0, 0};
     char num[64];
     sb_put(&b, gp->prompt ? gp->prompt : "");
@@ -116,6 +117,7 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
             sb_field(&b, "Content scale", num);
         }
     }
+    sb_field(&b, "Precision", is_precision_name(ran == IS_PRECISION_AUTO ? IS_PRECISION_F32 : ran));
     sb_field(&b, "Version", "instantstyle " IS_VERSION_STRING);
     return b.buf;
 }
@@ -123,7 +125,7 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
 is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
                       const is_generate_params *params) {
     if (!img || !img->rgb) return is_errorf(IS_E_ARGUMENT, "%s: no image to save", path);
-    char *text = is_format_parameters(p, params, img->width, img->height);
+    char *text = is_format_parameters(p, params, img->width, img->height, img->precision);
     if (!text) return is_error_oom("PNG parameters");
     is_png_text chunk = {"parameters", text};
     is_error *e = is_png_write_rgb8(path, img->rgb, img->width, img->height, &chunk, 1);

@@ -116,6 +116,11 @@ void is_clip_text_free(is_clip_text *m) {
     free(m);
 }
 
+is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p) {
+    if (!m) return is_errorf(IS_E_ARGUMENT, "is_clip_text_set_precision: NULL model");
+    return is_clip_encoder_set_precision(&m->enc, m->st, p, "CLIP text encoder");
+}
+
 int is_clip_text_hidden_size(const is_clip_text *m) { return m->enc.hidden; }
 int is_clip_text_projection_dim(const is_clip_text *m) { return m->proj_dim; }
 int is_clip_text_max_positions(const is_clip_text *m) { return m->max_pos; }
@@ -167,6 +172,6 @@ is_error *is_clip_text_forward(is_clip_text *m, const int32_t *ids, int n, float
     if (last_hidden) memcpy(last_hidden, s->h, (size_t)n * (size_t)H * sizeof(float));
     const float *pooled_row = s->h + (int64_t)is_clip_text_pooled_position(m, ids, n) * H;
     if (pooled) memcpy(pooled, pooled_row, (size_t)H * sizeof(float));
-    if (text_embeds) is_k_linear(text_embeds, pooled_row, 1, m->proj, NULL);
+    if (text_embeds) is_dnn_linear(m->enc.dnn, text_embeds, pooled_row, 1, m->proj, NULL);
     return NULL;
 }

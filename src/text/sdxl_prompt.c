@@ -137,6 +137,12 @@ void is_sdxl_text_free(is_sdxl_text *t) {
     free(t);
 }
 
+is_error *is_sdxl_text_set_precision(is_sdxl_text *t, is_precision p) {
+    if (!t) return is_errorf(IS_E_ARGUMENT, "is_sdxl_text_set_precision: NULL text encoders");
+    IS_TRY(is_clip_text_set_precision(t->te_1, p));
+    return is_clip_text_set_precision(t->te_2, p);
+}
+
 int is_sdxl_text_seq_len(const is_sdxl_text *t) { return t->seq_len; }
 int is_sdxl_text_embed_dim(const is_sdxl_text *t) { return t->hidden_1 + t->hidden_2; }
 int is_sdxl_text_pooled_dim(const is_sdxl_text *t) { return t->pooled_dim; }

@@ -14,6 +14,7 @@
 #include "unet/unet_internal.h"
 
 void unet_ip_adapter_free(is_unet *u) {
+    is_dnn_forget_st(u->dnn, u->ip.st);
     for (int i = 0; i < u->n_xattn; i++) u->xattn[i]->k_ip = u->xattn[i]->v_ip = NULL;
     is_st_close(u->ip.st);
     memset(&u->ip, 0, sizeof u->ip);
@@ -116,6 +117,10 @@ is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_
     const is_tensor **k_ip = calloc((size_t)u->n_xattn, sizeof *k_ip), **v_ip = calloc((size_t)u->n_xattn, sizeof *v_ip);
     is_error *err = (!k_ip || !v_ip) ? is_error_oom("IP-Adapter layers")
                                      : load_adapter(u, st, path, image_embed_dim_expected, &ip, k_ip, v_ip);
+    if (!err && u->dnn) { /* bf16: the new adapter's weights are packed like the UNet's */
+        err = is_dnn_pack_st(u->dnn, st, NULL);
+        if (err) is_dnn_forget_st(u->dnn, st);
+    }
     if (!err) {
         unet_ip_adapter_free(u);
         ip.st = st;
@@ -144,7 +149,7 @@ is_error *is_unet_ip_tokens(is_unet *u, const float *image_embeds, int batch, fl
     if (!u->has_ip) return is_errorf(IS_E_ARGUMENT, "is_unet_ip_tokens: no IP-Adapter is loaded");
     if (batch < 1) return is_errorf(IS_E_ARGUMENT, "is_unet_ip_tokens: batch must be >= 1, got %d", batch);
     const int cad = u->cfg.cross_attention_dim;
-    is_k_linear(tokens, image_embeds, batch, u->ip.proj_w, u->ip.proj_b);
+    is_dnn_linear(u->dnn, tokens, image_embeds, batch, u->ip.proj_w, u->ip.proj_b);
     is_k_layer_norm(tokens, tokens, (int64_t)batch * u->ip.num_tokens, cad, u->ip.norm_w, u->ip.norm_b, 1e-5f);
     return NULL;
 }

@@ -12,15 +12,15 @@ void unet_resnet_forward(const is_unet *u, const unet_resnet *r, const float *x,
     const unet_config *c = &u->cfg;
     const int64_t HW = H * W;
     is_k_group_norm(tmp, x, r->cin, HW, c->norm_groups, c->norm_eps, r->norm1.w, r->norm1.b, 1);
-    is_k_conv2d(y, tmp, r->cin, H, W, r->conv1.w, r->conv1.b, 1, 1);
+    is_dnn_conv2d(u->dnn, y, tmp, r->cin, H, W, r->conv1.w, r->conv1.b, 1, 1);
     for (int64_t ch = 0; ch < r->cout; ch++) {
         float t = temb_proj[ch], *row = y + ch * HW;
         for (int64_t i = 0; i < HW; i++) row[i] += t;
     }
     is_k_group_norm(tmp, y, r->cout, HW, c->norm_groups, c->norm_eps, r->norm2.w, r->norm2.b, 1);
-    is_k_conv2d(y, tmp, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1);
+    is_dnn_conv2d(u->dnn, y, tmp, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1);
     if (r->shortcut.w) {
-        is_k_conv2d(tmp, x, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
+        is_dnn_conv2d(u->dnn, tmp, x, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
         is_k_add(y, tmp, r->cout * HW);
     } else {
         is_k_add(y, x, r->cout * HW);
@@ -42,7 +42,7 @@ void unet_downsample(const is_unet *u, const unet_linear *conv, int64_t C, const
                      int64_t W, float *tmp) {
     int p = u->cfg.downsample_padding;
     if (p > 0) {
-        is_k_conv2d(y, x, C, H, W, conv->w, conv->b, 2, p);
+        is_dnn_conv2d(u->dnn, y, x, C, H, W, conv->w, conv->b, 2, p);
         return;
     }
     const int64_t Hp = H + 1, Wp = W + 1;
@@ -53,12 +53,12 @@ void unet_downsample(const is_unet *u, const unet_linear *conv, int64_t C, const
         }
         memset(tmp + (ch * Hp + H) * Wp, 0, (size_t)Wp * sizeof(float));
     }
-    is_k_conv2d(y, tmp, C, Hp, Wp, conv->w, conv->b, 2, 0);
+    is_dnn_conv2d(u->dnn, y, tmp, C, Hp, Wp, conv->w, conv->b, 2, 0);
 }
 
 /* Upsample2D: nearest to (Ho, Wo) (2x unless the skip connection's size says otherwise, as diffusers'
  * forward_upsample_size does for odd sizes), then conv 3x3. tmp: C * Ho * Wo floats. */
-void unet_upsample(const unet_linear *conv, int64_t C, const float *x, float *y, int64_t H, int64_t W, int64_t Ho,
+void unet_upsample(const is_unet *u, const unet_linear *conv, int64_t C, const float *x, float *y, int64_t H, int64_t W, int64_t Ho,
                    int64_t Wo, float *tmp) {
     if (Ho == 2 * H && Wo == 2 * W) {
         is_k_upsample_nearest2x(tmp, x, C, H, W);
@@ -76,5 +76,5 @@ void unet_upsample(const unet_linear *conv, int64_t C, const float *x, float *y,
                 }
             }
     }
-    is_k_conv2d(y, tmp, C, Ho, Wo, conv->w, conv->b, 1, 1);
+    is_dnn_conv2d(u->dnn, y, tmp, C, Ho, Wo, conv->w, conv->b, 1, 1);
 }

@@ -38,10 +38,10 @@ static void hook_rows(const is_unet_input *in, const char *name, const float *da
 }
 
 /* TimestepEmbedding: linear_1 -> SiLU -> linear_2. */
-static void mlp(float *y, const float *x, int batch, const unet_linear *l1, const unet_linear *l2, float *tmp) {
-    is_k_linear(tmp, x, batch, l1->w, l1->b);
+static void mlp(const is_unet *u, float *y, const float *x, int batch, const unet_linear *l1, const unet_linear *l2, float *tmp) {
+    is_dnn_linear(u->dnn, tmp, x, batch, l1->w, l1->b);
     is_k_silu(tmp, (int64_t)batch * l1->w->shape[0]);
-    is_k_linear(y, tmp, batch, l2->w, l2->b);
+    is_dnn_linear(u->dnn, y, tmp, batch, l2->w, l2->b);
 }
 
 void unet_time_embed(is_unet *u, const is_unet_input *in, float *temb) {
@@ -55,7 +55,7 @@ void unet_time_embed(is_unet *u, const is_unet_input *in, float *temb) {
 
     for (int b = 0; b < B; b++) unet_timestep_embedding(t_emb + (size_t)b * C0, &in->timestep, 1, C0, c->flip_sin_to_cos, c->freq_shift);
     hook_rows(in, "t_emb", t_emb, 1, C0);
-    mlp(temb, t_emb, B, &u->time_lin1, &u->time_lin2, hidden);
+    mlp(u, temb, t_emb, B, &u->time_lin1, &u->time_lin2, hidden);
     hook_rows(in, "time_emb", temb, 1, TE);
 
     if (c->has_text_time) {
@@ -67,7 +67,7 @@ void unet_time_embed(is_unet *u, const is_unet_input *in, float *temb) {
             memcpy(row, in->text_embeds + (size_t)b * pooled, (size_t)pooled * sizeof(float));
             memcpy(row + pooled, ids_emb + (size_t)b * 6 * D, (size_t)6 * D * sizeof(float));
         }
-        mlp(aug, add_in, B, &u->add_lin1, &u->add_lin2, hidden);
+        mlp(u, aug, add_in, B, &u->add_lin1, &u->add_lin2, hidden);
         hook_rows(in, "aug_emb", aug, 1, TE);
         is_k_add(temb, aug, (int64_t)B * TE);
     }

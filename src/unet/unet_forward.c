@@ -144,7 +144,7 @@ static void hook_map(const is_unet_input *in, const char *name, const float *x, 
 /* Resnet over all batch items: x [B, cin, HW] -> y [B, cout, HW]. */
 static void resnet_all(is_unet *u, const unet_resnet *r, const float *x, float *y, int B, int64_t H, int64_t W) {
     unet_workspace *ws = &u->ws;
-    is_k_linear(ws->temb_proj, ws->temb_act, B, r->temb_proj.w, r->temb_proj.b);
+    is_dnn_linear(u->dnn, ws->temb_proj, ws->temb_act, B, r->temb_proj.w, r->temb_proj.b);
     for (int b = 0; b < B; b++)
         unet_resnet_forward(u, r, x + (size_t)(b * r->cin * H * W), y + (size_t)(b * r->cout * H * W), H, W,
                             ws->temb_proj + (size_t)b * r->cout, ws->tmp);
@@ -191,7 +191,7 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
             for (int64_t i = 0; i < c->in_channels * H * W; i++) ws->tmp2[i] = 2.0f * x[i] - 1.0f;
             x = ws->tmp2;
         }
-        is_k_conv2d(cur + (size_t)(b * C0 * H * W), x, c->in_channels, H, W, u->conv_in.w, u->conv_in.b, 1,
+        is_dnn_conv2d(u->dnn, cur + (size_t)(b * C0 * H * W), x, c->in_channels, H, W, u->conv_in.w, u->conv_in.b, 1,
                     (c->conv_in_kernel - 1) / 2);
     }
     hook_map(in, "conv_in", cur, C0, H, W);
@@ -238,7 +238,7 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
             const float *skip = ws->skips + (size_t)B * s->off;
             float *next = cur == ws->a ? ws->b : ws->a;
             const int64_t HW = H * W;
-            is_k_linear(ws->temb_proj, ws->temb_act, B, r->temb_proj.w, r->temb_proj.b);
+            is_dnn_linear(u->dnn, ws->temb_proj, ws->temb_act, B, r->temb_proj.w, r->temb_proj.b);
             for (int b = 0; b < B; b++) {
                 memcpy(ws->tmp2, cur + (size_t)(b * C * HW), (size_t)(C * HW) * sizeof(float));
                 memcpy(ws->tmp2 + C * HW, skip + (size_t)(b * s->c * HW), (size_t)(s->c * HW) * sizeof(float));
@@ -253,7 +253,7 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
             const skip_slot *s = &p.slot[n_skip - 1]; /* upsample to the size of the next skip */
             float *next = cur == ws->a ? ws->b : ws->a;
             for (int b = 0; b < B; b++)
-                unet_upsample(&blk->sampler, C, cur + (size_t)(b * C * H * W), next + (size_t)(b * C * s->h * s->w), H,
+                unet_upsample(u, &blk->sampler, C, cur + (size_t)(b * C * H * W), next + (size_t)(b * C * s->h * s->w), H,
                               W, s->h, s->w, ws->tmp);
             H = s->h;
             W = s->w;
@@ -267,7 +267,7 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
     for (int b = 0; b < B; b++) {
         is_k_group_norm(ws->tmp, cur + (size_t)(b * C * H * W), C, H * W, c->norm_groups, c->norm_eps, u->norm_out.w,
                         u->norm_out.b, 1);
-        is_k_conv2d(noise_pred + (size_t)(b * c->out_channels * H * W), ws->tmp, C, H, W, u->conv_out.w, u->conv_out.b,
+        is_dnn_conv2d(u->dnn, noise_pred + (size_t)(b * c->out_channels * H * W), ws->tmp, C, H, W, u->conv_out.w, u->conv_out.b,
                     1, (c->conv_out_kernel - 1) / 2);
     }
     hook_map(in, "noise_pred", noise_pred, c->out_channels, H, W);

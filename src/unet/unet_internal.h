@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "instantstyle.h"
+#include "kernels/dnn.h"
 #include "unet/block_scales.h"
 
 #define UNET_MAX_BLOCKS 8
@@ -119,6 +120,7 @@ struct is_unet {
     unet_ip_adapter ip;
     int has_ip;
     unet_workspace ws;
+    is_dnn *dnn;                 /* bf16 path with packed weights, or NULL: f32 */
 };
 
 /* unet_load.c */
@@ -136,7 +138,7 @@ void unet_resnet_forward(const is_unet *u, const unet_resnet *r, const float *x,
 void unet_downsample(const is_unet *u, const unet_linear *conv, int64_t C, const float *x, float *y, int64_t H,
                      int64_t W, float *tmp);
 int64_t unet_down_size(const is_unet *u, int64_t n);
-void unet_upsample(const unet_linear *conv, int64_t C, const float *x, float *y, int64_t H, int64_t W, int64_t Ho,
+void unet_upsample(const is_unet *u, const unet_linear *conv, int64_t C, const float *x, float *y, int64_t H, int64_t W, int64_t Ho,
                    int64_t Wo, float *tmp);
 
 /* unet_transformer.c: x [batch, C, H*W] updated in place (all batch items together). */

@@ -39,6 +39,7 @@ is_error *is_unet_load(const char *unet_dir, is_unet **out) {
 void is_unet_free(is_unet *u) {
     if (!u) return;
     unet_ip_adapter_free(u);
+    is_dnn_free(u->dnn);
     unet_workspace_free(&u->ws);
     unet_free_weights(u);
     is_st_close(u->st);
@@ -79,3 +80,11 @@ is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale) {
     free(ms);
     return err;
 }
+
+is_error *is_unet_set_precision(is_unet *u, is_precision p) {
+    if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_precision: NULL UNet");
+    const is_st *sts[2] = {u->st, u->has_ip ? u->ip.st : NULL};
+    return is_dnn_apply_precision(&u->dnn, p, sts, 2, NULL, "UNet");
+}
+
+is_precision is_unet_precision(const is_unet *u) { return u && u->dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }

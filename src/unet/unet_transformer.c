@@ -16,32 +16,32 @@ static void attention(is_unet *u, const unet_attention *a, float *out, const flo
     const int64_t inner = (int64_t)a->heads * a->dim_head, M = B * HW;
     float *k = ws->k, *v = ws->v;
     int64_t nk = HW;
-    is_k_linear(ws->q, xn, M, a->q.w, a->q.b);
+    is_dnn_linear(u->dnn, ws->q, xn, M, a->q.w, a->q.b);
     if (ctx) {
         k = ws->ck;
         v = ws->cv;
         nk = n_ctx;
-        is_k_linear(k, ctx, B * n_ctx, a->k.w, a->k.b);
-        is_k_linear(v, ctx, B * n_ctx, a->v.w, a->v.b);
+        is_dnn_linear(u->dnn, k, ctx, B * n_ctx, a->k.w, a->k.b);
+        is_dnn_linear(u->dnn, v, ctx, B * n_ctx, a->v.w, a->v.b);
     } else {
-        is_k_linear(k, xn, M, a->k.w, a->k.b);
-        is_k_linear(v, xn, M, a->v.w, a->v.b);
+        is_dnn_linear(u->dnn, k, xn, M, a->k.w, a->k.b);
+        is_dnn_linear(u->dnn, v, xn, M, a->v.w, a->v.b);
     }
     for (int b = 0; b < B; b++) {
         size_t qo = (size_t)(b * HW * inner), ko = (size_t)(b * nk * inner);
-        is_k_attention(ws->o + qo, inner, ws->q + qo, inner, k + ko, inner, v + ko, inner, HW, nk, a->heads,
+        is_dnn_attention(u->dnn, ws->o + qo, inner, ws->q + qo, inner, k + ko, inner, v + ko, inner, HW, nk, a->heads,
                        a->dim_head, 0, 1.0f, 0);
     }
     if (ip && a->k_ip && a->ip_scale != 0.0f) {
-        is_k_linear(ws->ik, ip, B * n_ip, a->k_ip, NULL);
-        is_k_linear(ws->iv, ip, B * n_ip, a->v_ip, NULL);
+        is_dnn_linear(u->dnn, ws->ik, ip, B * n_ip, a->k_ip, NULL);
+        is_dnn_linear(u->dnn, ws->iv, ip, B * n_ip, a->v_ip, NULL);
         for (int b = 0; b < B; b++) {
             size_t qo = (size_t)(b * HW * inner), ko = (size_t)(b * n_ip * inner);
-            is_k_attention(ws->o + qo, inner, ws->q + qo, inner, ws->ik + ko, inner, ws->iv + ko, inner, HW, n_ip,
+            is_dnn_attention(u->dnn, ws->o + qo, inner, ws->q + qo, inner, ws->ik + ko, inner, ws->iv + ko, inner, HW, n_ip,
                            a->heads, a->dim_head, 0, a->ip_scale, 1);
         }
     }
-    is_k_linear(out, ws->o, M, a->out.w, a->out.b);
+    is_dnn_linear(u->dnn, out, ws->o, M, a->out.w, a->out.b);
 }
 
 /* BasicTransformerBlock: pre-LayerNorm self-attention, cross-attention, GEGLU feed-forward, each residual. */
@@ -60,9 +60,9 @@ static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B
     is_k_add(x, xn, n);
 
     is_k_layer_norm(xn, x, M, inner, blk->norm3.w, blk->norm3.b, 1e-5f);
-    is_k_linear(ws->f, xn, M, blk->ff_in.w, blk->ff_in.b);
+    is_dnn_linear(u->dnn, ws->f, xn, M, blk->ff_in.w, blk->ff_in.b);
     is_k_geglu(ws->g, ws->f, M, blk->ff_inner);
-    is_k_linear(xn, ws->g, M, blk->ff_out.w, blk->ff_out.b);
+    is_dnn_linear(u->dnn, xn, ws->g, M, blk->ff_out.w, blk->ff_out.b);
     is_k_add(x, xn, n);
 }
 
@@ -75,9 +75,9 @@ void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, i
         is_k_group_norm(ws->tmp, x + (size_t)(b * C * HW), C, HW, u->cfg.norm_groups, 1e-6f, t->norm.w, t->norm.b, 0);
         is_k_transpose(ws->t_n + (size_t)(b * HW * C), ws->tmp, C, HW);
     }
-    is_k_linear(ws->t_x, ws->t_n, M, t->proj_in.w, t->proj_in.b);
+    is_dnn_linear(u->dnn, ws->t_x, ws->t_n, M, t->proj_in.w, t->proj_in.b);
     for (int k = 0; k < t->depth; k++) basic_block(u, &t->blocks[k], t->inner, batch, HW, in);
-    is_k_linear(ws->t_n, ws->t_x, M, t->proj_out.w, t->proj_out.b);
+    is_dnn_linear(u->dnn, ws->t_n, ws->t_x, M, t->proj_out.w, t->proj_out.b);
     /* tokens -> map, plus the residual. */
     for (int b = 0; b < batch; b++) {
         is_k_transpose(ws->tmp, ws->t_n + (size_t)(b * HW * C), HW, C);

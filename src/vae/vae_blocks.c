@@ -1,6 +1,6 @@
 /* The VAE's building blocks (diffusers ResnetBlock2D, the mid block's Attention, Upsample2D,
  * Downsample2D) on [C,H,W] activations in the workspace arena. GroupNorm+SiLU, the nearest 2x
- * upsampling and the residual additions are folded into the convolutions (is_k_conv2d_fused), so
+ * upsampling and the residual additions are folded into the convolutions (is_dnn_conv2d_fused), so
  * the normalised, upsampled and pre-residual tensors are never stored. */
 #include <string.h>
 
@@ -20,7 +20,7 @@ static void conv_step(vae_act *x, vae_workspace *ws, const vae_param *conv, int 
     int64_t C = w->shape[0], Ho = is_conv_out_size(H, w->shape[2], stride, pad);
     int64_t Wo = is_conv_out_size(W, w->shape[3], stride, pad);
     float *out = vae_ws_opposite(ws, x->data, C * Ho * Wo);
-    is_k_conv2d_fused(out, x->data, x->C, x->H, x->W, w, conv->b, stride, pad, NULL, NULL, 0, up, 0);
+    is_dnn_conv2d_fused(ws->dnn, out, x->data, x->C, x->H, x->W, w, conv->b, stride, pad, NULL, NULL, 0, up, 0);
     *x = (vae_act){out, C, Ho, Wo};
 }
 
@@ -32,7 +32,7 @@ void vae_norm_silu_conv(const vae_act *x, vae_workspace *ws, const vae_param *no
                         const vae_param *conv, float *out) {
     float *scale = ws->norm, *shift = ws->norm + ws->norm_cap / 2;
     is_k_group_norm_affine(x->data, x->C, x->H * x->W, groups, VAE_GN_EPS, norm->w, norm->b, scale, shift);
-    is_k_conv2d_fused(out, x->data, x->C, x->H, x->W, conv->w, conv->b, 1, 1, scale, shift, 1, 0, 0);
+    is_dnn_conv2d_fused(ws->dnn, out, x->data, x->C, x->H, x->W, conv->w, conv->b, 1, 1, scale, shift, 1, 0, 0);
 }
 
 /* out = shortcut(x) + conv2(silu(gn2(h))), h = conv1(silu(gn1(x))); shortcut is a 1x1 conv when the
@@ -45,11 +45,11 @@ void vae_resnet_forward(const vae_resnet *r, vae_workspace *ws, vae_act *x) {
     float *out = x->data;
     if (r->shortcut.w) {
         if (x->data != ws->base) out = x->data + (r->cin - r->cout) * HW; /* keep it at the arena's end */
-        is_k_conv2d(out, x->data, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
+        is_dnn_conv2d(ws->dnn, out, x->data, r->cin, H, W, r->shortcut.w, r->shortcut.b, 1, 0);
     }
     float *scale = ws->norm, *shift = ws->norm + ws->norm_cap / 2;
     is_k_group_norm_affine(h.data, r->cout, HW, r->groups, VAE_GN_EPS, r->norm2.w, r->norm2.b, scale, shift);
-    is_k_conv2d_fused(out, h.data, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1, scale, shift, 1, 0, 1);
+    is_dnn_conv2d_fused(ws->dnn, out, h.data, r->cout, H, W, r->conv2.w, r->conv2.b, 1, 1, scale, shift, 1, 0, 1);
     x->data = out;
     x->C = r->cout;
 }
@@ -62,11 +62,11 @@ static void attention_forward(const vae_attention *a, vae_workspace *ws, vae_act
     float *s0 = vae_ws_opposite(ws, x->data, 4 * C * N), *s1 = s0 + C * N, *s2 = s1 + C * N, *s3 = s2 + C * N;
     is_k_group_norm(s0, x->data, C, N, a->groups, VAE_GN_EPS, a->norm.w, a->norm.b, 0);
     is_k_transpose(s1, s0, C, N); /* [C,N] -> tokens [N,C] */
-    is_k_linear(s2, s1, N, a->q.w, a->q.b);
-    is_k_linear(s3, s1, N, a->k.w, a->k.b);
-    is_k_linear(s0, s1, N, a->v.w, a->v.b);
-    is_k_attention(s1, C, s2, C, s3, C, s0, C, N, N, 1, C, 0, 1.0f, 0);
-    is_k_linear(s2, s1, N, a->out.w, a->out.b);
+    is_dnn_linear(ws->dnn, s2, s1, N, a->q.w, a->q.b);
+    is_dnn_linear(ws->dnn, s3, s1, N, a->k.w, a->k.b);
+    is_dnn_linear(ws->dnn, s0, s1, N, a->v.w, a->v.b);
+    is_dnn_attention(ws->dnn, s1, C, s2, C, s3, C, s0, C, N, N, 1, C, 0, 1.0f, 0);
+    is_dnn_linear(ws->dnn, s2, s1, N, a->out.w, a->out.b);
     is_k_transpose(s3, s2, N, C);
     is_k_add(x->data, s3, C * N);
 }

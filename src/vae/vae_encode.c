@@ -23,7 +23,7 @@ is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is
     char name[64];
 
     vae_act x = {ws->base, e->conv_in.w->shape[0], H, W};
-    is_k_conv2d(x.data, image, v->in_channels, H, W, e->conv_in.w, e->conv_in.b, 1, 1);
+    is_dnn_conv2d(v->ws.dnn, x.data, image, v->in_channels, H, W, e->conv_in.w, e->conv_in.b, 1, 1);
     vae_emit(hook, user, "encoder.conv_in", &x);
     for (int i = 0; i < e->nblocks; i++) {
         const vae_block *b = &e->blocks[i];

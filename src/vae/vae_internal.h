@@ -7,6 +7,7 @@
 
 #include "core/safetensors.h"
 #include "instantstyle.h"
+#include "kernels/dnn.h"
 
 #define VAE_MAX_BLOCKS 8
 #define VAE_MAX_LAYERS 8
@@ -58,6 +59,7 @@ typedef struct {
     int64_t cap;      /* floats */
     float *norm;      /* scale[norm_cap/2], shift[norm_cap/2] */
     int64_t norm_cap; /* floats */
+    is_dnn *dnn;      /* the VAE's bf16 path, or NULL: f32 (owned by the is_vae, kept by vae_ws_free) */
 } vae_workspace;
 
 struct is_vae {

@@ -272,6 +272,7 @@ is_error *is_vae_load(const char *vae_dir, is_vae **out) {
 
 void is_vae_free(is_vae *v) {
     if (!v) return;
+    is_dnn_free(v->ws.dnn);
     vae_ws_free(&v->ws);
     is_st_close(v->st);
     free(v->latents_mean);
@@ -279,6 +280,14 @@ void is_vae_free(is_vae *v) {
     free(v->dir);
     free(v);
 }
+
+is_error *is_vae_set_precision(is_vae *v, is_precision p) {
+    if (!v) return is_errorf(IS_E_ARGUMENT, "is_vae_set_precision: NULL VAE");
+    const is_st *sts[1] = {v->st};
+    return is_dnn_apply_precision(&v->ws.dnn, p, sts, 1, NULL, "VAE");
+}
+
+is_precision is_vae_precision(const is_vae *v) { return v && v->ws.dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }
 
 void is_vae_release_workspace(is_vae *v) {
     if (v) vae_ws_free(&v->ws);

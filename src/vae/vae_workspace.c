@@ -27,7 +27,7 @@ is_error *vae_ws_reserve(vae_workspace *ws, int64_t act_floats, int64_t norm_flo
 void vae_ws_free(vae_workspace *ws) {
     free(ws->base);
     free(ws->norm);
-    *ws = (vae_workspace){0};
+    *ws = (vae_workspace){.dnn = ws->dnn};
 }
 
 float *vae_ws_opposite(const vae_workspace *ws, const float *x, int64_t n) {

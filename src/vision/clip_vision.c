@@ -130,6 +130,11 @@ void is_image_encoder_free(is_image_encoder *m) {
     free(m);
 }
 
+is_error *is_image_encoder_set_precision(is_image_encoder *m, is_precision p) {
+    if (!m) return is_errorf(IS_E_ARGUMENT, "is_image_encoder_set_precision: NULL encoder");
+    return is_clip_encoder_set_precision(&m->enc, m->weights, p, "image encoder");
+}
+
 int is_image_encoder_image_size(const is_image_encoder *m) { return m ? m->image_size : 0; }
 int is_image_encoder_projection_dim(const is_image_encoder *m) { return m ? m->proj_dim : 0; }
 int is_image_encoder_hidden_size(const is_image_encoder *m) { return m ? m->enc.hidden : 0; }
@@ -146,7 +151,7 @@ is_error *is_image_preprocess(const is_image_encoder *m, const is_image *img, fl
 static void embed(const is_image_encoder *m, const float *pixel_values) {
     int64_t D = m->enc.hidden, S = m->image_size, P = m->n_tokens - 1;
     float *x = m->s.x, *patches = m->s.q, *row = m->s.h;
-    is_k_conv2d(patches, pixel_values, m->channels, S, S, m->patch_w, NULL, m->patch, 0); /* [D, P] */
+    is_dnn_conv2d(m->enc.dnn, patches, pixel_values, m->channels, S, S, m->patch_w, NULL, m->patch, 0); /* [D, P] */
     for (int64_t t = 0; t <= P; t++) {
         is_convert_to_f32(m->pos_emb->dtype, m->pos_emb->data, (size_t)(t * D), (size_t)D, row);
         float *xt = x + t * D;
@@ -172,7 +177,7 @@ is_error *is_clip_vision_forward(is_image_encoder *m, const float *pixel_values,
     if (last_hidden) memcpy(last_hidden, s->x, (size_t)(N * D) * sizeof(float));
     if (image_embeds) {
         is_k_layer_norm(s->h, s->x, 1, D, m->post_ln_w, m->post_ln_b, m->enc.eps); /* CLS token only */
-        is_k_linear(image_embeds, s->h, 1, m->proj_w, NULL);
+        is_dnn_linear(m->enc.dnn, image_embeds, s->h, 1, m->proj_w, NULL);
     }
     return NULL;
 }

@@ -1,0 +1,83 @@
+/* The bf16 compute path: matrix products, convolutions and attention in bfloat16 with f32
+ * accumulation through oneDNN (AMX or AVX512-BF16 kernels, chosen by oneDNN at run time).
+ *
+ * An is_dnn belongs to one network object (UNet, VAE, encoder) and holds everything the path needs:
+ * the oneDNN engine and stream, the weights converted to bf16 and reordered ONCE into the layout the
+ * primitives prefer (packed at load: no whole-model f32 copy; the packed copy replaces the mmap'ed
+ * pages, which are dropped), the primitives created once per shape and reused, their scratchpad and
+ * the bf16 staging buffers of the activations. No process-global state. One thread at a time.
+ *
+ * Every entry point takes the network's is_dnn, which may be NULL: the exact f32 kernels (kernels.h)
+ * then run, with the numbers of the golden references. A weight that was not packed, or a shape no
+ * bf16 primitive accepts, also runs in f32. Activations stay f32 and channel-major [C, H, W] between
+ * operations; norms, softmax and the scheduler stay f32. Internal. */
+#ifndef IS_KERNELS_DNN_H
+#define IS_KERNELS_DNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/safetensors.h"
+#include "core/tensor.h"
+#include "instantstyle.h"
+
+typedef struct is_dnn is_dnn;
+
+/* A context for the bf16 path; IS_E_UNSUPPORTED (naming the CPU's best ISA) when oneDNN finds no
+ * bf16 instructions on this CPU. */
+is_error *is_dnn_create(is_dnn **out);
+void is_dnn_free(is_dnn *d);
+
+/* Pack one weight: a Linear [N, K] (ndim 2) or Conv2d [Cout, Cin, kh, kw] (ndim 4) in F32/F16/BF16.
+ * Packing the same tensor twice is a no-op. When st is given and holds the tensor in its mmap, the
+ * mapped pages of the original are released afterwards (they are re-read from the file if needed). */
+is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w);
+/* Pack every 2-D and 4-D float tensor of st whose name `keep` accepts (keep NULL: all of them). */
+is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name));
+/* Drop the packed copies of st's tensors (before st is closed: its tensor addresses may be reused). */
+void is_dnn_forget_st(is_dnn *d, const is_st *st);
+size_t is_dnn_packed_bytes(const is_dnn *d);
+/* A network's precision switch: *slot is its context. p resolving to F32 frees it (the f32 kernels
+ * run); BF16 creates it (once) and packs the weights of the n files in sts (keep as in
+ * is_dnn_pack_st). `what` names the network in errors. */
+is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,
+                                 int (*keep)(const char *name), const char *what);
+int is_dnn_is_packed(const is_dnn *d, const is_tensor *w);
+
+/* The operations, same contracts as their f32 counterparts in kernels.h. */
+void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias);
+void is_dnn_conv2d_fused(is_dnn *d, float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
+                         const is_tensor *weight, const is_tensor *bias, int stride, int pad, const float *in_scale,
+                         const float *in_shift, int in_silu, int upsample2x, int accumulate);
+void is_dnn_conv2d(is_dnn *d, float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
+                   const is_tensor *weight, const is_tensor *bias, int stride, int pad);
+void is_dnn_attention(is_dnn *d, float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                      const float *v, int64_t ldv, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int causal,
+                      float alpha, int accumulate);
+
+/* oneDNN's implementation name for the bf16 matrix product y[M,N] = x[M,K] W^T with W packed
+ * ("brg:avx512_core_amx_bf16" on AMX), or NULL when W is not packed / no primitive fits. */
+const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W);
+/* Same for the convolution of a [Cin, H, W] input with a packed 4-D weight. */
+const char *is_dnn_conv_impl(is_dnn *d, int64_t Cin, int64_t H, int64_t W, const is_tensor *weight, int stride,
+                             int pad);
+/* Number of operations that fell back to f32 because no bf16 primitive fitted (0 when all ran in bf16). */
+int64_t is_dnn_fallbacks(const is_dnn *d);
+
+/* ---- CPU capability (dnn_cpu.c). The ISA oneDNN will use (respects ONEDNN_MAX_CPU_ISA), as text. */
+const char *is_dnn_isa_name(void);
+int is_dnn_has_bf16(void); /* avx512_core_bf16 or better */
+int is_dnn_has_amx(void);
+
+/* ---- f32 <-> bf16 (dnn_convert.c): round to nearest even, NaN kept quiet. */
+void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
+static inline uint16_t is_f32_to_bf16(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40); /* NaN stays NaN */
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+/* Round every element of x to the nearest bf16 value, in place (the rounding the bf16 path applies to
+ * the operands of its products; for tests and error estimates). */
+void is_round_bf16(float *x, int64_t n);
+
+#endif

@@ -1,0 +1,180 @@
+/* The bf16 context: engine and stream, packed-weight table, primitive cache and buffers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/dnn_internal.h"
+
+is_error *is_dnn_create(is_dnn **out) {
+    *out = NULL;
+    if (!is_dnn_has_bf16())
+        return is_errorf(IS_E_UNSUPPORTED, "bf16 needs AVX512-BF16 or AMX; oneDNN finds %s on this CPU",
+                         is_dnn_isa_name());
+    is_dnn *d = calloc(1, sizeof *d);
+    if (!d) return is_error_oom("bf16 context");
+    if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
+        is_dnn_free(d);
+        return is_errorf(IS_E_INTERNAL, "oneDNN: could not create a CPU engine and stream");
+    }
+    *out = d;
+    return NULL;
+}
+
+void dnn_buf_release(dnn_buf *b) {
+    free(b->p);
+    b->p = NULL, b->bytes = 0;
+}
+
+void is_dnn_free(is_dnn *d) {
+    if (!d) return;
+    for (size_t i = 0; i < d->pack_cap; i++) free(d->packs[i].data);
+    free(d->packs);
+    for (size_t i = 0; i < d->n_prims; i++) {
+        dnn_prim *p = d->prims[i];
+        for (int a = 0; a < DNN_N_ARGS; a++)
+            if (p->mem[a]) dnnl_memory_destroy(p->mem[a]);
+        if (p->prim) dnnl_primitive_destroy(p->prim);
+        free(p);
+    }
+    free(d->prims);
+    dnn_buf *bufs[] = {&d->scratchpad, &d->src, &d->dst, &d->bias, &d->att_s, &d->att_p,
+                       &d->att_o, &d->att_q, &d->att_k, &d->att_v, &d->att_sum, &d->rowbuf, &d->pack_tmp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dnn_buf_release(bufs[i]);
+    if (d->stream) dnnl_stream_destroy(d->stream);
+    if (d->engine) dnnl_engine_destroy(d->engine);
+    free(d);
+}
+
+void *dnn_buf_get(dnn_buf *b, size_t n) {
+    if (b->bytes >= n) return b->p;
+    size_t bytes = (n + 63) / 64 * 64;
+    free(b->p);
+    b->p = aligned_alloc(64, bytes ? bytes : 64);
+    b->bytes = b->p ? bytes : 0;
+    return b->p;
+}
+
+static size_t ptr_hash(const void *p, size_t cap) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdull, x ^= x >> 33;
+    return (size_t)x & (cap - 1);
+}
+
+const dnn_pack *dnn_find_pack(const is_dnn *d, const is_tensor *w) {
+    if (!d || !d->pack_n || !w) return NULL;
+    for (size_t i = ptr_hash(w, d->pack_cap);; i = (i + 1) & (d->pack_cap - 1)) {
+        if (d->packs[i].key == w) return &d->packs[i];
+        if (!d->packs[i].key) return NULL;
+    }
+}
+
+int is_dnn_is_packed(const is_dnn *d, const is_tensor *w) { return dnn_find_pack(d, w) != NULL; }
+size_t is_dnn_packed_bytes(const is_dnn *d) { return d ? d->packed_bytes : 0; }
+int64_t is_dnn_fallbacks(const is_dnn *d) { return d ? d->fallbacks : 0; }
+
+/* Insert (key, data, md) into the pack table, growing it at half load. */
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md);
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md) {
+    if (2 * (d->pack_n + 1) > d->pack_cap) {
+        size_t cap = d->pack_cap ? 2 * d->pack_cap : 256;
+        dnn_pack *t = calloc(cap, sizeof *t);
+        if (!t) return is_error_oom("bf16 weight table");
+        for (size_t i = 0; i < d->pack_cap; i++) {
+            if (!d->packs[i].key) continue;
+            size_t j = ptr_hash(d->packs[i].key, cap);
+            while (t[j].key) j = (j + 1) & (cap - 1);
+            t[j] = d->packs[i];
+        }
+        free(d->packs);
+        d->packs = t, d->pack_cap = cap;
+    }
+    size_t j = ptr_hash(w, d->pack_cap);
+    while (d->packs[j].key) j = (j + 1) & (d->pack_cap - 1);
+    d->packs[j] = (dnn_pack){.key = w, .data = data, .md = *md};
+    d->pack_n++;
+    d->packed_bytes += dnnl_memory_desc_get_size(md);
+    return NULL;
+}
+
+dnnl_primitive_attr_t dnn_attr(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    return attr;
+}
+
+dnn_prim *dnn_prim_find(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd) {
+    for (size_t i = 0; i < d->n_prims; i++) {
+        dnn_prim *p = d->prims[i];
+        if (memcmp(p->key, key, sizeof p->key)) continue;
+        if (wmd && !dnnl_memory_desc_equal(&p->wmd, wmd)) continue;
+        return p;
+    }
+    return NULL;
+}
+
+static const dnnl_query_t arg_query[DNN_N_ARGS] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_weights_md,
+                                                   dnnl_query_dst_md, dnnl_query_scratchpad_md};
+
+dnn_prim *dnn_prim_add(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t pd) {
+    if (d->n_prims == d->cap_prims) {
+        size_t cap = d->cap_prims ? 2 * d->cap_prims : 64;
+        dnn_prim **t = realloc(d->prims, cap * sizeof *t);
+        if (!t) {
+            if (pd) dnnl_primitive_desc_destroy(pd);
+            return NULL;
+        }
+        d->prims = t, d->cap_prims = cap;
+    }
+    dnn_prim *p = calloc(1, sizeof *p);
+    if (!p) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
+    memcpy(p->key, key, sizeof p->key);
+    if (wmd) p->wmd = *wmd;
+    d->prims[d->n_prims++] = p;
+    if (!pd) return p;
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    /* "ref" implementations are unoptimised loops: slower than the f32 path, so never used for the
+     * operations (weight reorders at load may use them). */
+    int reject = key[0] != DNN_REORDER && impl && strstr(impl, "ref") != NULL;
+    if (impl && !reject && dnnl_primitive_create(&p->prim, pd) == dnnl_success) {
+        p->ok = 1;
+        /* The implementation name is static in oneDNN (it outlives the primitive descriptor). */
+        p->impl = impl;
+        int idx[DNN_N_ARGS] = {0, 0, 1, 0, 0};
+        for (int a = 0; a < DNN_N_ARGS && p->ok; a++) {
+            const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, arg_query[a], idx[a]);
+            if (!md || md->ndims == 0) continue; /* absent argument (no bias, empty scratchpad) */
+            if (a == DNN_ARG_SCRATCH && !dnn_buf_get(&d->scratchpad, dnnl_memory_desc_get_size(md))) p->ok = 0;
+            if (dnnl_memory_create(&p->mem[a], md, d->engine, DNNL_MEMORY_NONE) != dnnl_success) p->ok = 0;
+        }
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return p;
+}
+
+int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void *bias, void *dst) {
+    static const int arg_id[DNN_N_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
+                                           DNNL_ARG_SCRATCHPAD};
+    void *ptr[DNN_N_ARGS] = {src, (void *)wei, (void *)bias, dst, d->scratchpad.p};
+    dnnl_exec_arg_t args[DNN_N_ARGS];
+    int n = 0;
+    for (int a = 0; a < DNN_N_ARGS; a++) {
+        if (!p->mem[a]) continue;
+        if (dnnl_memory_set_data_handle(p->mem[a], ptr[a]) != dnnl_success) return -1;
+        args[n++] = (dnnl_exec_arg_t){arg_id[a], p->mem[a]};
+    }
+    if (dnnl_primitive_execute(p->prim, d->stream, n, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(d->stream) == dnnl_success ? 0 : -1;
+}
+
+const float *dnn_bias_f32(is_dnn *d, const is_tensor *bias, int64_t n) {
+    if (!bias) return NULL;
+    float *b = dnn_buf_get(&d->bias, (size_t)n * sizeof(float));
+    if (b) is_tensor_to_f32(bias, b);
+    return b;
+}

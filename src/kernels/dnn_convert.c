@@ -1,0 +1,21 @@
+/* f32 -> bf16 rounding (round to nearest even, as oneDNN's and PyTorch's conversions do). Plain
+ * loops over independent elements: the compiler vectorises them. */
+#include <omp.h>
+
+#include "kernels/dnn.h"
+
+void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
+    const int64_t chunk = 1 << 15;
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+    for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
+        int64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        for (int64_t i = c * chunk; i < e; i++) dst[i] = is_f32_to_bf16(src[i]);
+    }
+}
+
+void is_round_bf16(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        union { uint32_t u; float f; } v = {.u = (uint32_t)is_f32_to_bf16(x[i]) << 16};
+        x[i] = v.f;
+    }
+}

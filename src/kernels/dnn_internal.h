@@ -1,0 +1,70 @@
+/* Inside the bf16 path (dnn_*.c): the context, its packed weights and its primitive cache. */
+#ifndef IS_KERNELS_DNN_INTERNAL_H
+#define IS_KERNELS_DNN_INTERNAL_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "kernels/dnn.h"
+
+/* A weight converted to bf16 and reordered into the layout its primitives prefer. */
+typedef struct {
+    const is_tensor *key;  /* the tensor it was packed from (NULL: empty slot) */
+    void *data;
+    dnnl_memory_desc_t md; /* the packed layout */
+} dnn_pack;
+
+/* A buffer that grows and is kept. */
+typedef struct {
+    void *p;
+    size_t bytes;
+} dnn_buf;
+
+enum { DNN_ARG_SRC, DNN_ARG_WEI, DNN_ARG_BIAS, DNN_ARG_DST, DNN_ARG_SCRATCH, DNN_N_ARGS };
+
+/* One primitive for one shape, created on first use and kept. ok == 0 records a shape no bf16
+ * primitive accepts (the op then runs in f32). */
+#define DNN_KEY_N 14
+typedef struct {
+    int64_t key[DNN_KEY_N];
+    dnnl_memory_desc_t wmd; /* weights layout it was created for (packed ones) */
+    int ok;
+    dnnl_primitive_t prim;
+    dnnl_memory_t mem[DNN_N_ARGS];
+    const char *impl;
+} dnn_prim;
+
+struct is_dnn {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnn_pack *packs;          /* open addressing on the tensor pointer */
+    size_t pack_cap, pack_n, packed_bytes;
+    dnn_prim **prims;
+    size_t n_prims, cap_prims;
+    dnn_buf scratchpad, src, dst, bias, rowbuf, att_s, att_p, att_o, att_q, att_k, att_v, att_sum, pack_tmp;
+    int64_t fallbacks;
+};
+
+/* Key kinds. */
+enum { DNN_MATMUL = 1, DNN_CONV, DNN_ATT_QK, DNN_ATT_PV, DNN_REORDER };
+
+const dnn_pack *dnn_find_pack(const is_dnn *d, const is_tensor *w);
+/* Move w's packed data into layout md (when a primitive of another shape wants another blocking:
+ * convolutions choose theirs by image width). Returns the updated pack, or NULL on failure. */
+const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memory_desc_t *md);
+/* Grow b to at least n bytes (64-byte aligned; contents not kept). NULL when out of memory. */
+void *dnn_buf_get(dnn_buf *b, size_t n);
+void dnn_buf_release(dnn_buf *b);
+/* The cached primitive for key (+ weights layout wmd, may be NULL), or NULL if it is not cached yet. */
+dnn_prim *dnn_prim_find(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd);
+/* Create and cache the primitive of pd (taking ownership of pd; pd NULL caches a failure). Rejects
+ * reference (unoptimised) implementations. Returns the entry, whose ok says whether it is usable. */
+dnn_prim *dnn_prim_add(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t pd);
+/* Run p with the given buffers (NULL for absent arguments); 0 on success. */
+int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void *bias, void *dst);
+/* A plain attribute: user-managed scratchpad. */
+dnnl_primitive_attr_t dnn_attr(void);
+
+/* Bias of n outputs as f32 in d's buffer (NULL when bias is NULL or out of memory: check bias). */
+const float *dnn_bias_f32(is_dnn *d, const is_tensor *bias, int64_t n);
+
+#endif

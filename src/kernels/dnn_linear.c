@@ -1,0 +1,56 @@
+/* y[M,N] = x[M,K] @ W^T + bias in bf16: x is rounded to bf16 into a staging buffer, W is packed,
+ * the product accumulates in f32 and oneDNN adds the bias on the way out. */
+#include <string.h>
+
+#include "kernels/dnn_internal.h"
+#include "kernels/kernels.h"
+
+/* The matmul primitive for M rows and packed weight p (cached per shape). */
+static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias, const dnn_pack *p) {
+    int64_t key[DNN_KEY_N] = {DNN_MATMUL, M, N, K, has_bias};
+    dnn_prim *pr = dnn_prim_find(d, key, &p->md);
+    if (pr) return pr;
+    dnnl_memory_desc_t src, dst, bias;
+    dnnl_dims_t sd = {M, K}, dd = {M, N}, bd = {1, N};
+    dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t op;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = dnn_attr();
+    if (dnnl_matmul_desc_init(&op, &src, &p->md, has_bias ? &bias : NULL, &dst) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL) != dnnl_success)
+        pd = NULL;
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return dnn_prim_add(d, key, &p->md, pd);
+}
+
+void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias) {
+    const dnn_pack *p = dnn_find_pack(d, W);
+    int64_t N = W->shape[0], K = W->numel / (N ? N : 1);
+    if (!p || M <= 0 || W->ndim != 2) {
+        is_k_linear(y, x, M, W, bias);
+        return;
+    }
+    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, p);
+    uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
+    const float *b = dnn_bias_f32(d, bias, N);
+    if (!pr || !pr->ok || !xb || (bias && !b)) {
+        d->fallbacks++;
+        is_k_linear(y, x, M, W, bias);
+        return;
+    }
+    is_f32_to_bf16_n(xb, x, M * K);
+    is_flops_add(2.0 * (double)M * (double)N * (double)K);
+    if (dnn_prim_run(d, pr, xb, p->data, b, y)) {
+        d->fallbacks++;
+        is_k_linear(y, x, M, W, bias);
+    }
+}
+
+const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W) {
+    const dnn_pack *p = dnn_find_pack(d, W);
+    if (!p || M <= 0) return NULL;
+    dnn_prim *pr = matmul(d, M, W->shape[0], W->shape[1], 0, p);
+    return pr && pr->ok ? pr->impl : NULL;
+}

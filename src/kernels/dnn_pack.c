@@ -1,0 +1,196 @@
+/* Weights into bf16, reordered once into the layout oneDNN's bf16 kernels read (blocked for AMX /
+ * AVX512-BF16). The layout is the one a primitive of a representative shape asks for; primitives of
+ * other shapes are then created for exactly that layout. Linear [N, K] is the matmul's weights
+ * [K, N] in "ba" order; Conv2d [Cout, Cin, kh, kw] is "oihw". */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/dnn_internal.h"
+
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md);
+
+/* Representative geometry for the layout query: rows of a linear's input; spatial size of a conv. */
+#define PACK_ROWS 256
+#define PACK_SPATIAL 64
+
+/* The convolution geometry packing assumes for a kernel of size k: same-size 3x3 / 1x1 convolutions,
+ * and patch embeddings (k > 3, stride k). */
+static void conv_geometry(int64_t k, int *stride, int *pad) {
+    *stride = k > 3 ? (int)k : 1;
+    *pad = k > 3 ? 0 : (int)(k / 2);
+}
+
+/* Weights layout a primitive of the representative shape prefers (written to *md). */
+static int preferred_layout(is_dnn *d, const is_tensor *w, dnnl_memory_desc_t *md) {
+    dnnl_memory_desc_t src, wei, dst;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = dnn_attr();
+    dnnl_status_t st;
+    if (w->ndim == 2) {
+        int64_t N = w->shape[0], K = w->shape[1];
+        dnnl_dims_t sd = {PACK_ROWS, K}, wd = {K, N}, dd = {PACK_ROWS, N};
+        dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab);
+        dnnl_matmul_desc_t op;
+        st = dnnl_matmul_desc_init(&op, &src, &wei, NULL, &dst);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL);
+    } else {
+        int64_t O = w->shape[0], I = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+        int s, p;
+        conv_geometry(kh, &s, &p);
+        int64_t H = kh > 3 ? kh * 16 : PACK_SPATIAL, Wd = kw > 3 ? kw * 16 : PACK_SPATIAL;
+        int64_t Ho = (H + 2 * p - kh) / s + 1, Wo = (Wd + 2 * p - kw) / s + 1;
+        dnnl_dims_t sd = {1, I, H, Wd}, wd = {O, I, kh, kw}, dd = {1, O, Ho, Wo}, sv = {s, s}, pv = {p, p};
+        dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_bf16, dnnl_nhwc);
+        dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_bf16, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nhwc);
+        dnnl_convolution_desc_t op;
+        st = dnnl_convolution_forward_desc_init(&op, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
+                                                NULL, &dst, sv, pv, pv);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL);
+    }
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success || !pd) return -1;
+    const dnnl_memory_desc_t *q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *md = *q;
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+}
+
+is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
+    if (!d || !w) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack: NULL argument");
+    if (dnn_find_pack(d, w)) return NULL;
+    if ((w->ndim != 2 && w->ndim != 4) || w->numel <= 0 ||
+        (w->dtype != IS_DT_F32 && w->dtype != IS_DT_F16 && w->dtype != IS_DT_BF16))
+        return is_errorf(IS_E_SHAPE, "%s: tensor '%s' cannot be packed for bf16 (needs a 2-D or 4-D float weight)",
+                         w->file, w->name);
+    dnnl_memory_desc_t packed, plain;
+    if (preferred_layout(d, w, &packed))
+        return is_errorf(IS_E_UNSUPPORTED, "%s: tensor '%s': oneDNN has no bf16 primitive for its shape", w->file,
+                         w->name);
+    if (w->ndim == 2) {
+        dnnl_dims_t wd = {w->shape[1], w->shape[0]};
+        dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_bf16, dnnl_ba);
+    } else {
+        dnnl_dims_t wd = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
+        dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_bf16, dnnl_oihw);
+    }
+    size_t bytes = dnnl_memory_desc_get_size(&packed);
+    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    float *f32 = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * (sizeof(float) + sizeof(uint16_t)));
+    if (!data || !f32) {
+        free(data);
+        return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16 (%.1f MiB)", w->file, w->name,
+                         (double)bytes / (1 << 20));
+    }
+    /* stored dtype -> f32 -> bf16 (plain), then oneDNN reorders into the packed layout. */
+    uint16_t *bf = (uint16_t *)(f32 + w->numel);
+    is_tensor_to_f32(w, f32);
+    is_f32_to_bf16_n(bf, f32, w->numel);
+    int64_t key[DNN_KEY_N] = {DNN_REORDER, w->ndim, w->shape[0], w->shape[1], w->ndim == 4 ? w->shape[2] : 0,
+                              w->ndim == 4 ? w->shape[3] : 0};
+    dnn_prim *r = dnn_prim_find(d, key, &packed);
+    if (!r) {
+        dnnl_primitive_desc_t pd = NULL;
+        if (dnnl_reorder_primitive_desc_create(&pd, &plain, d->engine, &packed, d->engine, NULL) != dnnl_success)
+            pd = NULL;
+        r = dnn_prim_add(d, key, &packed, pd);
+    }
+    if (!r || !r->ok || dnn_prim_run(d, r, bf, NULL, NULL, data)) {
+        free(data);
+        return is_errorf(IS_E_INTERNAL, "%s: oneDNN could not reorder tensor '%s' into its bf16 layout", w->file,
+                         w->name);
+    }
+    is_error *e = dnn_pack_insert(d, w, data, &packed);
+    if (e) {
+        free(data);
+        return e;
+    }
+    is_st_drop_pages(st, w);
+    return NULL;
+}
+
+is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,
+                                 int (*keep)(const char *name), const char *what) {
+    if (is_precision_resolve(p, NULL, 0) == IS_PRECISION_F32) {
+        is_dnn_free(*slot);
+        *slot = NULL;
+        return NULL;
+    }
+    if (*slot) return NULL; /* already packed */
+    is_dnn *d = NULL;
+    IS_TRY(is_dnn_create(&d));
+    is_error *err = NULL;
+    for (int i = 0; i < n && !err; i++)
+        if (sts[i]) err = is_dnn_pack_st(d, sts[i], keep);
+    if (err) {
+        is_dnn_free(d);
+        return is_error_wrap(err, "packing the %s's weights for bf16", what);
+    }
+    *slot = d;
+    return NULL;
+}
+
+const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memory_desc_t *md) {
+    dnn_pack *p = (dnn_pack *)dnn_find_pack(d, w);
+    if (!p) return NULL;
+    if (dnnl_memory_desc_equal(&p->md, md)) return p;
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t src = NULL, dst = NULL;
+    int ok = data && dnnl_reorder_primitive_desc_create(&pd, &p->md, d->engine, md, d->engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&r, pd) == dnnl_success &&
+             dnnl_memory_create(&src, &p->md, d->engine, p->data) == dnnl_success &&
+             dnnl_memory_create(&dst, md, d->engine, data) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+        ok = dnnl_primitive_execute(r, d->stream, 2, args) == dnnl_success && dnnl_stream_wait(d->stream) == dnnl_success;
+    }
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    if (r) dnnl_primitive_destroy(r);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!ok) {
+        free(data);
+        return NULL;
+    }
+    d->packed_bytes += bytes - dnnl_memory_desc_get_size(&p->md);
+    free(p->data);
+    p->data = data;
+    p->md = *md;
+    return p;
+}
+
+void is_dnn_forget_st(is_dnn *d, const is_st *st) {
+    if (!d || !st || !d->pack_n) return;
+    /* Empty the slots of st's tensors, then re-insert every survivor (open addressing has no holes). */
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        dnn_pack *p = (dnn_pack *)dnn_find_pack(d, is_st_at(st, i));
+        if (!p) continue;
+        d->packed_bytes -= dnnl_memory_desc_get_size(&p->md);
+        free(p->data);
+        p->key = NULL, p->data = NULL;
+        d->pack_n--;
+        for (size_t j = (size_t)(p - d->packs + 1) & (d->pack_cap - 1); d->packs[j].key; j = (j + 1) & (d->pack_cap - 1)) {
+            dnn_pack moved = d->packs[j];
+            d->packs[j] = (dnn_pack){0}; /* the data moves with the entry */
+            d->pack_n--;
+            d->packed_bytes -= dnnl_memory_desc_get_size(&moved.md);
+            dnn_pack_insert(d, moved.key, moved.data, &moved.md); /* the table does not grow: cannot fail */
+        }
+    }
+}
+
+is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name)) {
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        const is_tensor *t = is_st_at(st, i);
+        if ((t->ndim != 2 && t->ndim != 4) || (keep && !keep(t->name))) continue;
+        if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16) continue;
+        IS_TRY(is_dnn_pack(d, st, t));
+    }
+    dnn_buf_release(&d->pack_tmp); /* conversion buffer of the largest weight: not needed after loading */
+    return NULL;
+}
