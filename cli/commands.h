@@ -11,6 +11,9 @@ typedef struct {
 /* Print an is_error to stderr as "instantstyle: <message>", free it, return 1. */
 struct is_error;
 int is_cli_fail(struct is_error *err);
+/* Re-executes the program once with OPENBLAS_CORETYPE set when OpenBLAS fell back to its generic
+ * kernels on a CPU it does not know (blas_core.c). */
+void is_cli_fix_blas_core(char **argv);
 
 int is_cmd_generate(int argc, char **argv);
 
