@@ -4,8 +4,9 @@
  * encoder with random weights (src/tiny layouts, real config values) into a folder, then runs each
  * network through the public API in its own child process, so each row's peak RSS is its own.
  * Every row is compared with an sgemm ceiling measured just before it in the same child (the
- * cores may be shared with other work; the ceiling moves with them). */
-#include <cblas.h>
+ * cores may be shared with other work; the ceiling moves with them); with --precision bf16 the
+ * networks run in bf16 (is_*_set_precision after loading) and the ceiling is oneDNN's bf16 matmul
+ * (ceiling_bf16.c). --only accuracy compares bf16 with f32 on the same inputs (accuracy.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +41,20 @@ typedef struct {
     const char *model_dir; /* NULL: a temporary folder */
     const char *style_image; /* e2e rows */
     int keep, threads, warmup, steps;
+    int steps_given;         /* --steps was on the command line (accuracy: also a whole generation) */
+    is_precision precision;  /* asked for (default F32: today's numbers) */
+    is_precision effective;  /* what it runs as on this CPU (is_precision_resolve) */
 } options;
 
+/* The rows of the network table (not e2e, micro or accuracy). */
+static int network_row(const char *name) {
+    return strncmp(name, "e2e", 3) && strcmp(name, "accuracy") && strcmp(name, "micro");
+}
+
 /* Rows that run only when --only names them (long, or not a network). */
-static int opt_in(const char *name) { return !strcmp(name, "micro") || !strncmp(name, "e2e", 3); }
+static int opt_in(const char *name) {
+    return !strcmp(name, "micro") || !strncmp(name, "e2e", 3) || !strcmp(name, "accuracy");
+}
 
 static int wanted(const options *o, const char *name) {
     if (!o->only) return !opt_in(name);
@@ -69,6 +80,11 @@ static const char *const stage_names[N_STAGES] = {"text encoders", "image encode
 typedef struct {
     int ok;
     double seconds, gflop, ceiling, load_s;
+    double pack_s;             /* is_*_set_precision after loading (part of load_s) */
+    double sgemm;              /* the f32 ceiling (== ceiling for f32 rows) */
+    int bf16;                  /* ceiling is the bf16 matmul one (bf below) */
+    bench_bf16_ceiling bf;     /* bf16 rows: measured in the row's process just before it */
+    bench_accuracy acc;        /* the accuracy row */
     /* e2e rows: per stage, its seconds and the process's peak / current RSS (GiB) when it ended */
     double stage_s[N_STAGES], stage_peak[N_STAGES], stage_rss[N_STAGES];
     double step_s;             /* denoising seconds per step */
@@ -97,8 +113,9 @@ typedef struct {
     int size;  /* pixels (UNet, VAE) */
     int which; /* text encoder 1 or 2 */
     int warmup;
-    int steps;               /* e2e */
+    int steps;               /* e2e; accuracy: 0 = no whole generation */
     const char *style_image; /* e2e */
+    is_precision precision;  /* passed to is_*_set_precision / is_generate_params.precision */
 } job;
 
 /* Each runner loads its network, runs the forward once unmeasured (warmup: page faults of the
@@ -111,7 +128,14 @@ static is_error *run_unet(const job *j, result *r) {
     double t0 = bench_now();
     is_unet *u = NULL;
     IS_TRY(is_unet_load(dir, &u));
+    double tp = bench_now();
+    is_error *perr = is_unet_set_precision(u, j->precision);
+    r->pack_s = bench_now() - tp;
     r->load_s = bench_now() - t0;
+    if (perr) {
+        is_unet_free(u);
+        return perr;
+    }
     const int batch = 2, h = j->size / 8, w = j->size / 8, seq = 77; /* one CFG step: uncond + cond */
     int C = is_unet_in_channels(u), D = is_unet_cross_attention_dim(u), pooled = is_unet_pooled_dim(u);
     int64_t n_sample = (int64_t)batch * C * h * w, n_out = (int64_t)batch * is_unet_out_channels(u) * h * w;
@@ -151,7 +175,14 @@ static is_error *run_vae(const job *j, result *r) {
     double t0 = bench_now();
     is_vae *v = NULL;
     IS_TRY(is_vae_load(dir, &v));
+    double tp = bench_now();
+    is_error *perr = is_vae_set_precision(v, j->precision);
+    r->pack_s = bench_now() - tp;
     r->load_s = bench_now() - t0;
+    if (perr) {
+        is_vae_free(v);
+        return perr;
+    }
     int s = is_vae_scale(v), h = j->size / s, w = j->size / s, C = is_vae_latent_channels(v);
     float *lat = malloc((size_t)C * h * w * sizeof(float)), *img = malloc((size_t)3 * j->size * j->size * sizeof(float));
     is_error *err = NULL;
@@ -180,7 +211,14 @@ static is_error *run_text(const job *j, result *r) {
     double t0 = bench_now();
     is_clip_text *m = NULL;
     IS_TRY(is_clip_text_load(dir, &m));
+    double tp = bench_now();
+    is_error *perr = is_clip_text_set_precision(m, j->precision);
+    r->pack_s = bench_now() - tp;
     r->load_s = bench_now() - t0;
+    if (perr) {
+        is_clip_text_free(m);
+        return perr;
+    }
     int n = 77, hid = is_clip_text_hidden_size(m), proj = is_clip_text_projection_dim(m);
     int32_t ids[77];
     uint32_t s = 7;
@@ -212,7 +250,14 @@ static is_error *run_vision(const job *j, result *r) {
     double t0 = bench_now();
     is_image_encoder *enc = NULL;
     IS_TRY(is_image_encoder_load(dir, &enc));
+    double tp = bench_now();
+    is_error *perr = is_image_encoder_set_precision(enc, j->precision);
+    r->pack_s = bench_now() - tp;
     r->load_s = bench_now() - t0;
+    if (perr) {
+        is_image_encoder_free(enc);
+        return perr;
+    }
     int S = is_image_encoder_image_size(enc), P = is_image_encoder_projection_dim(enc);
     float *px = malloc((size_t)3 * S * S * sizeof(float)), *emb = malloc((size_t)P * sizeof(float));
     is_error *err = NULL;
@@ -307,6 +352,7 @@ static is_error *run_e2e(const job *j, result *r) {
     gp.style_image = j->style_image;
     gp.style_blocks = "style";
     gp.content_prompt = "a house";
+    gp.precision = j->precision; /* set always: the library's default is AUTO */
     gp.log = e2e_log;
     gp.progress = e2e_progress;
     gp.user = r;
@@ -324,6 +370,14 @@ static is_error *run_e2e(const job *j, result *r) {
     return err;
 }
 
+/* bf16 against f32 on the same inputs (accuracy.c); j->steps > 0 adds a whole generation. */
+static is_error *run_accuracy(const job *j, result *r) {
+    double t0 = bench_now();
+    is_error *e = bench_accuracy_run(j->dir, j->size, j->steps, j->style_image, &r->acc);
+    r->seconds = bench_now() - t0;
+    return e;
+}
+
 /* Runs item `name` in a fresh process (this program re-executed with --child: OpenMP and OpenBLAS
  * thread pools do not survive a plain fork), which measures the ceiling, runs the network and
  * sends its result back through a pipe; *peak_rss_gib is that process's peak resident size. */
@@ -338,10 +392,11 @@ static result run_child(const options *o, const char *dir, const char *name, dou
     char fdarg[16], threads[16], steps[16];
     snprintf(fdarg, sizeof fdarg, "%d", fd[1]);
     snprintf(threads, sizeof threads, "%d", o->threads);
-    snprintf(steps, sizeof steps, "%d", o->steps);
+    /* accuracy: a whole generation only when --steps was given */
+    snprintf(steps, sizeof steps, "%d", !strcmp(name, "accuracy") && !o->steps_given ? 0 : o->steps);
     char *args[] = {"is_bench", "--child", (char *)name, "--result-fd", fdarg, "--model-dir", (char *)dir,
                     "--threads", threads, "--steps", steps, "--style-image", (char *)o->style_image,
-                    o->warmup ? NULL : "--no-warmup", NULL};
+                    "--precision", (char *)is_precision_name(o->precision), o->warmup ? NULL : "--no-warmup", NULL};
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -350,7 +405,12 @@ static result run_child(const options *o, const char *dir, const char *name, dou
         _exit(127);
     }
     close(fd[1]);
-    ssize_t got = pid > 0 ? read(fd[0], &r, sizeof r) : -1;
+    ssize_t got = 0;
+    while (pid > 0 && got < (ssize_t)sizeof r) {
+        ssize_t n = read(fd[0], (char *)&r + got, sizeof r - (size_t)got);
+        if (n <= 0) break;
+        got += n;
+    }
     close(fd[0]);
     int status = 0;
     struct rusage ru;
@@ -364,6 +424,16 @@ static result run_child(const options *o, const char *dir, const char *name, dou
     return r;
 }
 
+/* The row's peak RSS is the network's own: the ceilings' buffers (sgemm 48 MB; the bf16 matmul's f32
+ * output alone is 189 MB) are freed, and the high-water mark that getrusage and the parent's wait4
+ * report is reset to the current resident size (Linux >= 4.0; left as it is elsewhere). */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
 /* The --child side of run_child. */
 static int child_main(const options *o, const char *name, int result_fd) {
     static const struct {
@@ -372,16 +442,23 @@ static int child_main(const options *o, const char *name, int result_fd) {
         int size, which;
     } runners[] = {{"unet512", run_unet, 512, 0}, {"unet1024", run_unet, 1024, 0}, {"vae1024", run_vae, 1024, 0},
                    {"text", run_text, 0, 1},      {"text2", run_text, 0, 2},       {"vision", run_vision, 0, 0},
-                   {"e2e1024", run_e2e, 1024, 0}, {"e2e512", run_e2e, 512, 0}};
+                   {"e2e1024", run_e2e, 1024, 0}, {"e2e512", run_e2e, 512, 0},  {"accuracy", run_accuracy, 512, 0}};
     result r;
     memset(&r, 0, sizeof r);
     snprintf(r.msg, sizeof r.msg, "unknown item '%s'", name);
     for (size_t i = 0; i < sizeof runners / sizeof runners[0]; i++) {
         if (strcmp(runners[i].name, name)) continue;
         job j = {.dir = o->model_dir, .size = runners[i].size, .which = runners[i].which, .warmup = o->warmup,
-                 .steps = o->steps, .style_image = o->style_image};
+                 .steps = o->steps, .style_image = o->style_image, .precision = o->precision};
         r.msg[0] = 0;
-        r.ceiling = bench_sgemm_ceiling(2048, 4, NULL);
+        if (runners[i].fn != run_accuracy) {
+            r.ceiling = r.sgemm = bench_sgemm_ceiling(2048, 4, NULL);
+            if (o->effective == IS_PRECISION_BF16) {
+                bench_bf16_ceiling_measure(8, &r.bf);
+                if (r.bf.matmul > 0) r.bf16 = 1, r.ceiling = r.bf.matmul;
+            }
+            reset_peak_rss();
+        }
         is_error *e = runners[i].fn(&j, &r);
         if (e) {
             snprintf(r.msg, sizeof r.msg, "%s", is_error_message(e));
@@ -389,6 +466,8 @@ static int child_main(const options *o, const char *name, int result_fd) {
         } else {
             r.ok = 1;
         }
+        if (r.ok && o->effective == IS_PRECISION_BF16 && !r.bf16 && runners[i].fn != run_accuracy)
+            snprintf(r.msg, sizeof r.msg, "(no bf16 ceiling: %s; the ceiling column is sgemm's)", r.bf.msg);
     }
     ssize_t wr = write(result_fd, &r, sizeof r);
     return wr == (ssize_t)sizeof r && r.ok ? 0 : 1;
@@ -423,14 +502,15 @@ static is_error *ensure_component(const char *root, const char *name) {
 static int e2e_row(const options *o, const char *dir, const char *label, const char *name) {
     double rss = 0;
     result r = run_child(o, dir, name, &rss);
-    printf("\n%s, %d steps (no warm-up; every network is mapped and paged in during the run):\n\n", label, o->steps);
+    printf("\n%s%s, %d steps (no warm-up; every network is mapped and paged in during the run):\n\n", label,
+           r.bf16 ? ", bf16" : "", o->steps);
     if (!r.ok) {
         printf("failed: %s\n", r.msg);
         return 1;
     }
     const double gib = 1024.0 * 1024.0 * 1024.0;
     printf("| total s | text encoders s | image encoder s | UNet + adapter load s | denoising s/step | VAE decode s | "
-           "GFLOP/s | sgemm ceiling GFLOP/s | cores it got | peak RSS GiB |\n");
+           "GFLOP/s | %s ceiling GFLOP/s | cores it got | peak RSS GiB |\n", r.bf16 ? "bf16 matmul" : "sgemm");
     printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     printf("| %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f |%s%s\n", r.seconds, r.stage_s[ST_TEXT],
            r.stage_s[ST_IMAGE], r.stage_s[ST_UNET_LOAD], r.step_s, r.stage_s[ST_VAE], r.gflop / r.seconds, r.ceiling,
@@ -456,38 +536,47 @@ static int e2e_row(const options *o, const char *dir, const char *label, const c
 }
 
 static void machine_info(const options *o) {
-    char model[256] = "?", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c) snprintf(model, sizeof model, "%s", c + 2);
-            model[strcspn(model, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
+    char line[512];
+    bench_cpu cpu;
+    bench_cpu_detect(&cpu);
     long mem_kib = 0;
-    f = fopen("/proc/meminfo", "r");
+    FILE *f = fopen("/proc/meminfo", "r");
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "MemTotal: %ld kB", &mem_kib) == 1) break;
     if (f) fclose(f);
     double load[3] = {0};
     getloadavg(load, 3);
-    printf("machine: %s, %ld cores online, %.1f GiB RAM; threads used: %d\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+    printf("machine: %s, %ld cores online, %.1f GiB RAM; threads used: %d\n", cpu.model, sysconf(_SC_NPROCESSORS_ONLN),
            (double)mem_kib / (1024.0 * 1024.0), is_get_threads());
-    printf("OpenBLAS: %s\n", openblas_get_config());
+    bench_print_cpu_and_blas(&cpu);
+    char why[256] = "";
+    is_precision_resolve(o->precision, why, sizeof why);
+    printf("precision: %s asked, runs as %s (%s)\n", is_precision_name(o->precision), is_precision_name(o->effective),
+           why);
     printf("load average at start: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
     printf("warm-up run before each measurement: %s\n\n", o->warmup ? "yes" : "no");
 }
 
+/* Appends src to the string in dst[cap], truncating. */
+static void append(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(dst);
+    while (*src && n + 1 < cap) dst[n++] = *src++;
+    dst[n] = 0;
+}
+
 static void usage(void) {
-    printf("usage: is_bench [--only LIST] [--threads N] [--model-dir DIR] [--keep] [--no-warmup]\n"
-           "       [--filter TEXT] [--steps N] [--style-image PNG]\n"
+    printf("usage: is_bench [--only LIST] [--precision f32|bf16|auto] [--threads N] [--model-dir DIR] [--keep]\n"
+           "       [--no-warmup] [--filter TEXT] [--steps N] [--style-image PNG]\n"
            "  LIST: comma-separated from unet512,unet1024,vae1024,text,text2,vision (default: all)\n"
            "        and, only when asked: micro (kernel micro-benchmark at SDXL shapes;\n"
            "        --filter TEXT keeps the kernels whose label contains TEXT), e2e1024 and e2e512\n"
            "        (a whole is_generate with the IP-Adapter, style image and content prompt;\n"
-           "        --steps N denoising steps, default 2; --style-image, default docs/examples/style.png)\n"
+           "        --steps N denoising steps, default 2; --style-image, default docs/examples/style.png),\n"
+           "        accuracy (bf16 against f32 at 512x512 on the same inputs: one UNet CFG evaluation and\n"
+           "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image)\n"
+           "  --precision: arithmetic of the networks' products (default f32: the exact mode). bf16 rows\n"
+           "        are compared with oneDNN's bf16 matmul ceiling measured in the same process; micro adds\n"
+           "        a bf16 row after each product, convolution and attention\n"
            "  --model-dir DIR: where the random SDXL-sized weights are written (reused when present;\n"
            "        default a temporary folder, deleted at exit unless --keep). About 11 GB.\n"
            "  --threads N: kernel threads (default: all cores)\n"
@@ -495,7 +584,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    options o = {.threads = 0, .warmup = 1, .steps = 2, .style_image = "docs/examples/style.png"};
+    options o = {.threads = 0, .warmup = 1, .steps = 2, .style_image = "docs/examples/style.png",
+                 .precision = IS_PRECISION_F32};
     const char *child = NULL, *write_component = NULL;
     int result_fd = -1;
     for (int i = 1; i < argc; i++) {
@@ -506,7 +596,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--model-dir") && i + 1 < argc) o.model_dir = argv[++i];
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) o.filter = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) o.steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) o.steps = atoi(argv[++i]), o.steps_given = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (is_precision_parse(argv[++i], &o.precision) != 0) {
+                fprintf(stderr, "is_bench: --precision takes f32, bf16 or auto, not '%s'\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--style-image") && i + 1 < argc) o.style_image = argv[++i];
         else if (!strcmp(argv[i], "--keep")) o.keep = 1;
         else if (!strcmp(argv[i], "--no-warmup")) o.warmup = 0;
@@ -524,11 +620,18 @@ int main(int argc, char **argv) {
         return bad;
     }
     is_set_threads(o.threads);
+    o.effective = is_precision_resolve(o.precision, NULL, 0);
     if (child) return o.model_dir && result_fd >= 0 ? child_main(&o, child, result_fd) : 2;
     machine_info(&o);
     double ceiling = bench_sgemm_ceiling(2048, 5, NULL);
-    printf("sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s\n\n", is_get_threads(), ceiling);
-    if (wanted(&o, "micro")) bench_micro(o.filter);
+    printf("sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s\n", is_get_threads(), ceiling);
+    if (o.effective == IS_PRECISION_BF16) {
+        bench_bf16_ceiling bf;
+        bench_bf16_ceiling_measure(8, &bf);
+        bench_bf16_ceiling_print(&bf, is_get_threads());
+    }
+    printf("\n");
+    if (wanted(&o, "micro")) bench_micro(o.filter, o.effective == IS_PRECISION_BF16);
 
 #define E2E_PARTS {"unet", "vae", "text_encoder", "text_encoder_2", "image_encoder", "pipeline", "ip-adapter"}
     static const struct {
@@ -542,6 +645,8 @@ int main(int argc, char **argv) {
         {"vision", "ViT-bigG image encoder, 224x224", {"image_encoder"}},
         {"e2e1024", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5", E2E_PARTS},
         {"e2e512", "is_generate 512x512, IP-Adapter + content prompt, CFG 5", E2E_PARTS},
+        /* without --steps only unet, vae and ip-adapter are needed (see the component loop) */
+        {"accuracy", "bf16 against f32, 512x512", E2E_PARTS},
     };
 #undef E2E_PARTS
     const int n_items = (int)(sizeof items / sizeof items[0]);
@@ -564,6 +669,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_items && !rc; i++) {
         if (!wanted(&o, items[i].name)) continue;
         for (int k = 0; k < 8 && items[i].components[k] && !rc; k++) {
+            const char *c = items[i].components[k];
+            if (!strcmp(items[i].name, "accuracy") && !o.steps_given && strcmp(c, "unet") && strcmp(c, "vae") &&
+                strcmp(c, "ip-adapter"))
+                continue;
             is_error *e = ensure_component(dir, items[i].components[k]);
             if (e) {
                 fprintf(stderr, "is_bench: %s\n", is_error_message(e));
@@ -573,24 +682,62 @@ int main(int argc, char **argv) {
         }
     }
     int networks = 0;
-    for (int i = 0; i < n_items; i++) networks |= wanted(&o, items[i].name) && strncmp(items[i].name, "e2e", 3);
+    for (int i = 0; i < n_items; i++) networks |= wanted(&o, items[i].name) && network_row(items[i].name);
+    const int bf16 = o.effective == IS_PRECISION_BF16;
     if (!rc && networks) {
-        printf("\n| network | seconds | GFLOP | GFLOP/s | sgemm ceiling GFLOP/s | %% of ceiling | peak RSS GiB | load s |\n");
-        printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        if (bf16)
+            printf("bf16 rows: the ceiling is oneDNN's bf16 matmul 8192x640x5760 measured in the row's process just "
+                   "before it, and %% of ceiling is against it; the bf16 3x3 convolution ceiling (2x640x64x64) is the "
+                   "last column. load s includes packing the weights to bf16 (is_*_set_precision).\n");
+        printf("\n| network | seconds | GFLOP | GFLOP/s | %s ceiling GFLOP/s | %% of ceiling | peak RSS GiB | load s |%s\n",
+               bf16 ? "bf16 matmul" : "sgemm", bf16 ? " bf16 conv ceiling GFLOP/s |" : "");
+        printf("|---|---:|---:|---:|---:|---:|---:|---:|%s\n", bf16 ? "---:|" : "");
         fflush(stdout);
+        char impl[512] = ""; /* the bf16 ceilings' oneDNN implementations (each different one once) */
         for (int i = 0; i < n_items; i++) {
-            if (!wanted(&o, items[i].name) || !strncmp(items[i].name, "e2e", 3)) continue;
+            if (!wanted(&o, items[i].name) || !network_row(items[i].name)) continue;
             double rss = 0;
             result r = run_child(&o, dir, items[i].name, &rss);
             if (!r.ok) {
-                printf("| %s | failed: %s | | | | | | |\n", items[i].label, r.msg);
+                printf("| %s%s | failed: %s | | | | | | |%s\n", items[i].label, bf16 ? ", bf16" : "", r.msg,
+                       bf16 ? " |" : "");
                 rc = 1;
                 continue;
             }
             double gfs = r.gflop / r.seconds;
-            printf("| %s | %.2f | %.0f | %.1f | %.1f | %.1f%% | %.2f | %.1f |%s%s\n", items[i].label, r.seconds, r.gflop,
-                   gfs, r.ceiling, 100.0 * gfs / r.ceiling, rss, r.load_s, r.msg[0] ? " " : "", r.msg);
+            char load[64], conv[64] = "", this_impl[sizeof impl];
+            snprintf(this_impl, sizeof this_impl, "matmul [%s], conv [%s], effective ISA %s", r.bf.matmul_impl,
+                     r.bf.conv_impl, r.bf.isa);
+            if (bf16 && r.bf16 && !strstr(impl, this_impl)) {
+                if (impl[0]) append(impl, sizeof impl, "; ");
+                append(impl, sizeof impl, this_impl);
+                append(impl, sizeof impl, " (first in the ");
+                append(impl, sizeof impl, items[i].name);
+                append(impl, sizeof impl, " row)");
+            }
+            if (bf16) {
+                snprintf(load, sizeof load, "%.1f (packing %.1f)", r.load_s, r.pack_s);
+                snprintf(conv, sizeof conv, " %.1f |", r.bf.conv);
+            } else {
+                snprintf(load, sizeof load, "%.1f", r.load_s);
+            }
+            printf("| %s%s | %.2f | %.0f | %.1f | %.1f | %.1f%% | %.2f | %s |%s%s%s\n", items[i].label,
+                   bf16 ? ", bf16" : "", r.seconds, r.gflop, gfs, r.ceiling, 100.0 * gfs / r.ceiling, rss, load, conv,
+                   r.msg[0] ? " " : "", r.msg);
             fflush(stdout);
+        }
+        if (bf16 && impl[0])
+            printf("\nbf16 ceilings in the rows' processes: %s\n", impl);
+    }
+    if (!rc && wanted(&o, "accuracy")) {
+        double rss = 0;
+        result r = run_child(&o, dir, "accuracy", &rss);
+        if (!r.ok) {
+            printf("\naccuracy: failed: %s\n", r.msg);
+            rc = 1;
+        } else {
+            bench_accuracy_print(&r.acc);
+            printf("accuracy row: %.1f s in all, peak RSS %.2f GiB\n", r.seconds, rss);
         }
     }
     if (!rc) {

@@ -1,11 +1,16 @@
 /* Kernel micro-benchmark (is_bench --only micro): each public kernel at real SDXL shapes,
- * to see where the time of a network goes and how close each kernel is to the sgemm ceiling. */
+ * to see where the time of a network goes and how close each kernel is to the sgemm ceiling.
+ * With --precision bf16 each matrix product, convolution and attention is followed by its bf16 row
+ * (kernels/dnn.h: weights packed once before timing, a fresh is_dnn per shape; three times the f32
+ * row's repetitions, as they are shorter), whose percentage is against oneDNN's bf16 matmul ceiling
+ * measured the same way (per CPU-second). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
+#include "kernels/dnn.h"
 #include "kernels/kernels.h"
 
 static float *rnd(int64_t n) {
@@ -40,21 +45,27 @@ static is_tensor f16_weight(int ndim, const int64_t *shape) {
 }
 
 /* Other processes share the cores, so efficiency is measured in CPU time: GFLOP per CPU-second of
- * this process against the same for a large sgemm (g_cpu_ceiling). */
-static double g_cpu_ceiling;
+ * this process against the same for a large sgemm (g_cpu_ceiling), or for bf16 rows a large oneDNN
+ * bf16 matmul (g_cpu_ceiling_bf16). */
+static double g_cpu_ceiling, g_cpu_ceiling_bf16;
 
-static void report(const char *what, double secs, double cpu, double flops) {
+static void report(const char *what, double secs, double cpu, double flops, double ceiling, const char *note) {
     double gf = flops / secs * 1e-9, gfc = flops / cpu * 1e-9;
-    printf("  %-48s %8.4f s %7.1f GFLOP/s  %6.1f%% (cpu)\n", what, secs, gf, 100.0 * gfc / g_cpu_ceiling);
+    printf("  %-48s %8.4f s %7.1f GFLOP/s  %6.1f%% (cpu)%s%s%s\n", what, secs, gf, 100.0 * gfc / ceiling,
+           note ? "  [" : "", note ? note : "", note ? "]" : "");
     fflush(stdout);
 }
 
 static const char *g_filter;
+static int g_bf16; /* also the bf16 rows */
 
-/* Best of reps runs (wall and CPU time taken separately), after one warm-up run. */
-#define TIME(label, reps, body)                                        \
+static int wanted(const char *label) { return !g_filter || strstr(label, g_filter); }
+
+/* Best of reps runs (wall and CPU time taken separately), after one warm-up run. The FLOPs are the
+ * kernels' own count; expect (> 0) is used when the kernel counted none. */
+#define TIMEX(label, reps, ceiling, note, expect, body)                \
     do {                                                               \
-        if (g_filter && !strstr(label, g_filter)) break;               \
+        if (!wanted(label)) break;                                     \
         body; /* warm-up: scratch buffers grow, pages fault in */     \
         double best_ = 1e30, best_cpu_ = 1e30, flops_ = 0;             \
         for (int r_ = 0; r_ < (reps); r_++) {                          \
@@ -66,8 +77,40 @@ static const char *g_filter;
             best_cpu_ = dc_ < best_cpu_ ? dc_ : best_cpu_;             \
             flops_ = is_flops_total();                                 \
         }                                                              \
-        report(label, best_, best_cpu_, flops_);                       \
+        if (flops_ <= 0) flops_ = (expect);                            \
+        report(label, best_, best_cpu_, flops_, ceiling, note);        \
     } while (0)
+#define TIME(label, reps, body) TIMEX(label, reps, g_cpu_ceiling, NULL, 0.0, body)
+
+/* A fresh bf16 context for one shape (packed weights are found by tensor, and the next shape's
+ * weight may reuse a freed address); NULL after printing why when there is none. */
+static is_dnn *micro_dnn(const char *label) {
+    is_dnn *d = NULL;
+    is_error *e = is_dnn_create(&d);
+    if (!e) return d;
+    printf("  %-48s no bf16 context: %s\n", label, is_error_message(e));
+    is_error_free(e);
+    return NULL;
+}
+
+static int micro_pack(is_dnn *d, const char *label, const is_tensor *w) {
+    is_error *e = is_dnn_pack(d, NULL, w);
+    if (!e) return 0;
+    printf("  %-48s packing failed: %s\n", label, is_error_message(e));
+    is_error_free(e);
+    return -1;
+}
+
+/* The note of a bf16 row: oneDNN's implementation, or "f32 fallback" when the bf16 path ran none. */
+static const char *bf16_note(is_dnn *d, const char *impl, char *buf, size_t cap) {
+    int64_t fb = is_dnn_fallbacks(d);
+    if (fb > 0)
+        snprintf(buf, cap, "%s; ran in f32 (%lld fallbacks in the warm-up and timed calls)",
+                 impl ? impl : "no bf16 primitive", (long long)fb);
+    else
+        snprintf(buf, cap, "%s", impl ? impl : "oneDNN");
+    return buf;
+}
 
 static void micro_linear(int64_t M, int64_t K, int64_t N, int reps) {
     int64_t sh[2] = {N, K};
@@ -76,6 +119,15 @@ static void micro_linear(int64_t M, int64_t K, int64_t N, int reps) {
     char label[96];
     snprintf(label, sizeof label, "linear f16 M=%lld K=%lld N=%lld", (long long)M, (long long)K, (long long)N);
     TIME(label, reps, is_k_linear(y, x, M, &w, &b));
+    snprintf(label, sizeof label, "linear bf16 M=%lld K=%lld N=%lld", (long long)M, (long long)K, (long long)N);
+    is_dnn *d = g_bf16 && wanted(label) ? micro_dnn(label) : NULL;
+    if (d && !micro_pack(d, label, &w)) {
+        char note[128];
+        const char *impl = is_dnn_linear_impl(d, M, &w);
+        TIMEX(label, 3 * (reps), g_cpu_ceiling_bf16, bf16_note(d, impl, note, sizeof note), 2.0 * (double)(M * K * N),
+              is_dnn_linear(d, y, x, M, &w, &b));
+    }
+    if (d) is_dnn_free(d);
     free(x), free(y), free((void *)w.data), free((void *)b.data);
 }
 
@@ -89,6 +141,17 @@ static void micro_conv(int64_t Cin, int64_t Cout, int64_t H, int64_t k, int stri
     snprintf(label, sizeof label, "conv%lldx%lld/%d f16 %lld->%lld @%lldx%lld", (long long)k, (long long)k, stride,
              (long long)Cin, (long long)Cout, (long long)H, (long long)H);
     TIME(label, reps, is_k_conv2d(y, x, Cin, H, H, &w, &b, stride, pad));
+    snprintf(label, sizeof label, "conv%lldx%lld/%d bf16 %lld->%lld @%lldx%lld", (long long)k, (long long)k, stride,
+             (long long)Cin, (long long)Cout, (long long)H, (long long)H);
+    is_dnn *d = g_bf16 && wanted(label) ? micro_dnn(label) : NULL;
+    if (d && !micro_pack(d, label, &w)) {
+        char note[128];
+        const char *impl = is_dnn_conv_impl(d, Cin, H, H, &w, stride, pad);
+        TIMEX(label, 3 * (reps), g_cpu_ceiling_bf16, bf16_note(d, impl, note, sizeof note),
+              2.0 * (double)(Cout * Ho * Ho) * (double)(Cin * k * k),
+              is_dnn_conv2d(d, y, x, Cin, H, H, &w, &b, stride, pad));
+    }
+    if (d) is_dnn_free(d);
     free(x), free(y), free((void *)w.data), free((void *)b.data);
 }
 
@@ -99,15 +162,35 @@ static void micro_attention(int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, i
     snprintf(label, sizeof label, "attention Nq=%lld Nk=%lld heads=%lld dh=%lld", (long long)Nq, (long long)Nk,
              (long long)heads, (long long)dh);
     TIME(label, reps, is_k_attention(o, D, q, D, k, D, v, D, Nq, Nk, heads, dh, 0, 1.0f, 0));
+    snprintf(label, sizeof label, "attention bf16 Nq=%lld Nk=%lld heads=%lld dh=%lld", (long long)Nq, (long long)Nk,
+             (long long)heads, (long long)dh);
+    is_dnn *d = g_bf16 && wanted(label) ? micro_dnn(label) : NULL;
+    if (d) {
+        char note[128];
+        TIMEX(label, 3 * (reps), g_cpu_ceiling_bf16, bf16_note(d, NULL, note, sizeof note),
+              4.0 * (double)(Nq * Nk) * (double)(heads * dh),
+              is_dnn_attention(d, o, D, q, D, k, D, v, D, Nq, Nk, heads, dh, 0, 1.0f, 0));
+    }
+    if (d) is_dnn_free(d);
     free(q), free(k), free(v), free(o);
 }
 
-void bench_micro(const char *filter) {
+void bench_micro(const char *filter, int bf16) {
     g_filter = filter;
+    g_bf16 = bf16;
     double cpu = 0;
     bench_sgemm_ceiling(2048, 3, &cpu);
     g_cpu_ceiling = cpu;
     printf("sgemm per CPU-second: %.1f GFLOP (cpu)\n", cpu);
+    if (bf16) {
+        bench_bf16_ceiling c;
+        bench_bf16_ceiling_measure(8, &c);
+        g_cpu_ceiling_bf16 = c.matmul_cpu;
+        printf("bf16 matmul 8192x640x5760 per CPU-second: %.1f GFLOP (cpu) [%s, ISA %s]; "
+               "bf16 rows are against it%s%s\n",
+               c.matmul_cpu, c.matmul_impl[0] ? c.matmul_impl : "-", c.isa, c.msg[0] ? "; " : "", c.msg);
+        if (g_cpu_ceiling_bf16 <= 0) g_cpu_ceiling_bf16 = g_cpu_ceiling;
+    }
     printf("kernel micro-benchmark (SDXL shapes, one batch item):\n");
     micro_linear(4096, 640, 640, 3);
     micro_linear(4096, 640, 5120, 2);

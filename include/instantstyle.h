@@ -203,8 +203,9 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
 /* ---------------------------------------------------------------- VAE */
 
 
-/* diffusers AutoencoderKL (SDXL VAE). Always computed in float32 (SDXL's VAE overflows in f16;
- * weights stay in their stored dtype and are converted by the kernels). An is_vae keeps its
+/* diffusers AutoencoderKL (SDXL VAE). Computed in float32 (SDXL's VAE overflows in f16; weights stay
+ * in their stored dtype and are converted by the kernels), or with bf16 products (is_vae_set_precision:
+ * bf16 has float32's range, so it does not overflow). An is_vae keeps its
  * activation workspace between calls (sized for the largest image seen), so one is_vae must not
  * be used by two threads at once. */
 typedef struct is_vae is_vae;

@@ -1,8 +1,10 @@
 /* Attention in bf16: per head, scores S = Q K^T and output O = P V are bf16 products with f32
  * accumulation (oneDNN); the softmax in between is f32. Q, K and V are rounded to bf16 once per call
- * into head-major copies ([heads][N][dh], dense operands for the products). Queries go in tiles whose
- * score block stays within ATT_TILE_BYTES, so the Nq x Nk matrix is never held whole. Causal masks and
- * very small problems (CLIP's 77 tokens, the IP-Adapter's 4 keys) run in the f32 kernel. */
+ * into head-major copies ([heads][N][dh], dense operands for the products). The work is split into
+ * (head, tile of query rows) jobs, one per thread at a time, each with a score tile small enough to
+ * stay in the core's cache (the products are small-K, so memory traffic decides their speed); oneDNN
+ * runs each product single-threaded inside the parallel region. The Nq x Nk matrix is never held
+ * whole. Causal masks and very small problems (the IP-Adapter's 4 keys) run in the f32 kernel. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -11,15 +13,15 @@
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"
 
-#define ATT_TILE_BYTES ((int64_t)8 << 20)
+#define ATT_TILE_BYTES ((int64_t)512 << 10) /* f32 scores per job */
 #define ATT_MIN_KEYS 16
 
-/* x[N][heads*dh] (row stride ld) -> bf16 [heads][N][dh]. */
-static void to_head_major(uint16_t *dst, const float *x, int64_t ld, int64_t N, int64_t heads, int64_t dh) {
+/* s * x[N][heads*dh] (row stride ld) -> bf16 [heads][N][dh]. */
+static void to_head_major(uint16_t *dst, const float *x, int64_t ld, int64_t N, int64_t heads, int64_t dh, float s) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++)
         for (int64_t h = 0; h < heads; h++)
-            for (int64_t j = 0; j < dh; j++) dst[(h * N + n) * dh + j] = is_f32_to_bf16(x[n * ld + h * dh + j]);
+            for (int64_t j = 0; j < dh; j++) dst[(h * N + n) * dh + j] = is_f32_to_bf16(s * x[n * ld + h * dh + j]);
 }
 
 /* dst[M,N] (f32, row-major) = src[M,K] (bf16 row-major) @ B, B = [K,N] bf16, stored row-major (ab) or as [N,K]
@@ -46,32 +48,31 @@ static dnn_prim *product(is_dnn *d, int kind, int64_t M, int64_t N, int64_t K, i
 /* Tile height and the buffers for it; 0 when everything is ready. */
 static int prepare(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int64_t *tile_out) {
     int64_t T = ATT_TILE_BYTES / (Nk * (int64_t)sizeof(float));
-    T = T < 16 ? 16 : T > Nq ? Nq : T;
+    T = T < 16 ? 16 : T > 256 ? 256 : T / 16 * 16;
+    T = T > Nq ? Nq : T;
     int64_t nt = (Nq + T - 1) / T;
     T = (Nq + nt - 1) / nt;
     int64_t last = Nq - (nt - 1) * T;
     dnn_prim *p[4] = {product(d, DNN_ATT_QK, T, Nk, dh, 1), product(d, DNN_ATT_PV, T, dh, Nk, 0),
                       product(d, DNN_ATT_QK, last, Nk, dh, 1), product(d, DNN_ATT_PV, last, dh, Nk, 0)};
     for (int i = 0; i < 4; i++)
-        if (!p[i] || !p[i]->ok) return -1;
-    size_t HD = (size_t)(heads * dh);
+        if (!p[i] || dnn_prim_threaded(d, p[i])) return -1;
+    size_t HD = (size_t)(heads * dh), th = (size_t)d->threads;
     if (!dnn_buf_get(&d->att_q, (size_t)Nq * HD * 2) || !dnn_buf_get(&d->att_k, (size_t)Nk * HD * 2) ||
-        !dnn_buf_get(&d->att_v, (size_t)Nk * HD * 2) || !dnn_buf_get(&d->att_s, (size_t)(T * Nk) * 4) ||
-        !dnn_buf_get(&d->att_p, (size_t)(T * Nk) * 2) || !dnn_buf_get(&d->att_o, (size_t)(T * dh) * 4) ||
-        !dnn_buf_get(&d->att_sum, (size_t)T * 4))
+        !dnn_buf_get(&d->att_v, (size_t)Nk * HD * 2) || !dnn_buf_get(&d->att_s, th * (size_t)(T * Nk) * 4) ||
+        !dnn_buf_get(&d->att_p, th * (size_t)(T * Nk) * 2) || !dnn_buf_get(&d->att_o, th * (size_t)(T * dh) * 4) ||
+        !dnn_buf_get(&d->att_sum, th * (size_t)T * 4))
         return -1;
     *tile_out = T;
     return 0;
 }
 
-/* Rows of S: p = exp(s*scale - max) rounded to bf16 into P, and the row sums (of the unrounded values). */
-static void softmax_rows(const float *S, uint16_t *P, float *sums, int64_t rows, int64_t Nk, float scale) {
-#pragma omp parallel for schedule(static)
+/* Rows of S (already scaled): p = exp(s - max) rounded to bf16 into P, and the row sums (of the unrounded
+ * values; the output is divided by them after the product). */
+static void softmax_rows(const float *S, uint16_t *P, float *sums, int64_t rows, int64_t Nk) {
     for (int64_t r = 0; r < rows; r++) {
-        float *s = (float *)S + r * Nk;
-        for (int64_t j = 0; j < Nk; j++) s[j] *= scale;
-        sums[r] = is_v_exp_sum(s, Nk, is_v_max(s, Nk));
-        is_f32_to_bf16_n(P + r * Nk, s, Nk);
+        const float *s = S + r * Nk;
+        sums[r] = is_v_exp_sum_bf16(s, P + r * Nk, Nk, is_v_max(s, Nk));
     }
 }
 
@@ -85,28 +86,38 @@ void is_dnn_attention(is_dnn *d, float *out, int64_t ldo, const float *q, int64_
         return;
     }
     is_flops_add(4.0 * (double)Nq * (double)Nk * (double)(heads * dh));
-    uint16_t *qb = d->att_q.p, *kb = d->att_k.p, *vb = d->att_v.p, *P = d->att_p.p;
-    float *S = d->att_s.p, *O = d->att_o.p, *sums = d->att_sum.p;
-    to_head_major(qb, q, ldq, Nq, heads, dh);
-    to_head_major(kb, k, ldk, Nk, heads, dh);
-    to_head_major(vb, v, ldv, Nk, heads, dh);
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int64_t h = 0; h < heads; h++) {
-        for (int64_t t0 = 0; t0 < Nq; t0 += T) {
-            int64_t rows = Nq - t0 < T ? Nq - t0 : T;
-            dnn_prim *qk = product(d, DNN_ATT_QK, rows, Nk, dh, 1), *pv = product(d, DNN_ATT_PV, rows, dh, Nk, 0);
-            if (dnn_prim_run(d, qk, qb + (h * Nq + t0) * dh, kb + h * Nk * dh, NULL, S)) memset(S, 0, (size_t)(rows * Nk) * 4);
-            softmax_rows(S, P, sums, rows, Nk, scale);
-            if (dnn_prim_run(d, pv, P, vb + h * Nk * dh, NULL, O)) memset(O, 0, (size_t)(rows * dh) * 4);
-#pragma omp parallel for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                float f = alpha / sums[r], *o = out + (t0 + r) * ldo + h * dh;
-                const float *src = O + r * dh;
-                if (accumulate)
-                    for (int64_t j = 0; j < dh; j++) o[j] += f * src[j];
-                else
-                    for (int64_t j = 0; j < dh; j++) o[j] = f * src[j];
-            }
+    uint16_t *qb = d->att_q.p, *kb = d->att_k.p, *vb = d->att_v.p;
+    /* The 1/sqrt(dh) scale rides on the queries' conversion (one rounding, as for any bf16 operand). */
+    to_head_major(qb, q, ldq, Nq, heads, dh, 1.0f / sqrtf((float)dh));
+    to_head_major(kb, k, ldk, Nk, heads, dh, 1.0f);
+    to_head_major(vb, v, ldv, Nk, heads, dh, 1.0f);
+    const int64_t ntiles = (Nq + T - 1) / T, jobs = heads * ntiles;
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic) num_threads(d->threads) reduction(| : failed)
+    for (int64_t job = 0; job < jobs; job++) {
+        int t = omp_get_thread_num();
+        int64_t h = job / ntiles, t0 = job % ntiles * T, rows = Nq - t0 < T ? Nq - t0 : T;
+        float *S = (float *)d->att_s.p + t * T * Nk, *O = (float *)d->att_o.p + t * T * dh;
+        float *sums = (float *)d->att_sum.p + t * T;
+        uint16_t *P = (uint16_t *)d->att_p.p + t * T * Nk;
+        dnn_prim *qk = product(d, DNN_ATT_QK, rows, Nk, dh, 1), *pv = product(d, DNN_ATT_PV, rows, dh, Nk, 0);
+        if (dnn_prim_run_thread(d, qk, t, qb + (h * Nq + t0) * dh, kb + h * Nk * dh, NULL, S)) {
+            failed |= 1;
+            continue;
+        }
+        softmax_rows(S, P, sums, rows, Nk);
+        if (dnn_prim_run_thread(d, pv, t, P, vb + h * Nk * dh, NULL, O)) {
+            failed |= 1;
+            continue;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            float f = alpha / sums[r], *o = out + (t0 + r) * ldo + h * dh;
+            const float *src = O + r * dh;
+            if (accumulate)
+                for (int64_t j = 0; j < dh; j++) o[j] += f * src[j];
+            else
+                for (int64_t j = 0; j < dh; j++) o[j] = f * src[j];
         }
     }
+    if (failed) d->fallbacks++; /* cannot happen once the primitives exist */
 }

@@ -1,7 +1,9 @@
 /* The bf16 context: engine and stream, packed-weight table, primitive cache and buffers. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels/dnn_internal.h"
 
@@ -12,28 +14,46 @@ is_error *is_dnn_create(is_dnn **out) {
                          is_dnn_isa_name());
     is_dnn *d = calloc(1, sizeof *d);
     if (!d) return is_error_oom("bf16 context");
-    if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success ||
-        dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
+    d->threads = omp_get_max_threads();
+    d->tstreams = calloc((size_t)d->threads, sizeof *d->tstreams);
+    d->tscratch = calloc((size_t)d->threads, sizeof *d->tscratch);
+    int ok = d->tstreams && d->tscratch && dnnl_engine_create(&d->engine, dnnl_cpu, 0) == dnnl_success &&
+             dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) == dnnl_success;
+    for (int t = 0; ok && t < d->threads; t++)
+        ok = dnnl_stream_create(&d->tstreams[t], d->engine, dnnl_stream_default_flags) == dnnl_success;
+    if (!ok) {
         is_dnn_free(d);
-        return is_errorf(IS_E_INTERNAL, "oneDNN: could not create a CPU engine and stream");
+        return is_errorf(IS_E_INTERNAL, "oneDNN: could not create a CPU engine and its streams");
     }
     *out = d;
     return NULL;
 }
 
+void *dnn_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void dnn_dealloc(void *p, size_t bytes) {
+    if (p) munmap(p, bytes ? bytes : 1);
+}
+
 void dnn_buf_release(dnn_buf *b) {
-    free(b->p);
+    dnn_dealloc(b->p, b->bytes);
     b->p = NULL, b->bytes = 0;
 }
 
 void is_dnn_free(is_dnn *d) {
     if (!d) return;
-    for (size_t i = 0; i < d->pack_cap; i++) free(d->packs[i].data);
+    for (size_t i = 0; i < d->pack_cap; i++) dnn_dealloc(d->packs[i].data, d->packs[i].bytes);
     free(d->packs);
     for (size_t i = 0; i < d->n_prims; i++) {
         dnn_prim *p = d->prims[i];
         for (int a = 0; a < DNN_N_ARGS; a++)
             if (p->mem[a]) dnnl_memory_destroy(p->mem[a]);
+        for (int i = 0; p->tmem && i < d->threads * DNN_N_ARGS; i++)
+            if (p->tmem[i]) dnnl_memory_destroy(p->tmem[i]);
+        free(p->tmem);
         if (p->prim) dnnl_primitive_destroy(p->prim);
         free(p);
     }
@@ -41,6 +61,12 @@ void is_dnn_free(is_dnn *d) {
     dnn_buf *bufs[] = {&d->scratchpad, &d->src, &d->dst, &d->bias, &d->att_s, &d->att_p,
                        &d->att_o, &d->att_q, &d->att_k, &d->att_v, &d->att_sum, &d->rowbuf, &d->pack_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dnn_buf_release(bufs[i]);
+    for (int t = 0; t < d->threads; t++) {
+        if (d->tstreams && d->tstreams[t]) dnnl_stream_destroy(d->tstreams[t]);
+        if (d->tscratch) dnn_buf_release(&d->tscratch[t]);
+    }
+    free(d->tstreams);
+    free(d->tscratch);
     if (d->stream) dnnl_stream_destroy(d->stream);
     if (d->engine) dnnl_engine_destroy(d->engine);
     free(d);
@@ -49,8 +75,8 @@ void is_dnn_free(is_dnn *d) {
 void *dnn_buf_get(dnn_buf *b, size_t n) {
     if (b->bytes >= n) return b->p;
     size_t bytes = (n + 63) / 64 * 64;
-    free(b->p);
-    b->p = aligned_alloc(64, bytes ? bytes : 64);
+    dnn_dealloc(b->p, b->bytes);
+    b->p = dnn_alloc(bytes);
     b->bytes = b->p ? bytes : 0;
     return b->p;
 }
@@ -74,8 +100,8 @@ size_t is_dnn_packed_bytes(const is_dnn *d) { return d ? d->packed_bytes : 0; }
 int64_t is_dnn_fallbacks(const is_dnn *d) { return d ? d->fallbacks : 0; }
 
 /* Insert (key, data, md) into the pack table, growing it at half load. */
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md);
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md) {
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md);
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md) {
     if (2 * (d->pack_n + 1) > d->pack_cap) {
         size_t cap = d->pack_cap ? 2 * d->pack_cap : 256;
         dnn_pack *t = calloc(cap, sizeof *t);
@@ -91,7 +117,7 @@ is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_
     }
     size_t j = ptr_hash(w, d->pack_cap);
     while (d->packs[j].key) j = (j + 1) & (d->pack_cap - 1);
-    d->packs[j] = (dnn_pack){.key = w, .data = data, .md = *md};
+    d->packs[j] = (dnn_pack){.key = w, .data = data, .bytes = bytes, .md = *md};
     d->pack_n++;
     d->packed_bytes += dnnl_memory_desc_get_size(md);
     return NULL;
@@ -149,7 +175,8 @@ dnn_prim *dnn_prim_add(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *
         for (int a = 0; a < DNN_N_ARGS && p->ok; a++) {
             const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, arg_query[a], idx[a]);
             if (!md || md->ndims == 0) continue; /* absent argument (no bias, empty scratchpad) */
-            if (a == DNN_ARG_SCRATCH && !dnn_buf_get(&d->scratchpad, dnnl_memory_desc_get_size(md))) p->ok = 0;
+            if (a == DNN_ARG_SCRATCH) p->scratch_bytes = dnnl_memory_desc_get_size(md);
+            if (a == DNN_ARG_SCRATCH && !dnn_buf_get(&d->scratchpad, p->scratch_bytes)) p->ok = 0;
             if (dnnl_memory_create(&p->mem[a], md, d->engine, DNNL_MEMORY_NONE) != dnnl_success) p->ok = 0;
         }
     }
@@ -157,19 +184,47 @@ dnn_prim *dnn_prim_add(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *
     return p;
 }
 
-int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void *bias, void *dst) {
+/* Execute prim on stream with the memory objects mem (absent arguments NULL) bound to the pointers. */
+static int execute(dnnl_primitive_t prim, dnnl_stream_t stream, dnnl_memory_t *mem, void *const *ptr) {
     static const int arg_id[DNN_N_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
                                            DNNL_ARG_SCRATCHPAD};
-    void *ptr[DNN_N_ARGS] = {src, (void *)wei, (void *)bias, dst, d->scratchpad.p};
     dnnl_exec_arg_t args[DNN_N_ARGS];
     int n = 0;
     for (int a = 0; a < DNN_N_ARGS; a++) {
-        if (!p->mem[a]) continue;
-        if (dnnl_memory_set_data_handle(p->mem[a], ptr[a]) != dnnl_success) return -1;
-        args[n++] = (dnnl_exec_arg_t){arg_id[a], p->mem[a]};
+        if (!mem[a]) continue;
+        if (dnnl_memory_set_data_handle(mem[a], ptr[a]) != dnnl_success) return -1;
+        args[n++] = (dnnl_exec_arg_t){arg_id[a], mem[a]};
     }
-    if (dnnl_primitive_execute(p->prim, d->stream, n, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(d->stream) == dnnl_success ? 0 : -1;
+    if (dnnl_primitive_execute(prim, stream, n, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(stream) == dnnl_success ? 0 : -1;
+}
+
+int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void *bias, void *dst) {
+    void *ptr[DNN_N_ARGS] = {src, (void *)wei, (void *)bias, dst, d->scratchpad.p};
+    return execute(p->prim, d->stream, p->mem, ptr);
+}
+
+int dnn_prim_threaded(is_dnn *d, dnn_prim *p) {
+    if (p->tmem) return 0;
+    if (!p->ok) return -1;
+    p->tmem = calloc((size_t)(d->threads * DNN_N_ARGS), sizeof *p->tmem);
+    if (!p->tmem) return -1;
+    for (int t = 0; t < d->threads; t++) {
+        if (p->scratch_bytes && !dnn_buf_get(&d->tscratch[t], p->scratch_bytes)) return -1;
+        for (int a = 0; a < DNN_N_ARGS; a++) {
+            if (!p->mem[a]) continue;
+            const dnnl_memory_desc_t *md = NULL;
+            if (dnnl_memory_get_memory_desc(p->mem[a], &md) != dnnl_success ||
+                dnnl_memory_create(&p->tmem[t * DNN_N_ARGS + a], md, d->engine, DNNL_MEMORY_NONE) != dnnl_success)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int dnn_prim_run_thread(is_dnn *d, dnn_prim *p, int t, void *src, const void *wei, const void *bias, void *dst) {
+    void *ptr[DNN_N_ARGS] = {src, (void *)wei, (void *)bias, dst, d->tscratch[t].p};
+    return execute(p->prim, d->tstreams[t], p->tmem + t * DNN_N_ARGS, ptr);
 }
 
 const float *dnn_bias_f32(is_dnn *d, const is_tensor *bias, int64_t n) {

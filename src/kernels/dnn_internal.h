@@ -10,6 +10,7 @@
 typedef struct {
     const is_tensor *key;  /* the tensor it was packed from (NULL: empty slot) */
     void *data;
+    size_t bytes;          /* allocated for data (dnn_alloc) */
     dnnl_memory_desc_t md; /* the packed layout */
 } dnn_pack;
 
@@ -30,6 +31,8 @@ typedef struct {
     int ok;
     dnnl_primitive_t prim;
     dnnl_memory_t mem[DNN_N_ARGS];
+    dnnl_memory_t *tmem;    /* [threads][DNN_N_ARGS]: for runs from inside a parallel region (dnn_prim_threaded) */
+    size_t scratch_bytes;
     const char *impl;
 } dnn_prim;
 
@@ -42,6 +45,11 @@ struct is_dnn {
     size_t n_prims, cap_prims;
     dnn_buf scratchpad, src, dst, bias, rowbuf, att_s, att_p, att_o, att_q, att_k, att_v, att_sum, pack_tmp;
     int64_t fallbacks;
+    /* Per OpenMP thread, for primitives run one per thread inside a parallel region (oneDNN then runs
+     * them single-threaded): a stream and a scratchpad each. */
+    int threads;
+    dnnl_stream_t *tstreams;
+    dnn_buf *tscratch;
 };
 
 /* Key kinds. */
@@ -51,6 +59,12 @@ const dnn_pack *dnn_find_pack(const is_dnn *d, const is_tensor *w);
 /* Move w's packed data into layout md (when a primitive of another shape wants another blocking:
  * convolutions choose theirs by image width). Returns the updated pack, or NULL on failure. */
 const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memory_desc_t *md);
+/* Memory of packed weights and buffers, straight from the kernel (mmap): returned to the system when
+ * freed, so a network's packed weights leave the resident set with the network (glibc would keep
+ * large freed blocks in its heap once its mmap threshold has adapted). Page-aligned; NULL on failure. */
+void *dnn_alloc(size_t bytes);
+void dnn_dealloc(void *p, size_t bytes);
+
 /* Grow b to at least n bytes (64-byte aligned; contents not kept). NULL when out of memory. */
 void *dnn_buf_get(dnn_buf *b, size_t n);
 void dnn_buf_release(dnn_buf *b);
@@ -61,6 +75,11 @@ dnn_prim *dnn_prim_find(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t 
 dnn_prim *dnn_prim_add(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t pd);
 /* Run p with the given buffers (NULL for absent arguments); 0 on success. */
 int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void *bias, void *dst);
+/* Give p per-thread memory objects and scratchpads so threads 0..d->threads-1 may each run it at once;
+ * 0 on success. */
+int dnn_prim_threaded(is_dnn *d, dnn_prim *p);
+/* Run p on the calling thread (number t, inside a parallel region) with its own stream and scratchpad. */
+int dnn_prim_run_thread(is_dnn *d, dnn_prim *p, int t, void *src, const void *wei, const void *bias, void *dst);
 /* A plain attribute: user-managed scratchpad. */
 dnnl_primitive_attr_t dnn_attr(void);
 

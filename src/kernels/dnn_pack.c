@@ -7,7 +7,7 @@
 
 #include "kernels/dnn_internal.h"
 
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, const dnnl_memory_desc_t *md);
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md);
 
 /* Representative geometry for the layout query: rows of a linear's input; spatial size of a conv. */
 #define PACK_ROWS 256
@@ -77,10 +77,10 @@ is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
         dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_bf16, dnnl_oihw);
     }
     size_t bytes = dnnl_memory_desc_get_size(&packed);
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *data = dnn_alloc(bytes);
     float *f32 = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * (sizeof(float) + sizeof(uint16_t)));
     if (!data || !f32) {
-        free(data);
+        dnn_dealloc(data, bytes);
         return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16 (%.1f MiB)", w->file, w->name,
                          (double)bytes / (1 << 20));
     }
@@ -98,13 +98,13 @@ is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
         r = dnn_prim_add(d, key, &packed, pd);
     }
     if (!r || !r->ok || dnn_prim_run(d, r, bf, NULL, NULL, data)) {
-        free(data);
+        dnn_dealloc(data, bytes);
         return is_errorf(IS_E_INTERNAL, "%s: oneDNN could not reorder tensor '%s' into its bf16 layout", w->file,
                          w->name);
     }
-    is_error *e = dnn_pack_insert(d, w, data, &packed);
+    is_error *e = dnn_pack_insert(d, w, data, bytes, &packed);
     if (e) {
-        free(data);
+        dnn_dealloc(data, bytes);
         return e;
     }
     is_st_drop_pages(st, w);
@@ -137,7 +137,7 @@ const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memo
     if (!p) return NULL;
     if (dnnl_memory_desc_equal(&p->md, md)) return p;
     size_t bytes = dnnl_memory_desc_get_size(md);
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *data = dnn_alloc(bytes);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t src = NULL, dst = NULL;
@@ -154,12 +154,13 @@ const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memo
     if (r) dnnl_primitive_destroy(r);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (!ok) {
-        free(data);
+        dnn_dealloc(data, bytes);
         return NULL;
     }
     d->packed_bytes += bytes - dnnl_memory_desc_get_size(&p->md);
-    free(p->data);
+    dnn_dealloc(p->data, p->bytes);
     p->data = data;
+    p->bytes = bytes;
     p->md = *md;
     return p;
 }
@@ -171,15 +172,15 @@ void is_dnn_forget_st(is_dnn *d, const is_st *st) {
         dnn_pack *p = (dnn_pack *)dnn_find_pack(d, is_st_at(st, i));
         if (!p) continue;
         d->packed_bytes -= dnnl_memory_desc_get_size(&p->md);
-        free(p->data);
-        p->key = NULL, p->data = NULL;
+        dnn_dealloc(p->data, p->bytes);
+        *p = (dnn_pack){0};
         d->pack_n--;
         for (size_t j = (size_t)(p - d->packs + 1) & (d->pack_cap - 1); d->packs[j].key; j = (j + 1) & (d->pack_cap - 1)) {
             dnn_pack moved = d->packs[j];
             d->packs[j] = (dnn_pack){0}; /* the data moves with the entry */
             d->pack_n--;
             d->packed_bytes -= dnnl_memory_desc_get_size(&moved.md);
-            dnn_pack_insert(d, moved.key, moved.data, &moved.md); /* the table does not grow: cannot fail */
+            dnn_pack_insert(d, moved.key, moved.data, moved.bytes, &moved.md); /* the table does not grow: cannot fail */
         }
     }
 }

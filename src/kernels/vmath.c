@@ -172,6 +172,34 @@ float is_v_exp_sum(float *x, int64_t n, float m) {
     return s;
 }
 
+/* 8 finite non-negative floats to bf16, round to nearest even. */
+static inline __m128i v_to_bf16(__m256 e) {
+    __m256i u = _mm256_castps_si256(e);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+
+float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m) {
+    __m256 mv = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = v_exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm_storeu_si128((__m128i *)(p + i), v_to_bf16(e));
+        acc = _mm256_add_ps(acc, e);
+    }
+    float b[8];
+    _mm256_storeu_ps(b, acc);
+    float s = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+    for (; i < n; i++) {
+        float e = is_v_expf(x[i] - m);
+        union { float f; uint32_t u; } v = {e};
+        p[i] = (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+        s += e;
+    }
+    return s;
+}
+
 float is_v_expf(float x) {
     float b[8];
     _mm256_storeu_ps(b, v_exp(_mm256_set1_ps(x)));
@@ -227,6 +255,15 @@ float is_v_exp_sum(float *x, int64_t n, float m) {
     return s;
 }
 float is_v_expf(float x) { return expf(x); }
+float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        union { float f; uint32_t u; } v = {expf(x[i] - m)};
+        p[i] = (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+        s += v.f;
+    }
+    return s;
+}
 
 #endif
 

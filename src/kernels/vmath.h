@@ -25,6 +25,8 @@ void is_v_sum_sq(const float *x, int64_t n, double *sum, double *sumsq);
 float is_v_max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - m); returns the sum of the results. */
 float is_v_exp_sum(float *x, int64_t n, float m);
+/* p[i] = exp(x[i] - m) rounded to bf16 (nearest even; x finite); returns the sum of the unrounded values. */
+float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 
