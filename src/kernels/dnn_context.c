@@ -130,6 +130,27 @@ dnnl_primitive_attr_t dnn_attr(void) {
     return attr;
 }
 
+dnnl_primitive_desc_t dnn_conv_pd(is_dnn *d, const dnnl_convolution_desc_t *op, int kernel_1x1) {
+    dnnl_primitive_attr_t attr = dnn_attr();
+    dnnl_primitive_desc_iterator_t it = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if (attr && dnnl_primitive_desc_iterator_create(&it, op, attr, d->engine, NULL) == dnnl_success) {
+        do {
+            dnnl_primitive_desc_t cand = dnnl_primitive_desc_iterator_fetch(it);
+            const char *impl = NULL;
+            if (cand) dnnl_primitive_desc_query(cand, dnnl_query_impl_info_str, 0, &impl);
+            if (cand && impl && (kernel_1x1 || strncmp(impl, "brgconv:avx512_core_amx", 23))) {
+                pd = cand;
+                break;
+            }
+            if (cand) dnnl_primitive_desc_destroy(cand);
+        } while (dnnl_primitive_desc_iterator_next(it) == dnnl_success);
+        dnnl_primitive_desc_iterator_destroy(it);
+    }
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return pd;
+}
+
 dnn_prim *dnn_prim_find(is_dnn *d, const int64_t *key, const dnnl_memory_desc_t *wmd) {
     for (size_t i = 0; i < d->n_prims; i++) {
         dnn_prim *p = d->prims[i];

@@ -94,14 +94,10 @@ static dnnl_primitive_desc_t conv_pd(is_dnn *d, const conv_geom *g, int64_t nh, 
     dnnl_dims_t wd = {g->Cout, g->Cin, g->kh, g->kw};
     dnnl_memory_desc_init_by_tag(&any, 4, wd, dnnl_bf16, dnnl_format_tag_any);
     dnnl_convolution_desc_t op;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = dnn_attr();
     if (dnnl_convolution_forward_desc_init(&op, dnnl_forward_inference, dnnl_convolution_direct, &src,
-                                           wmd ? wmd : &any, has_bias ? &bias : NULL, &dst, sv, pl, pr_) != dnnl_success ||
-        dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL) != dnnl_success)
-        pd = NULL;
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    return pd;
+                                           wmd ? wmd : &any, has_bias ? &bias : NULL, &dst, sv, pl, pr_) != dnnl_success)
+        return NULL;
+    return dnn_conv_pd(d, &op, g->kh == 1 && g->kw == 1);
 }
 
 static dnn_prim *conv_prim(is_dnn *d, const conv_geom *g, int64_t nh, int64_t rows, int has_bias, const dnn_pack *p) {

@@ -80,6 +80,11 @@ int dnn_prim_run(is_dnn *d, dnn_prim *p, void *src, const void *wei, const void 
 int dnn_prim_threaded(is_dnn *d, dnn_prim *p);
 /* Run p on the calling thread (number t, inside a parallel region) with its own stream and scratchpad. */
 int dnn_prim_run_thread(is_dnn *d, dnn_prim *p, int t, void *src, const void *wei, const void *bias, void *dst);
+/* The primitive descriptor of convolution op (user-managed scratchpad), or NULL when none fits. For
+ * kernels larger than 1x1 it passes over oneDNN 2.6.3's AMX "brgconv": creating that primitive reads
+ * one element past a heap array (seen under Electric Fence on every 3x3 shape, and as crashes of the
+ * sanitizer build); the next in line, jit:avx512_core_amx_bf16, measured as fast. */
+dnnl_primitive_desc_t dnn_conv_pd(is_dnn *d, const dnnl_convolution_desc_t *op, int kernel_1x1);
 /* A plain attribute: user-managed scratchpad. */
 dnnl_primitive_attr_t dnn_attr(void);
 
