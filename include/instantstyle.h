@@ -51,7 +51,7 @@ int is_get_threads(void);
  * BF16: operands rounded to bfloat16, products accumulated in f32, through oneDNN (Intel AMX or
  *   AVX512-BF16 kernels, chosen at run time); norms, softmax, activations and the scheduler stay f32.
  *   Weights are converted and reordered once when the precision is set (same memory as an F16 file).
- *   Accuracy: docs/PERFORMANCE.md. Without bf16 hardware, BF16 runs as F32 (and the log says so).
+ *   Accuracy: docs/PRECISION.md. Without bf16 hardware, BF16 runs as F32 (and the log says so).
  * AUTO: BF16 where it is faster on this CPU (AMX; AVX512-BF16 when a short measurement shows bf16
  *   products beating f32 ones), F32 otherwise. */
 typedef enum { IS_PRECISION_AUTO = 0, IS_PRECISION_F32, IS_PRECISION_BF16 } is_precision;

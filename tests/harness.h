@@ -39,6 +39,49 @@ void th_tolerance(const cJSON *c, const char *name, double *atol, double *rtol);
 /* Look up tensor `name` in expected set (failure recorded if absent). */
 const is_tensor *th_tensor(const is_st *st, const char *name);
 
+/* Reduced-precision (bf16) comparison of a whole tensor against a reference, with two bounds:
+ *   relative L2:  ||got - exp||_2 / ||exp||_2 <= rel_l2
+ *   max abs:      max |got - exp| <= atol + max_rms * rel_l2 * rms(exp)
+ * (rms(exp) = ||exp||_2 / sqrt(n); atol: the f32 case's tolerance, the reference's own error). An all-zero
+ * reference needs got == exp. Prints the measured relative L2 and max|diff|/rms(exp) with their limits
+ * (lines starting "  ok rel"), so the margins are visible in the test log. NaN fails. */
+typedef struct {
+    double rel_l2;   /* ||got-exp|| / ||exp|| (0 when both are 0, inf when only exp is 0) */
+    double max_abs;  /* max |got-exp| */
+    double rms;      /* rms(exp) */
+} th_rel_stats;
+th_rel_stats th_rel_measure(const float *got, const float *expected, size_t n);
+int th_close_rel_f32(const char *what, const float *got, const float *expected, size_t n, double rel_l2,
+                     double max_rms, double atol);
+int th_close_rel(const char *what, const float *got, size_t n, const is_tensor *expected, double rel_l2,
+                 double max_rms, double atol);
+
+/* bf16 golden runs: the relative-L2 tolerance of tensor `name` of golden group `group` (docs/PRECISION.md),
+ * 0 for a tensor no bf16 product feeds (compare it with its f32 tolerance). Unknown name: fails the test. */
+double th_bf16_tolerance(const char *group, const char *name);
+/* max |got - exp| <= atol + TH_BF16_MAX_RMS * rel_l2 * rms(exp) (docs/PRECISION.md) */
+#define TH_BF16_MAX_RMS 6.0
+
+/* How far got is over the bf16 limits of th_close_rel (rel_l2 > 0) or over atol (rel_l2 == 0: an f32-exact
+ * tensor): the larger of the two ratios measured/limit, so > 1 means the check would fail. Counts nothing. */
+double th_bf16_excess(const float *got, size_t n, const is_tensor *expected, double rel_l2, double atol);
+
+/* Simulated bugs for the bf16 sensitivity checks: a copy of a model folder in which some weights are
+ * changed the way a broken bf16 path would see them. TH_BUG_ZERO: all zeros (a missing bias; zeroing a
+ * resnet's conv_shortcut weight and bias = a skipped residual); TH_BUG_TRANSPOSE: a square Linear
+ * transposed, a Conv2d with Cout == Cin with its channel axes swapped, else its kernel transposed (a wrong
+ * layout); TH_BUG_F16_AS_BF16: an F16 tensor's bits read as BF16 (a weight-dtype misread). */
+typedef enum { TH_BUG_ZERO, TH_BUG_TRANSPOSE, TH_BUG_F16_AS_BF16 } th_bug_kind;
+typedef struct {
+    const char *tensor;
+    th_bug_kind kind;
+} th_bug_edit;
+/* th_tmpdir()/<name>/: every file of src_dir linked, except `weights_file`, written with the edits applied
+ * (each edit's tensor is a name or an fnmatch pattern, at most 16 edits; every edit must match a tensor).
+ * Returns the new folder (free it) or NULL (failure recorded). */
+char *th_bugged_model(const char *src_dir, const char *weights_file, const char *name, const th_bug_edit *edits,
+                      int n_edits);
+
 /* Print "<N> passed, <M> failed" and return the process exit code. */
 int th_done(void);
 

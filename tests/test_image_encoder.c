@@ -61,6 +61,11 @@ static void compare_pixels(const char *name, const cJSON *c, const is_st *exp, c
     free(pool);
 }
 
+static int g_bf16;    /* compare the encoder outputs with the bf16 tolerances (docs/PRECISION.md) */
+static int g_measure; /* only measure (simulated bugs): the worst excess over the bf16 limits */
+static double g_worst;
+static char g_worst_name[64];
+
 static void compare_encoder(const char *name, const cJSON *c, const is_st *exp, is_image_encoder *enc,
                             const float *pv) {
     int N = is_image_encoder_num_tokens(enc), D = is_image_encoder_hidden_size(enc);
@@ -75,8 +80,15 @@ static void compare_encoder(const char *name, const cJSON *c, const is_st *exp, 
         size_t n[3] = {(size_t)E, (size_t)N * D, (size_t)N * D};
         for (int i = 0; i < 3; i++) {
             th_tolerance(c, names[i], &atol, &rtol);
-            snprintf(what, sizeof what, "%s %s", name, names[i]);
-            th_close(what, got[i], n[i], th_tensor(exp, names[i]), atol, rtol);
+            snprintf(what, sizeof what, "%s%s %s", name, g_bf16 ? " [bf16]" : "", names[i]);
+            if (g_measure) {
+                double x = th_bf16_excess(got[i], n[i], th_tensor(exp, names[i]), th_bf16_tolerance(GROUP, names[i]), atol);
+                if (x > g_worst) g_worst = x, snprintf(g_worst_name, sizeof g_worst_name, "%s", names[i]);
+                continue;
+            }
+            double rel = g_bf16 ? th_bf16_tolerance(GROUP, names[i]) : 0;
+            if (rel > 0) th_close_rel(what, got[i], n[i], th_tensor(exp, names[i]), rel, TH_BF16_MAX_RMS, atol);
+            else th_close(what, got[i], n[i], th_tensor(exp, names[i]), atol, rtol);
         }
         /* The public entry point gives the same numbers. */
         if (th_ok(is_image_encoder_forward(enc, pv, embeds2, pen2), "public forward"))
@@ -329,6 +341,64 @@ static void test_bad_weights(void) {
     free(src_dir);
 }
 
+/* Sensitivity: bugs of the kinds a bf16 path can have, simulated in the f32 encoder, must fail the bf16
+ * tolerances on the case zeros and baseline_q80_448x336 (docs/PRECISION.md). */
+static void test_bf16_sensitivity(void) {
+    static const struct {
+        int must_fail;
+        const char *what;
+        th_bug_edit e[2];
+    } bugs[] = {
+        {1, "wrong layout: the patch embedding's kernel transposed",
+         {{"vision_model.embeddings.patch_embedding.weight", TH_BUG_TRANSPOSE}}},
+        {1, "wrong layout: layer 1 v_proj transposed", {{"vision_model.encoder.layers.1.self_attn.v_proj.weight", TH_BUG_TRANSPOSE}}},
+        {1, "wrong layout: layer 0 q_proj transposed", {{"vision_model.encoder.layers.0.self_attn.q_proj.weight", TH_BUG_TRANSPOSE}}},
+        {1, "f16 misread as bf16: layer 1 fc1", {{"vision_model.encoder.layers.1.mlp.fc1.weight", TH_BUG_F16_AS_BF16}}},
+        {1, "f16 misread as bf16: the visual projection", {{"visual_projection.weight", TH_BUG_F16_AS_BF16}}},
+        {1, "missing bias: every linear layer", {{"vision_model.encoder.layers.*_proj.bias", TH_BUG_ZERO}, {"vision_model.encoder.layers.*.fc?.bias", TH_BUG_ZERO}}},
+        {0, "missing bias: layer 1 out_proj", {{"vision_model.encoder.layers.1.self_attn.out_proj.bias", TH_BUG_ZERO}}},
+    };
+    char *src = th_golden_path("models/tiny-ip-adapter/image_encoder");
+    cJSON *cases = th_load_cases(GROUP);
+    const cJSON *c;
+    for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "image-encoder-bug-%zu", i);
+        char *dir = th_bugged_model(src, "model.safetensors", name, bugs[i].e, bugs[i].e[1].tensor ? 2 : 1);
+        is_image_encoder *enc = NULL;
+        if (dir && th_ok(is_image_encoder_load(dir, &enc), "load the image encoder with a simulated bug")) {
+            g_measure = 1;
+            g_worst = 0;
+            g_worst_name[0] = 0;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cases, "cases")) {
+                const char *cn = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+                if (strcmp(cn, "zeros") && strcmp(cn, "baseline_q80_448x336")) continue;
+                is_st *exp = th_open_expected(GROUP, cJSON_GetObjectItemCaseSensitive(c, "expected")->valuestring);
+                if (!exp) continue;
+                if (cJSON_GetObjectItemCaseSensitive(c, "image")) {
+                    run_image_case(c, enc, exp);
+                } else {
+                    int S = is_image_encoder_image_size(enc);
+                    float *pv = calloc((size_t)3 * S * S, sizeof(float));
+                    compare_encoder(cn, c, exp, enc, pv);
+                    free(pv);
+                }
+                is_st_close(exp);
+            }
+            g_measure = 0;
+            if (bugs[i].must_fail)
+                th_check(g_worst > 1, "simulated bug (%s) passes the bf16 tolerances (worst: %s at %.2fx its limit)",
+                         bugs[i].what, g_worst_name, g_worst);
+            printf("  sensitivity: %s: %s at %.2fx its bf16 limit%s\n", bugs[i].what, g_worst_name, g_worst,
+                   bugs[i].must_fail ? "" : " (reported, not required)");
+            is_image_encoder_free(enc);
+        }
+        free(dir);
+    }
+    cJSON_Delete(cases);
+    free(src);
+}
+
 int main(void) {
     test_image_errors();
     test_geometry();
@@ -340,6 +410,16 @@ int main(void) {
                      is_image_encoder_hidden_size(enc) == 32 && is_image_encoder_projection_dim(enc) == 48,
                  "encoder sizes from config.json");
         run_golden_cases(enc);
+        /* every case again with the encoder in bf16 (pixel values unchanged: f32 tolerances), then f32 */
+        if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16 &&
+            th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16)")) {
+            g_bf16 = 1;
+            run_golden_cases(enc);
+            g_bf16 = 0;
+            if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_F32), "image encoder set_precision(F32)"))
+                run_golden_cases(enc);
+            test_bf16_sensitivity();
+        }
         is_image_encoder_free(enc);
     }
     free(dir);

@@ -110,7 +110,7 @@ static void run_case(const char *group) {
     int n = 0;
     args[n++] = (char *)program();
     args[n++] = "generate";
-    for (cJSON *a = argv_json ? argv_json->child : NULL; a && n < MAX_ARGS - 12; a = a->next) args[n++] = a->valuestring;
+    for (cJSON *a = argv_json ? argv_json->child : NULL; a && n < MAX_ARGS - 14; a = a->next) args[n++] = a->valuestring;
     args[n++] = "--model";
     args[n++] = model;
     int has_style = cJSON_GetObjectItemCaseSensitive(c, "style_image") &&
@@ -124,6 +124,10 @@ static void run_case(const char *group) {
     args[n++] = "--dump-tensors";
     args[n++] = out_st;
     args[n++] = "--quiet";
+    /* The goldens are f32 references with f32 tolerances: the exact mode, not the default (auto, which
+     * is bf16 on a CPU with AMX). */
+    args[n++] = "--precision";
+    args[n++] = "f32";
     args[n] = NULL;
 
     int rc = run_cli(case_dir, args, err_path);
@@ -270,5 +274,7 @@ int main(void) {
     expect_cli_error("unknown style block", "block_9", badblocks, 2);
     char *badsampler[] = {"--sampler", "plms"};
     expect_cli_error("unknown sampler", "plms", badsampler, 2);
+    char *badprec[] = {"--precision", "fp16"};
+    expect_cli_error("unknown precision", "fp16", badprec, 2);
     return th_done();
 }

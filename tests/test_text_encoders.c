@@ -40,13 +40,26 @@ static void encode_pair(is_clip_text *te1, is_clip_text *te2, const int32_t *ids
     free(p2);
 }
 
+static int g_bf16;    /* compare with the bf16 tolerances (docs/PRECISION.md) */
+static int g_measure; /* only measure (simulated bugs): the worst excess over the bf16 limits */
+static double g_worst;
+static char g_worst_name[64];
+
 static void compare(const cJSON *c, const is_st *st, const char *name, const float *got, size_t n, const char *case_name) {
     double atol, rtol;
     th_tolerance(c, name, &atol, &rtol);
     const is_tensor *exp = th_tensor(st, name);
+    if (g_measure) {
+        double x = th_bf16_excess(got, n, exp, th_bf16_tolerance(GROUP, name), atol);
+        if (x > g_worst) g_worst = x, snprintf(g_worst_name, sizeof g_worst_name, "%s", name);
+        return;
+    }
     char what[256];
-    snprintf(what, sizeof what, "%s: %s", case_name, name);
-    if (exp) th_close(what, got, n, exp, atol, rtol);
+    snprintf(what, sizeof what, "%s%s: %s", case_name, g_bf16 ? " [bf16]" : "", name);
+    double rel = g_bf16 ? th_bf16_tolerance(GROUP, name) : 0;
+    if (!exp) return;
+    if (rel > 0) th_close_rel(what, got, n, exp, rel, TH_BF16_MAX_RMS, atol);
+    else th_close(what, got, n, exp, atol, rtol);
 }
 
 /* ---------------------------------------------------------------- goldens from ids */
@@ -78,17 +91,28 @@ static void test_encoders_from_golden_ids(void) {
         th_check(is_clip_text_hidden_size(te2) == 64 && is_clip_text_projection_dim(te2) == 48, "text_encoder_2: 64, proj 48");
         th_check(is_clip_text_max_positions(te1) == 77, "max positions 77");
         cJSON *root = th_load_cases(GROUP), *c;
-        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-            const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
-            is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
-            if (!st) continue;
-            encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds", "pooled_prompt_embeds",
-                               name);
-            if (is_st_find(st, "negative_input_ids_1"))
-                encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
-                                   "negative_prompt_embeds", "negative_pooled_prompt_embeds", name);
-            is_st_close(st);
+        /* f32, then both encoders in bf16 (when this CPU has bf16), then f32 again */
+        int passes = is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16 ? 3 : 1;
+        for (int pass = 0; pass < passes; pass++) {
+            g_bf16 = pass == 1;
+            if (pass > 0) {
+                is_precision p = g_bf16 ? IS_PRECISION_BF16 : IS_PRECISION_F32;
+                th_ok(is_clip_text_set_precision(te1, p), "text_encoder set_precision");
+                th_ok(is_clip_text_set_precision(te2, p), "text_encoder_2 set_precision");
+            }
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+                const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+                is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
+                if (!st) continue;
+                encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds",
+                                   "pooled_prompt_embeds", name);
+                if (is_st_find(st, "negative_input_ids_1"))
+                    encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
+                                       "negative_prompt_embeds", "negative_pooled_prompt_embeds", name);
+                is_st_close(st);
+            }
         }
+        g_bf16 = 0;
         cJSON_Delete(root);
 
         /* Bad inputs to forward give argument errors, never crashes. */
@@ -105,6 +129,67 @@ static void test_encoders_from_golden_ids(void) {
     }
     is_clip_text_free(te1);
     is_clip_text_free(te2);
+    free(d1);
+    free(d2);
+}
+
+/* Sensitivity: bugs of the kinds a bf16 path can have, simulated in one f32 encoder, must fail the bf16
+ * tolerances on the cases simple and neg_text (docs/PRECISION.md). text_encoder_2 stores BF16. */
+static void test_bf16_sensitivity(void) {
+    static const struct {
+        int must_fail, encoder;
+        const char *what;
+        th_bug_edit e[2];
+    } bugs[] = {
+        {1, 1, "wrong layout: text_encoder layer 1 q_proj transposed",
+         {{"text_model.encoder.layers.1.self_attn.q_proj.weight", TH_BUG_TRANSPOSE}}},
+        {1, 2, "wrong layout: text_encoder_2 layer 0 out_proj transposed",
+         {{"text_model.encoder.layers.0.self_attn.out_proj.weight", TH_BUG_TRANSPOSE}}},
+        {1, 2, "wrong layout: text_encoder_2 last layer k_proj transposed (only the pooled embedding sees it)",
+         {{"text_model.encoder.layers.2.self_attn.k_proj.weight", TH_BUG_TRANSPOSE}}},
+        {1, 1, "f16 misread as bf16: text_encoder layer 0 fc1", {{"text_model.encoder.layers.0.mlp.fc1.weight", TH_BUG_F16_AS_BF16}}},
+        {1, 1, "f16 misread as bf16: text_encoder layer 1 v_proj",
+         {{"text_model.encoder.layers.1.self_attn.v_proj.weight", TH_BUG_F16_AS_BF16}}},
+        {1, 1, "missing bias: every linear layer of text_encoder", {{"text_model.encoder.layers.*_proj.bias", TH_BUG_ZERO}, {"text_model.encoder.layers.*.fc?.bias", TH_BUG_ZERO}}},
+        {1, 2, "missing bias: every linear layer of text_encoder_2", {{"text_model.encoder.layers.*_proj.bias", TH_BUG_ZERO}, {"text_model.encoder.layers.*.fc?.bias", TH_BUG_ZERO}}},
+        {0, 1, "missing bias: text_encoder layer 1 fc2", {{"text_model.encoder.layers.1.mlp.fc2.bias", TH_BUG_ZERO}}},
+    };
+    char *d1 = th_golden_path("models/tiny-sdxl/text_encoder"), *d2 = th_golden_path("models/tiny-sdxl/text_encoder_2");
+    cJSON *root = th_load_cases(GROUP), *c;
+    for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "text-encoder-bug-%zu", i);
+        char *dir = th_bugged_model(bugs[i].encoder == 1 ? d1 : d2, "model.safetensors", name, bugs[i].e, bugs[i].e[1].tensor ? 2 : 1);
+        is_clip_text *te1 = NULL, *te2 = NULL;
+        if (dir && th_ok(is_clip_text_load(bugs[i].encoder == 1 ? dir : d1, &te1), "text_encoder") &&
+            th_ok(is_clip_text_load(bugs[i].encoder == 2 ? dir : d2, &te2), "text_encoder_2")) {
+            g_measure = 1;
+            g_worst = 0;
+            g_worst_name[0] = 0;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+                const char *cn = cJSON_GetObjectItem(c, "name")->valuestring;
+                if (strcmp(cn, "simple") && strcmp(cn, "neg_text")) continue;
+                is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
+                if (!st) continue;
+                encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds",
+                                   "pooled_prompt_embeds", cn);
+                if (is_st_find(st, "negative_input_ids_1"))
+                    encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
+                                       "negative_prompt_embeds", "negative_pooled_prompt_embeds", cn);
+                is_st_close(st);
+            }
+            g_measure = 0;
+            if (bugs[i].must_fail)
+                th_check(g_worst > 1, "simulated bug (%s) passes the bf16 tolerances (worst: %s at %.2fx its limit)",
+                         bugs[i].what, g_worst_name, g_worst);
+            printf("  sensitivity: %s: %s at %.2fx its bf16 limit%s\n", bugs[i].what, g_worst_name, g_worst,
+                   bugs[i].must_fail ? "" : " (reported, not required)");
+        }
+        is_clip_text_free(te1);
+        is_clip_text_free(te2);
+        free(dir);
+    }
+    cJSON_Delete(root);
     free(d1);
     free(d2);
 }
@@ -423,6 +508,13 @@ static void test_prompt_level(void) {
         test_prompts_through_tokenizers(t);
         test_content_text_embeds(t);
         test_no_force_zeros(t);
+        /* both encoders through the prompt layer's set_precision */
+        if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16 &&
+            th_ok(is_sdxl_text_set_precision(t, IS_PRECISION_BF16), "sdxl_text set_precision(BF16)")) {
+            g_bf16 = 1;
+            test_prompts_through_tokenizers(t);
+            g_bf16 = 0;
+        }
     }
     is_sdxl_text_free(t);
     free(model);
@@ -432,6 +524,7 @@ static void test_prompt_level(void) {
 int main(void) {
     is_set_threads(2);
     test_encoders_from_golden_ids();
+    if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16) test_bf16_sensitivity();
     test_load_errors();
     test_tiny_behaviour();
     test_prompt_level();

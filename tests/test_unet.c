@@ -89,6 +89,32 @@ static void check_scale_table(const is_unet *u, const cJSON *c, const char *cnam
     th_check(!bad && n == is_unet_num_cross_attn(u), "%s: ip_scale_table (%d layers) reproduced", cname, n);
 }
 
+/* bf16 tolerances (docs/PRECISION.md): relative L2 per tensor and max|diff| <= atol + BF16_MAX_RMS * rel * rms. */
+static int g_bf16;          /* compare with the bf16 tolerances */
+static int g_measure;       /* only measure (simulated bugs): the worst excess over the bf16 limits */
+static float *g_noise;      /* when set: run_case copies its noise_pred here (g_noise_n floats) */
+static size_t g_noise_n;
+static double g_worst;
+static char g_worst_name[64];
+
+static void compare_output(const char *what, const cJSON *c, const char *name, const float *got, size_t n,
+                           const is_tensor *expected) {
+    double atol, rtol;
+    th_tolerance(c, name, &atol, &rtol);
+    if (g_measure) {
+        double x = th_bf16_excess(got, n, expected, th_bf16_tolerance(GROUP, name), atol);
+        if (x > g_worst) g_worst = x, snprintf(g_worst_name, sizeof g_worst_name, "%s", name);
+        return;
+    }
+    if (!g_bf16) {
+        th_close(what, got, n, expected, atol, rtol);
+        return;
+    }
+    double rel = th_bf16_tolerance(GROUP, name);
+    if (rel == 0) th_close(what, got, n, expected, atol, rtol); /* no bf16 product on its path: f32 exactly */
+    else th_close_rel(what, got, n, expected, rel, TH_BF16_MAX_RMS, atol);
+}
+
 /* Run one case: scales, ip tokens, forward with capture; compare every stored output. */
 static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char *tag, const char *scale_override) {
     const char *cname = jstr(c, "name");
@@ -140,10 +166,9 @@ static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char
     float *noise = calloc(n_out, sizeof(float));
     snprintf(what, sizeof what, "%s%s: forward", cname, tag);
     if (th_ok(is_unet_forward(u, &in, noise), what)) {
+        if (g_noise && g_noise_n == n_out) memcpy(g_noise, noise, n_out * sizeof(float));
         const cJSON *o;
         cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(c, "outputs")) {
-            double atol, rtol;
-            th_tolerance(c, o->string, &atol, &rtol);
             const float *got = NULL;
             size_t n = 0;
             const captured *cp = capture_get(&cap, o->string);
@@ -159,7 +184,7 @@ static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char
             }
             snprintf(what, sizeof what, "%s%s: %s", cname, tag, o->string);
             if (!got) th_check(0, "%s: not produced", what);
-            else th_close(what, got, n, th_tensor(expected, o->string), atol, rtol);
+            else compare_output(what, c, o->string, got, n, th_tensor(expected, o->string));
         }
     }
     capture_free(&cap);
@@ -414,6 +439,102 @@ done:
     free(real_config);
 }
 
+/* ---- bf16: every case again with the UNet and its adapter in bf16 (docs/PRECISION.md). */
+static void test_bf16(is_unet *u, const is_st *inputs, const cJSON *cases, const char *unet_dir, const char *ip_path) {
+    const cJSON *c;
+    th_check(is_unet_precision(u) == IS_PRECISION_F32, "a loaded UNet runs in f32");
+    if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) != IS_PRECISION_BF16) {
+        printf("  no bf16 on this CPU: BF16 runs as f32, the bf16 cases are the f32 ones\n");
+        return;
+    }
+    if (!th_ok(is_unet_set_precision(u, IS_PRECISION_BF16), "set_precision(BF16)")) return;
+    th_check(is_unet_precision(u) == IS_PRECISION_BF16, "UNet precision bf16");
+    g_bf16 = 1;
+    cJSON_ArrayForEach(c, cases) run_case(u, inputs, c, " [bf16]", NULL);
+    /* The order of set_precision and the adapter's load does not matter: an adapter loaded into a bf16 UNet
+     * is packed too (same numbers bit for bit; an unpacked adapter would run its products in f32). */
+    size_t n_out = (size_t)2 * 4 * 8 * 8;
+    float *a = calloc(n_out, sizeof(float)), *b = calloc(n_out, sizeof(float));
+    is_unet *u2 = NULL;
+    g_noise_n = n_out;
+    g_noise = a;
+    run_case(u, inputs, find_case(cases, "ip_style"), " [bf16, adapter then set_precision]", NULL);
+    if (th_ok(is_unet_load(unet_dir, &u2), "load a second UNet") &&
+        th_ok(is_unet_set_precision(u2, IS_PRECISION_BF16), "set_precision(BF16) before the adapter") &&
+        th_ok(is_unet_load_ip_adapter(u2, ip_path, 48), "adapter into a bf16 UNet")) {
+        g_noise = b;
+        run_case(u2, inputs, find_case(cases, "ip_style"), " [bf16, set_precision then adapter]", NULL);
+        th_check(!memcmp(a, b, n_out * sizeof(float)), "bf16: adapter loaded before or after set_precision, same numbers");
+    }
+    g_noise = NULL;
+    is_unet_free(u2);
+    free(a), free(b);
+    g_bf16 = 0;
+    /* Back to f32: the f32 numbers exactly again. */
+    if (th_ok(is_unet_set_precision(u, IS_PRECISION_F32), "set_precision(F32)")) {
+        th_check(is_unet_precision(u) == IS_PRECISION_F32, "UNet precision f32 again");
+        run_case(u, inputs, find_case(cases, "ip_style"), " (f32 after bf16)", NULL);
+    }
+
+    /* Sensitivity: a bug of the kinds a bf16 path can have, simulated in ONE layer of the f32 network,
+     * must fail the bf16 tolerances (docs/PRECISION.md, "Sensitivity"). */
+    static const struct {
+        int must_fail; /* 0: reported only (a single tiny bias of the random model is below bf16's own error) */
+        const char *what;
+        th_bug_edit e[2];
+        int n;
+    } bugs[] = {
+        {1, "wrong layout: one linear transposed (mid_block proj_out)",
+         {{"mid_block.attentions.0.proj_out.weight", TH_BUG_TRANSPOSE}}, 1},
+        {1, "wrong layout: one attention projection transposed (up_blocks.1.attentions.2 attn1.to_v)",
+         {{"up_blocks.1.attentions.2.transformer_blocks.0.attn1.to_v.weight", TH_BUG_TRANSPOSE}}, 1},
+        {1, "wrong layout: one 3x3 conv with Cin/Cout swapped (up_blocks.1.resnets.1.conv2)",
+         {{"up_blocks.1.resnets.1.conv2.weight", TH_BUG_TRANSPOSE}}, 1},
+        {1, "wrong layout: conv_out's kernel transposed", {{"conv_out.weight", TH_BUG_TRANSPOSE}}, 1},
+        {1, "f16 misread as bf16: one conv (down_blocks.1.resnets.0.conv1)",
+         {{"down_blocks.1.resnets.0.conv1.weight", TH_BUG_F16_AS_BF16}}, 1},
+        {1, "f16 misread as bf16: one linear (up_blocks.0.attentions.2 ff.net.2)",
+         {{"up_blocks.0.attentions.2.transformer_blocks.1.ff.net.2.weight", TH_BUG_F16_AS_BF16}}, 1},
+        {1, "skipped residual: one resnet's shortcut dropped (up_blocks.1.resnets.0)",
+         {{"up_blocks.1.resnets.0.conv_shortcut.weight", TH_BUG_ZERO},
+          {"up_blocks.1.resnets.0.conv_shortcut.bias", TH_BUG_ZERO}}, 2},
+        {1, "skipped residual: the last resnet's shortcut dropped (up_blocks.2.resnets.2)",
+         {{"up_blocks.2.resnets.2.conv_shortcut.weight", TH_BUG_ZERO},
+          {"up_blocks.2.resnets.2.conv_shortcut.bias", TH_BUG_ZERO}}, 2},
+        {1, "missing bias: every convolution", {{"*conv*.bias", TH_BUG_ZERO}}, 1},
+        {1, "missing bias: every resnet's conv2 (the accumulating convolutions)", {{"*resnets.*.conv2.bias", TH_BUG_ZERO}}, 1},
+        {1, "missing bias: every linear layer of the transformers", {{"*attentions.*.bias", TH_BUG_ZERO}}, 1},
+        {1, "missing bias: every attention output projection", {{"*.to_out.0.bias", TH_BUG_ZERO}}, 1},
+        {0, "missing bias: one 3x3 conv (up_blocks.1.resnets.1.conv2)", {{"up_blocks.1.resnets.1.conv2.bias", TH_BUG_ZERO}}, 1},
+        {0, "missing bias: one linear (mid_block feed-forward output)",
+         {{"mid_block.attentions.0.transformer_blocks.0.ff.net.2.bias", TH_BUG_ZERO}}, 1},
+    };
+    for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "unet-bug-%zu", i);
+        char *dir = th_bugged_model(unet_dir, "diffusion_pytorch_model.safetensors", name, bugs[i].e, bugs[i].n);
+        is_unet *b = NULL;
+        if (!dir || !th_ok(is_unet_load(dir, &b), "load the UNet with a simulated bug") ||
+            !th_ok(is_unet_load_ip_adapter(b, ip_path, 48), "its adapter")) {
+            is_unet_free(b);
+            free(dir);
+            continue;
+        }
+        g_measure = 1;
+        g_worst = 0;
+        g_worst_name[0] = 0;
+        run_case(b, inputs, find_case(cases, "ip_style"), " [simulated bug]", NULL);
+        g_measure = 0;
+        if (bugs[i].must_fail)
+            th_check(g_worst > 1, "simulated bug (%s) passes the bf16 tolerances (worst: %s at %.2fx its limit)",
+                     bugs[i].what, g_worst_name, g_worst);
+        printf("  sensitivity: %s: %s at %.2fx its bf16 limit%s\n", bugs[i].what, g_worst_name, g_worst,
+               bugs[i].must_fail ? "" : " (reported, not required)");
+        is_unet_free(b);
+        free(dir);
+    }
+}
+
 int main(void) {
     cJSON *root = th_load_cases(GROUP);
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases"), *c;
@@ -466,6 +587,8 @@ int main(void) {
     test_adapter_errors(u, ip_path);
     /* The adapter still works after the refused loads. */
     run_case(u, inputs, find_case(cases, "ip_style_layout_8x12"), " (after refused adapters)", NULL);
+
+    test_bf16(u, inputs, cases, unet_dir, ip_path);
 
     is_unet_free(u);
     is_st_close(inputs);
