@@ -34,6 +34,8 @@ void is_dnn_free(is_dnn *d);
 is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w);
 /* Pack every 2-D and 4-D float tensor of st whose name `keep` accepts (keep NULL: all of them). */
 is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name));
+/* Drop the packed copy of w (no-op if w is not packed): w then runs in f32 from its file. */
+void is_dnn_forget(is_dnn *d, const is_tensor *w);
 /* Drop the packed copies of st's tensors (before st is closed: its tensor addresses may be reused). */
 void is_dnn_forget_st(is_dnn *d, const is_st *st);
 size_t is_dnn_packed_bytes(const is_dnn *d);

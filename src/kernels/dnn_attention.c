@@ -72,7 +72,7 @@ static int prepare(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh,
 static void softmax_rows(const float *S, uint16_t *P, float *sums, int64_t rows, int64_t Nk) {
     for (int64_t r = 0; r < rows; r++) {
         const float *s = S + r * Nk;
-        sums[r] = is_v_exp_sum_bf16(s, P + r * Nk, Nk, is_v_max(s, Nk));
+        sums[r] = is_v_softmax_row_bf16(s, P + r * Nk, Nk);
     }
 }
 

@@ -165,24 +165,26 @@ const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memo
     return p;
 }
 
-void is_dnn_forget_st(is_dnn *d, const is_st *st) {
-    if (!d || !st || !d->pack_n) return;
-    /* Empty the slots of st's tensors, then re-insert every survivor (open addressing has no holes). */
-    for (size_t i = 0; i < is_st_count(st); i++) {
-        dnn_pack *p = (dnn_pack *)dnn_find_pack(d, is_st_at(st, i));
-        if (!p) continue;
-        d->packed_bytes -= dnnl_memory_desc_get_size(&p->md);
-        dnn_dealloc(p->data, p->bytes);
-        *p = (dnn_pack){0};
+void is_dnn_forget(is_dnn *d, const is_tensor *w) {
+    dnn_pack *p = (dnn_pack *)dnn_find_pack(d, w);
+    if (!p) return;
+    d->packed_bytes -= dnnl_memory_desc_get_size(&p->md);
+    dnn_dealloc(p->data, p->bytes);
+    *p = (dnn_pack){0};
+    d->pack_n--;
+    /* Re-insert the rest of the cluster (open addressing has no holes). */
+    for (size_t j = (size_t)(p - d->packs + 1) & (d->pack_cap - 1); d->packs[j].key; j = (j + 1) & (d->pack_cap - 1)) {
+        dnn_pack moved = d->packs[j];
+        d->packs[j] = (dnn_pack){0}; /* the data moves with the entry */
         d->pack_n--;
-        for (size_t j = (size_t)(p - d->packs + 1) & (d->pack_cap - 1); d->packs[j].key; j = (j + 1) & (d->pack_cap - 1)) {
-            dnn_pack moved = d->packs[j];
-            d->packs[j] = (dnn_pack){0}; /* the data moves with the entry */
-            d->pack_n--;
-            d->packed_bytes -= dnnl_memory_desc_get_size(&moved.md);
-            dnn_pack_insert(d, moved.key, moved.data, moved.bytes, &moved.md); /* the table does not grow: cannot fail */
-        }
+        d->packed_bytes -= dnnl_memory_desc_get_size(&moved.md);
+        dnn_pack_insert(d, moved.key, moved.data, moved.bytes, &moved.md); /* the table does not grow: cannot fail */
     }
+}
+
+void is_dnn_forget_st(is_dnn *d, const is_st *st) {
+    if (!d || !st) return;
+    for (size_t i = 0; i < is_st_count(st) && d->pack_n; i++) is_dnn_forget(d, is_st_at(st, i));
 }
 
 is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name)) {

@@ -27,6 +27,9 @@ float is_v_max(const float *x, int64_t n);
 float is_v_exp_sum(float *x, int64_t n, float m);
 /* p[i] = exp(x[i] - m) rounded to bf16 (nearest even; x finite); returns the sum of the unrounded values. */
 float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m);
+/* One softmax row for the bf16 attention: p[i] = exp(x[i] - max(x)) rounded to bf16; returns the sum of the
+ * unrounded values. AVX-512 (16 at a time) when the CPU has it, chosen at run time; else the loops above. */
+float is_v_softmax_row_bf16(const float *x, uint16_t *p, int64_t n);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 

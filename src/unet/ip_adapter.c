@@ -117,8 +117,8 @@ is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_
     const is_tensor **k_ip = calloc((size_t)u->n_xattn, sizeof *k_ip), **v_ip = calloc((size_t)u->n_xattn, sizeof *v_ip);
     is_error *err = (!k_ip || !v_ip) ? is_error_oom("IP-Adapter layers")
                                      : load_adapter(u, st, path, image_embed_dim_expected, &ip, k_ip, v_ip);
-    if (!err && u->dnn) { /* bf16: the new adapter's weights are packed like the UNet's */
-        err = is_dnn_pack_st(u->dnn, st, NULL);
+    if (!err && u->dnn) { /* bf16: the projection is packed now, the layers' keys/values by their scale */
+        err = is_dnn_pack_st(u->dnn, st, unet_ip_is_projection);
         if (err) is_dnn_forget_st(u->dnn, st);
     }
     if (!err) {
@@ -131,12 +131,31 @@ is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_
             u->xattn[k]->v_ip = v_ip[k];
         }
         u->ws.valid = 0; /* IP key/value buffers depend on num_tokens */
+        err = unet_ip_pack_layers(u);
     } else {
         is_st_close(st);
     }
     free(k_ip);
     free(v_ip);
     return err ? is_error_wrap(err, "loading IP-Adapter") : NULL;
+}
+
+int unet_ip_is_projection(const char *name) { return !strncmp(name, "image_proj.", 11); }
+
+is_error *unet_ip_pack_layers(is_unet *u) {
+    if (!u->dnn || !u->has_ip) return NULL;
+    for (int k = 0; k < u->n_xattn; k++) {
+        const unet_attention *a = u->xattn[k];
+        if (!a->k_ip) continue;
+        if (a->ip_scale != 0.0f) {
+            IS_TRY(is_dnn_pack(u->dnn, u->ip.st, a->k_ip));
+            IS_TRY(is_dnn_pack(u->dnn, u->ip.st, a->v_ip));
+        } else { /* never read at scale 0: no packed copy, and its file pages stay out of memory */
+            is_dnn_forget(u->dnn, a->k_ip);
+            is_dnn_forget(u->dnn, a->v_ip);
+        }
+    }
+    return NULL;
 }
 
 int is_unet_has_ip_adapter(const is_unet *u) { return u && u->has_ip; }

@@ -150,5 +150,10 @@ void unet_workspace_free(unet_workspace *ws);
 
 /* ip_adapter.c */
 void unet_ip_adapter_free(is_unet *u);
+/* bf16: the adapter's image projection is packed with the adapter; each layer's to_k_ip/to_v_ip only
+ * while its IP scale is non-zero (InstantStyle's "style" reads 2 of 70 layers). Called whenever the
+ * adapter, the precision or the scales change. */
+int unet_ip_is_projection(const char *name);
+is_error *unet_ip_pack_layers(is_unet *u);
 
 #endif

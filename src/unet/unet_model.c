@@ -78,13 +78,15 @@ is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale) {
     if (!err)
         for (int i = 0; i < u->n_xattn; i++) u->xattn[i]->ip_scale = ms[u->xattn[i]->module] * scale;
     free(ms);
-    return err;
+    return err ? err : unet_ip_pack_layers(u);
 }
 
 is_error *is_unet_set_precision(is_unet *u, is_precision p) {
     if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_precision: NULL UNet");
-    const is_st *sts[2] = {u->st, u->has_ip ? u->ip.st : NULL};
-    return is_dnn_apply_precision(&u->dnn, p, sts, 2, NULL, "UNet");
+    const is_st *sts[1] = {u->st};
+    IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, NULL, "UNet"));
+    if (u->dnn && u->has_ip) IS_TRY(is_dnn_pack_st(u->dnn, u->ip.st, unet_ip_is_projection));
+    return unet_ip_pack_layers(u);
 }
 
 is_precision is_unet_precision(const is_unet *u) { return u && u->dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }
