@@ -367,3 +367,11 @@ int th_done(void) {
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
+
+void th_bug_verdict(int must_fail, const char *what, const char *worst_name, double worst) {
+    if (must_fail)
+        th_check(worst > 1, "simulated bug (%s) passes the bf16 tolerances (worst: %s at %.2fx its limit)", what,
+                 worst_name, worst);
+    printf("  sensitivity: %s: %s at %.2fx its bf16 limit%s\n", what, worst_name, worst,
+           must_fail ? "" : " (reported, not required)");
+}
