@@ -13,7 +13,7 @@
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"
 
-#define ATT_TILE_BYTES ((int64_t)512 << 10) /* f32 scores per job */
+#define ATT_TILE_BYTES ((int64_t)1024 << 10) /* f32 scores per job */
 #define ATT_MIN_KEYS 16
 
 /* s * x[N][heads*dh] (row stride ld) -> bf16 [heads][N][dh]. */
