@@ -193,8 +193,10 @@ typedef struct {
     const float *ip_tokens;              /* [batch, ip_num_tokens, cross_attention_dim] or NULL (no IP branch) */
     is_tensor_hook hook; void *hook_user;  /* may be NULL */
 } is_unet_input;
-/* Precision of the UNet and its adapter (see is_precision). BF16 packs every weight now (call it after
- * is_unet_load_ip_adapter, or call it again); F32 releases the packed weights. */
+/* Precision of the UNet and its adapter (see is_precision). BF16 packs every UNet weight now; an adapter
+ * loaded before or after is packed too (each layer's to_k_ip/to_v_ip only while its IP scale is non-zero,
+ * so is_unet_set_ip_scale may pack or release them). F32 releases the packed weights. The first forward
+ * at a new size creates the bf16 primitives for it (later ones reuse them). */
 is_error *is_unet_set_precision(is_unet *u, is_precision p);
 is_precision is_unet_precision(const is_unet *u);
 /* One denoiser evaluation. Activation buffers are kept in u and reused while batch/size/seq_len stay the same. */
