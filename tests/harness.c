@@ -375,3 +375,10 @@ void th_bug_verdict(int must_fail, const char *what, const char *worst_name, dou
     printf("  sensitivity: %s: %s at %.2fx its bf16 limit%s\n", what, worst_name, worst,
            must_fail ? "" : " (reported, not required)");
 }
+
+float th_frand(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (float)((*state >> 40) * (1.0 / (double)(1ull << 23))) - 1.0f;
+}

@@ -85,6 +85,9 @@ char *th_bugged_model(const char *src_dir, const char *weights_file, const char 
 /* Print "<N> passed, <M> failed" and return the process exit code. */
 int th_done(void);
 
+/* xorshift64 step of *state, as a float uniform in [-1, 1): the tests' deterministic random data. */
+float th_frand(uint64_t *state);
+
 /* The verdict on one simulated bug: worst = how far its worst tensor went past the bf16 limits (> 1:
  * caught). must_fail: a check that fails when the bug went unnoticed; else only reported. */
 void th_bug_verdict(int must_fail, const char *what, const char *worst_name, double worst);

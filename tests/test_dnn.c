@@ -48,12 +48,7 @@ static double exact_rel(int64_t K) { return (8.0 * sqrt((double)K) + 4.0) * U_F3
 
 static uint64_t g_rng = 0x2545f4914f6cdd1dull;
 
-static float frand(void) { /* uniform in [-1, 1) */
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((g_rng >> 40) * (1.0 / (double)(1ull << 23))) - 1.0f;
-}
+static float frand(void) { return th_frand(&g_rng); } /* uniform in [-1, 1) */
 
 /* A bf16-exact value that is also exact in F16 (no f16 subnormals). */
 static float exactify(float v) {

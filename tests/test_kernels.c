@@ -15,12 +15,7 @@
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
-static float frand(void) { /* uniform in [-1, 1) */
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((g_rng >> 40) * (1.0 / (double)(1ull << 23))) - 1.0f;
-}
+static float frand(void) { return th_frand(&g_rng); } /* uniform in [-1, 1) */
 
 static float *rand_buf(int64_t n, float scale) {
     float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
