@@ -48,6 +48,19 @@ void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tens
     }
 }
 
+int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W) {
+    const dnn_pack *p = dnn_find_pack(d, W);
+    if (!p || M <= 0 || W->ndim != 2) return -1;
+    int64_t N = W->shape[0], K = W->shape[1];
+    dnn_prim *pr = matmul(d, M, N, K, 0, p);
+    uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
+    if (!pr || !pr->ok || !xb) return -1;
+    is_f32_to_bf16_n(xb, x, M * K);
+    if (dnn_prim_run(d, pr, xb, p->data, NULL, y)) return -1;
+    is_flops_add(2.0 * (double)M * (double)N * (double)K);
+    return 0;
+}
+
 const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W) {
     const dnn_pack *p = dnn_find_pack(d, W);
     if (!p || M <= 0) return NULL;

@@ -58,7 +58,8 @@ static int preferred_layout(is_dnn *d, const is_tensor *w, dnnl_memory_desc_t *m
     return 0;
 }
 
-is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
+/* Pack w, whose values are w's own data or (parts != NULL) the rows of parts[0..nparts) one after the other. */
+static is_error *pack(is_dnn *d, const is_st *st, const is_tensor *w, const is_tensor *const *parts, int nparts) {
     if (!d || !w) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack: NULL argument");
     if (dnn_find_pack(d, w)) return NULL;
     if ((w->ndim != 2 && w->ndim != 4) || w->numel <= 0 ||
@@ -86,7 +87,10 @@ is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
     }
     /* stored dtype -> f32 -> bf16 (plain), then oneDNN reorders into the packed layout. */
     uint16_t *bf = (uint16_t *)(f32 + w->numel);
-    is_tensor_to_f32(w, f32);
+    if (parts)
+        for (int i = 0, at = 0; i < nparts; at += (int)parts[i]->numel, i++) is_tensor_to_f32(parts[i], f32 + at);
+    else
+        is_tensor_to_f32(w, f32);
     is_f32_to_bf16_n(bf, f32, w->numel);
     int64_t key[DNN_KEY_N] = {DNN_REORDER, w->ndim, w->shape[0], w->shape[1], w->ndim == 4 ? w->shape[2] : 0,
                               w->ndim == 4 ? w->shape[3] : 0};
@@ -107,8 +111,24 @@ is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) {
         dnn_dealloc(data, bytes);
         return e;
     }
-    is_st_drop_pages(st, w);
+    if (!parts) is_st_drop_pages(st, w);
     return NULL;
+}
+
+is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) { return pack(d, st, w, NULL, 0); }
+
+is_error *is_dnn_pack_rows(is_dnn *d, is_tensor *key, const is_tensor *const *parts, int n, const char *name) {
+    if (!d || !key || !parts || n < 1) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack_rows: bad arguments");
+    int64_t rows = 0, K = parts[0]->ndim == 2 ? parts[0]->shape[1] : -1;
+    for (int i = 0; i < n; i++) {
+        if (parts[i]->ndim != 2 || parts[i]->shape[1] != K)
+            return is_errorf(IS_E_SHAPE, "%s: tensor '%s' does not stack with '%s' (needs [N, %lld])", parts[i]->file,
+                             parts[i]->name, parts[0]->name, (long long)K);
+        rows += parts[i]->shape[0];
+    }
+    *key = (is_tensor){.name = name, .file = parts[0]->file, .dtype = IS_DT_F32, .ndim = 2, .shape = {rows, K},
+                       .numel = rows * K};
+    return pack(d, NULL, key, parts, n);
 }
 
 is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,

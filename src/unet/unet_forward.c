@@ -131,6 +131,7 @@ static is_error *ensure_workspace(is_unet *u, const is_unet_input *in, plan *p) 
     ws->width = in->width;
     ws->seq_len = in->seq_len;
     ws->ip_tokens = ntok;
+    ws->ff = p->ff; /* per item: ws->f holds 2 * batch * ff floats */
     ws->valid = 1;
     return NULL;
 }

@@ -58,6 +58,7 @@ typedef struct {
     const is_tensor *k_ip, *v_ip; /* IP-Adapter to_k_ip / to_v_ip (attn2 with an adapter), else NULL */
     float ip_scale;
     int module;                  /* index into is_unet.modules (attn2 only) */
+    is_tensor qkv;               /* bf16 self-attention: to_q/to_k/to_v stacked as one packed weight (no data) */
 } unet_attention;
 
 typedef struct {
@@ -144,6 +145,10 @@ void unet_upsample(const is_unet *u, const unet_linear *conv, int64_t C, const f
 /* unet_transformer.c: x [batch, C, H*W] updated in place (all batch items together). */
 void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, int batch, int64_t HW,
                               const is_unet_input *in);
+
+/* bf16: stack each self-attention's bias-free to_q/to_k/to_v into one packed weight (one product, one
+ * rounding of the input, instead of three); their separate packed copies are released. */
+is_error *unet_pack_fused_qkv(is_unet *u);
 
 /* unet_forward.c */
 void unet_workspace_free(unet_workspace *ws);

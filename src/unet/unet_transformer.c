@@ -14,6 +14,18 @@ static void attention(is_unet *u, const unet_attention *a, float *out, const flo
                       const float *ctx, int64_t n_ctx, const float *ip, int64_t n_ip) {
     unet_workspace *ws = &u->ws;
     const int64_t inner = (int64_t)a->heads * a->dim_head, M = B * HW;
+    if (!ctx && is_dnn_is_packed(u->dnn, &a->qkv) && (size_t)(3 * inner * HW) <= 2 * ws->ff &&
+        !is_dnn_linear_packed(u->dnn, ws->f, xn, M, &a->qkv)) {
+        /* bf16: q | k | v side by side in one [M, 3*inner] product (ws->f is free until the feed-forward) */
+        const int64_t ld = 3 * inner;
+        for (int b = 0; b < B; b++) {
+            const float *qkv = ws->f + (size_t)(b * HW * ld);
+            is_dnn_attention(u->dnn, ws->o + (size_t)(b * HW * inner), inner, qkv, ld, qkv + inner, ld,
+                             qkv + 2 * inner, ld, HW, HW, a->heads, a->dim_head, 0, 1.0f, 0);
+        }
+        is_dnn_linear(u->dnn, out, ws->o, M, a->out.w, a->out.b);
+        return;
+    }
     float *k = ws->k, *v = ws->v;
     int64_t nk = HW;
     is_dnn_linear(u->dnn, ws->q, xn, M, a->q.w, a->q.b);
@@ -83,4 +95,22 @@ void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, i
         is_k_transpose(ws->tmp, ws->t_n + (size_t)(b * HW * C), HW, C);
         is_k_add(x + (size_t)(b * C * HW), ws->tmp, C * HW);
     }
+}
+
+is_error *unet_pack_fused_qkv(is_unet *u) {
+    if (!u->dnn) return NULL;
+    unet_block *blocks[2 * UNET_MAX_BLOCKS + 1];
+    int nb = 0;
+    for (int i = 0; i < u->cfg.n_blocks; i++) blocks[nb++] = &u->down[i], blocks[nb++] = &u->up[i];
+    if (u->cfg.has_mid) blocks[nb++] = &u->mid;
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < blocks[i]->n_attn; j++)
+            for (int k = 0; k < blocks[i]->attn[j].depth; k++) {
+                unet_attention *a = &blocks[i]->attn[j].blocks[k].attn1;
+                if (a->q.b || a->k.b || a->v.b || is_dnn_is_packed(u->dnn, &a->qkv)) continue;
+                const is_tensor *parts[3] = {a->q.w, a->k.w, a->v.w};
+                IS_TRY(is_dnn_pack_rows(u->dnn, &a->qkv, parts, 3, a->name));
+                for (int p = 0; p < 3; p++) is_dnn_forget(u->dnn, parts[p]);
+            }
+    return NULL;
 }
