@@ -32,10 +32,12 @@ void is_dnn_free(is_dnn *d);
  * Packing the same tensor twice is a no-op. When st is given and holds the tensor in its mmap, the
  * mapped pages of the original are released afterwards (they are re-read from the file if needed). */
 is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w);
-/* Pack the Linear weights parts[0..n) ([N_i, K] each) stacked row-wise as one [sum N_i, K] weight, so one
+/* Pack the Linear weights parts[0..n) ([N_i, K] each, tensors of st: their mapped pages are released
+ * afterwards) stacked row-wise as one [sum N_i, K] weight, so one
  * product computes all n outputs side by side ([M, sum N_i]). key (caller-owned, kept alive and unmoved
  * while packed) receives a descriptor of the stacked weight without data: pass it to is_dnn_linear_packed. */
-is_error *is_dnn_pack_rows(is_dnn *d, is_tensor *key, const is_tensor *const *parts, int n, const char *name);
+is_error *is_dnn_pack_rows(is_dnn *d, const is_st *st, is_tensor *key, const is_tensor *const *parts, int n,
+                           const char *name);
 /* y = x W^T with W packed (no f32 fallback: returns -1, computing nothing, when the bf16 product cannot run). */
 int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W);
 /* Pack every 2-D and 4-D float tensor of st whose name `keep` accepts (keep NULL: all of them). */

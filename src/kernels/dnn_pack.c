@@ -112,12 +112,14 @@ static is_error *pack(is_dnn *d, const is_st *st, const is_tensor *w, const is_t
         return e;
     }
     if (!parts) is_st_drop_pages(st, w);
+    for (int i = 0; i < nparts; i++) is_st_drop_pages(st, parts[i]); /* read again for the stacking */
     return NULL;
 }
 
 is_error *is_dnn_pack(is_dnn *d, const is_st *st, const is_tensor *w) { return pack(d, st, w, NULL, 0); }
 
-is_error *is_dnn_pack_rows(is_dnn *d, is_tensor *key, const is_tensor *const *parts, int n, const char *name) {
+is_error *is_dnn_pack_rows(is_dnn *d, const is_st *st, is_tensor *key, const is_tensor *const *parts, int n,
+                           const char *name) {
     if (!d || !key || !parts || n < 1) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack_rows: bad arguments");
     int64_t rows = 0, K = parts[0]->ndim == 2 ? parts[0]->shape[1] : -1;
     for (int i = 0; i < n; i++) {
@@ -128,7 +130,7 @@ is_error *is_dnn_pack_rows(is_dnn *d, is_tensor *key, const is_tensor *const *pa
     }
     *key = (is_tensor){.name = name, .file = parts[0]->file, .dtype = IS_DT_F32, .ndim = 2, .shape = {rows, K},
                        .numel = rows * K};
-    return pack(d, NULL, key, parts, n);
+    return pack(d, st, key, parts, n);
 }
 
 is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,

@@ -109,7 +109,7 @@ is_error *unet_pack_fused_qkv(is_unet *u) {
                 unet_attention *a = &blocks[i]->attn[j].blocks[k].attn1;
                 if (a->q.b || a->k.b || a->v.b || is_dnn_is_packed(u->dnn, &a->qkv)) continue;
                 const is_tensor *parts[3] = {a->q.w, a->k.w, a->v.w};
-                IS_TRY(is_dnn_pack_rows(u->dnn, &a->qkv, parts, 3, a->name));
+                IS_TRY(is_dnn_pack_rows(u->dnn, u->st, &a->qkv, parts, 3, a->name));
                 for (int p = 0; p < 3; p++) is_dnn_forget(u->dnn, parts[p]);
             }
     return NULL;
