@@ -181,6 +181,7 @@ static void run_case(const char *group) {
                             : !strcmp(sampler, "ddim") ? "Sampler: DDIM," : !strcmp(sampler, "dpmpp_2m") ? "Sampler: DPM++ 2M,"
                             : "Sampler: Euler,";
         th_check(strstr(params, label) != NULL, "%s: parameters lack '%s': %s", group, label, params);
+        th_check(strstr(params, "Precision: f32,") != NULL, "%s: parameters lack 'Precision: f32,': %s", group, params);
         free(params);
     }
     /* The PNG itself: decoded pixels against expected.png (atol 1, as image_u8). */
@@ -245,11 +246,30 @@ static void expect_cli_error(const char *what, const char *needle, char **extra,
     free(style);
 }
 
+/* --precision bf16 runs (as f32 on a CPU without bf16) and the PNG says which precision ran. */
+static void precision_in_png(void) {
+    char out_png[4096], err_path[4096];
+    snprintf(out_png, sizeof out_png, "%s/precision.png", th_tmpdir());
+    snprintf(err_path, sizeof err_path, "%s/precision.stderr", th_tmpdir());
+    char *model = th_golden_path("models/tiny-sdxl");
+    char *args[] = {(char *)program(), "generate", "--model", model, "--prompt", "a cat", "--width", "64",
+                    "--height", "64", "--steps", "2", "--quiet", "--precision", "bf16", "--out", out_png, NULL};
+    int rc = run_cli(NULL, args, err_path);
+    th_check(rc == 0, "--precision bf16: exit status %d", rc);
+    char want[64];
+    snprintf(want, sizeof want, "Precision: %s,", is_precision_name(is_precision_resolve(IS_PRECISION_BF16, NULL, 0)));
+    char *params = rc == 0 ? png_parameters(out_png) : NULL;
+    th_check(params && strstr(params, want), "--precision bf16: parameters lack '%s': %s", want, params ? params : "none");
+    free(params);
+    free(model);
+}
+
 int main(void) {
     const char *groups[] = {"pipeline_euler_style", "pipeline_euler_a_plain", "pipeline_ddim_all",
                             "pipeline_ddim_rescale", "pipeline_dpmpp_karras_layout", "pipeline_empty_negative",
                             "pipeline_none_negative"};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) run_case(groups[i]);
+    precision_in_png();
 
     char *w[] = {"--width", "60"};
     expect_cli_error("width not a multiple of 8", "multiples of 8", w, 2);
