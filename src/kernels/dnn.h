@@ -20,6 +20,7 @@
 #include "core/safetensors.h"
 #include "core/tensor.h"
 #include "instantstyle.h"
+#include "kernels/bf16.h"
 
 typedef struct is_dnn is_dnn;
 
@@ -78,16 +79,5 @@ int64_t is_dnn_fallbacks(const is_dnn *d);
 const char *is_dnn_isa_name(void);
 int is_dnn_has_bf16(void); /* avx512_core_bf16 or better */
 int is_dnn_has_amx(void);
-
-/* ---- f32 <-> bf16 (dnn_convert.c): round to nearest even, NaN kept quiet. */
-void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
-static inline uint16_t is_f32_to_bf16(float f) {
-    union { float f; uint32_t u; } v = {f};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40); /* NaN stays NaN */
-    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
-}
-/* Round every element of x to the nearest bf16 value, in place (the rounding the bf16 path applies to
- * the operands of its products; for tests and error estimates). */
-void is_round_bf16(float *x, int64_t n);
 
 #endif

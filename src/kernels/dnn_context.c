@@ -51,8 +51,8 @@ void is_dnn_free(is_dnn *d) {
         dnn_prim *p = d->prims[i];
         for (int a = 0; a < DNN_N_ARGS; a++)
             if (p->mem[a]) dnnl_memory_destroy(p->mem[a]);
-        for (int i = 0; p->tmem && i < d->threads * DNN_N_ARGS; i++)
-            if (p->tmem[i]) dnnl_memory_destroy(p->tmem[i]);
+        for (int m = 0; p->tmem && m < d->threads * DNN_N_ARGS; m++)
+            if (p->tmem[m]) dnnl_memory_destroy(p->tmem[m]);
         free(p->tmem);
         if (p->prim) dnnl_primitive_destroy(p->prim);
         free(p);
@@ -99,8 +99,6 @@ int is_dnn_is_packed(const is_dnn *d, const is_tensor *w) { return dnn_find_pack
 size_t is_dnn_packed_bytes(const is_dnn *d) { return d ? d->packed_bytes : 0; }
 int64_t is_dnn_fallbacks(const is_dnn *d) { return d ? d->fallbacks : 0; }
 
-/* Insert (key, data, md) into the pack table, growing it at half load. */
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md);
 is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md) {
     if (2 * (d->pack_n + 1) > d->pack_cap) {
         size_t cap = d->pack_cap ? 2 * d->pack_cap : 256;

@@ -2,7 +2,7 @@
  * loops over independent elements: the compiler vectorises them. */
 #include <omp.h>
 
-#include "kernels/dnn.h"
+#include "kernels/bf16.h"
 
 void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
     const int64_t chunk = 1 << 15;

@@ -7,7 +7,6 @@
 
 #include "kernels/dnn_internal.h"
 
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md);
 
 /* Representative geometry for the layout query: rows of a linear's input; spatial size of a conv. */
 #define PACK_ROWS 256

@@ -3,6 +3,8 @@
  * fractional error < 1.2e-7; tanh(y) = 1 - 2 / (exp(2y) + 1). */
 #include "kernels/vmath.h"
 
+#include "kernels/bf16.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -193,8 +195,7 @@ float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m) {
     float s = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
     for (; i < n; i++) {
         float e = is_v_expf(x[i] - m);
-        union { float f; uint32_t u; } v = {e};
-        p[i] = (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+        p[i] = is_f32_to_bf16(e);
         s += e;
     }
     return s;
@@ -258,9 +259,9 @@ float is_v_expf(float x) { return expf(x); }
 float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m) {
     float s = 0;
     for (int64_t i = 0; i < n; i++) {
-        union { float f; uint32_t u; } v = {expf(x[i] - m)};
-        p[i] = (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
-        s += v.f;
+        float e = expf(x[i] - m);
+        p[i] = is_f32_to_bf16(e);
+        s += e;
     }
     return s;
 }

@@ -146,9 +146,11 @@ void unet_upsample(const is_unet *u, const unet_linear *conv, int64_t C, const f
 void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, int batch, int64_t HW,
                               const is_unet_input *in);
 
-/* bf16: stack each self-attention's bias-free to_q/to_k/to_v into one packed weight (one product, one
- * rounding of the input, instead of three); their separate packed copies are released. */
+/* bf16: pack each self-attention's to_q/to_k/to_v, stacked into one weight when they have no biases (one
+ * product and one rounding of the input instead of three). The rest of the UNet is packed by name:
+ * unet_pack_individually says which tensors. */
 is_error *unet_pack_fused_qkv(is_unet *u);
+int unet_pack_individually(const char *name);
 
 /* unet_forward.c */
 void unet_workspace_free(unet_workspace *ws);

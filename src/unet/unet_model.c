@@ -84,7 +84,7 @@ is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale) {
 is_error *is_unet_set_precision(is_unet *u, is_precision p) {
     if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_precision: NULL UNet");
     const is_st *sts[1] = {u->st};
-    IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, NULL, "UNet"));
+    IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, unet_pack_individually, "UNet"));
     IS_TRY(unet_pack_fused_qkv(u));
     if (u->dnn && u->has_ip) IS_TRY(is_dnn_pack_st(u->dnn, u->ip.st, unet_ip_is_projection));
     return unet_ip_pack_layers(u);

@@ -6,6 +6,8 @@
  *   q = to_q(x), k_text/v_text = to_k/to_v(encoder_hidden_states), k_ip/v_ip = to_k_ip/to_v_ip(ip_tokens)
  * The IP term is skipped entirely (no projections, no attention) where scale == 0, as diffusers'
  * IPAdapterAttnProcessor2_0 does. */
+#include <string.h>
+
 #include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
@@ -97,6 +99,11 @@ void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, i
     }
 }
 
+int unet_pack_individually(const char *name) {
+    return !strstr(name, ".attn1.to_q.weight") && !strstr(name, ".attn1.to_k.weight") &&
+           !strstr(name, ".attn1.to_v.weight");
+}
+
 is_error *unet_pack_fused_qkv(is_unet *u) {
     if (!u->dnn) return NULL;
     unet_block *blocks[2 * UNET_MAX_BLOCKS + 1];
@@ -107,10 +114,12 @@ is_error *unet_pack_fused_qkv(is_unet *u) {
         for (int j = 0; j < blocks[i]->n_attn; j++)
             for (int k = 0; k < blocks[i]->attn[j].depth; k++) {
                 unet_attention *a = &blocks[i]->attn[j].blocks[k].attn1;
-                if (a->q.b || a->k.b || a->v.b || is_dnn_is_packed(u->dnn, &a->qkv)) continue;
                 const is_tensor *parts[3] = {a->q.w, a->k.w, a->v.w};
-                IS_TRY(is_dnn_pack_rows(u->dnn, u->st, &a->qkv, parts, 3, a->name));
-                for (int p = 0; p < 3; p++) is_dnn_forget(u->dnn, parts[p]);
+                if (!a->q.b && !a->k.b && !a->v.b) {
+                    IS_TRY(is_dnn_pack_rows(u->dnn, u->st, &a->qkv, parts, 3, a->name));
+                } else { /* with biases: three products */
+                    for (int p = 0; p < 3; p++) IS_TRY(is_dnn_pack(u->dnn, u->st, parts[p]));
+                }
             }
     return NULL;
 }
