@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "kernels/bf16.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -381,4 +383,24 @@ float th_frand(uint64_t *state) {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     return (float)((*state >> 40) * (1.0 / (double)(1ull << 23))) - 1.0f;
+}
+
+is_tensor th_weight(is_dtype dt, int ndim, const int64_t *shape, const float *values) {
+    is_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = "test.weight";
+    t.file = "test";
+    t.dtype = dt;
+    t.ndim = ndim;
+    t.numel = 1;
+    for (int i = 0; i < ndim; i++) t.shape[i] = shape[i], t.numel *= shape[i];
+    t.nbytes = (size_t)t.numel * is_dtype_size(dt);
+    void *data = malloc(t.nbytes ? t.nbytes : 1);
+    for (int64_t i = 0; i < t.numel; i++) {
+        if (dt == IS_DT_F32) ((float *)data)[i] = values[i];
+        else if (dt == IS_DT_F16) ((uint16_t *)data)[i] = is_f32_to_f16(values[i]);
+        else ((uint16_t *)data)[i] = is_f32_to_bf16(values[i]);
+    }
+    t.data = data;
+    return t;
 }

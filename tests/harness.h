@@ -85,6 +85,10 @@ char *th_bugged_model(const char *src_dir, const char *weights_file, const char 
 /* Print "<N> passed, <M> failed" and return the process exit code. */
 int th_done(void);
 
+/* A weight tensor named "test.weight" owning its bytes (free((void *)t.data)): values converted to dt
+ * (F32, F16, or BF16 rounded to nearest even). */
+is_tensor th_weight(is_dtype dt, int ndim, const int64_t *shape, const float *values);
+
 /* xorshift64 step of *state, as a float uniform in [-1, 1): the tests' deterministic random data. */
 float th_frand(uint64_t *state);
 

@@ -70,33 +70,11 @@ static float *copy_buf(const float *src, int64_t n) {
     return p;
 }
 
-/* A weight owning its bytes; values bf16-exact when `exact`. */
-static is_tensor make_tensor(is_dtype dt, int ndim, const int64_t *shape, const float *values) {
-    is_tensor t;
-    memset(&t, 0, sizeof t);
-    t.name = "test.weight";
-    t.file = "test";
-    t.dtype = dt;
-    t.ndim = ndim;
-    t.numel = 1;
-    for (int i = 0; i < ndim; i++) t.shape[i] = shape[i], t.numel *= shape[i];
-    t.nbytes = (size_t)t.numel * is_dtype_size(dt);
-    void *data = malloc(t.nbytes ? t.nbytes : 1);
-    for (int64_t i = 0; i < t.numel; i++) {
-        float v = values[i];
-        if (dt == IS_DT_F32) ((float *)data)[i] = v;
-        else if (dt == IS_DT_F16) ((uint16_t *)data)[i] = is_f32_to_f16(v);
-        else ((uint16_t *)data)[i] = is_f32_to_bf16(v);
-    }
-    t.data = data;
-    return t;
-}
-
 static is_tensor make_weight(is_dtype dt, int ndim, const int64_t *shape, float scale, int exact) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
     float *v = rand_buf(n, scale, exact);
-    is_tensor t = make_tensor(dt, ndim, shape, v);
+    is_tensor t = th_weight(dt, ndim, shape, v);
     free(v);
     return t;
 }
@@ -106,7 +84,7 @@ static is_tensor map_tensor(const is_tensor *w, int square) {
     float *v = malloc((size_t)w->numel * sizeof(float));
     is_tensor_to_f32(w, v);
     for (int64_t i = 0; i < w->numel; i++) v[i] = square ? v[i] * v[i] : fabsf(v[i]);
-    is_tensor t = make_tensor(IS_DT_F32, w->ndim, w->shape, v);
+    is_tensor t = th_weight(IS_DT_F32, w->ndim, w->shape, v);
     free(v);
     return t;
 }
@@ -297,7 +275,7 @@ static float *transformed(is_dnn *dd, const conv_case *c, const float *x, const 
     int64_t ws[4] = {c->Cin, c->Cin, 1, 1};
     float *eye = calloc((size_t)(c->Cin * c->Cin), sizeof(float));
     for (int64_t i = 0; i < c->Cin; i++) eye[i * c->Cin + i] = 1.0f;
-    is_tensor I = make_tensor(IS_DT_F32, 4, ws, eye);
+    is_tensor I = th_weight(IS_DT_F32, 4, ws, eye);
     if (dd) th_ok(is_dnn_pack(dd, NULL, &I), "pack identity");
     float *t = malloc((size_t)(c->Cin * Hv * Wv) * sizeof(float));
     is_dnn_conv2d_fused(dd, t, x, c->Cin, c->H, c->W, &I, NULL, 1, 0, c->norm ? sc : NULL, c->norm ? sh : NULL,

@@ -29,34 +29,13 @@ static float *copy_buf(const float *src, int64_t n) {
     return p;
 }
 
-/* A weight tensor owning its bytes (freed with free_weight). */
+/* A random weight tensor owning its bytes (freed with free_weight). */
 static is_tensor make_weight(is_dtype dt, int ndim, const int64_t *shape, float scale) {
-    is_tensor t;
-    memset(&t, 0, sizeof t);
-    t.name = "test.weight";
-    t.file = "test";
-    t.dtype = dt;
-    t.ndim = ndim;
-    t.numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        t.shape[i] = shape[i];
-        t.numel *= shape[i];
-    }
-    t.nbytes = (size_t)t.numel * is_dtype_size(dt);
-    void *data = malloc(t.nbytes ? t.nbytes : 1);
-    for (int64_t i = 0; i < t.numel; i++) {
-        float v = scale * frand();
-        if (dt == IS_DT_F32) {
-            ((float *)data)[i] = v;
-        } else if (dt == IS_DT_F16) {
-            ((uint16_t *)data)[i] = is_f32_to_f16(v);
-        } else {
-            uint32_t bits;
-            memcpy(&bits, &v, 4);
-            ((uint16_t *)data)[i] = (uint16_t)(bits >> 16);
-        }
-    }
-    t.data = data;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *v = rand_buf(n, scale);
+    is_tensor t = th_weight(dt, ndim, shape, v);
+    free(v);
     return t;
 }
 

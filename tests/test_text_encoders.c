@@ -83,6 +83,14 @@ static void encode_and_compare(const cJSON *c, const is_st *st, is_clip_text *te
     free(ids2);
 }
 
+/* A case's prompt (and negative prompt, when it has one) through both encoders. */
+static void compare_case(const cJSON *c, const is_st *st, is_clip_text *te1, is_clip_text *te2, const char *name) {
+    encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds", "pooled_prompt_embeds", name);
+    if (is_st_find(st, "negative_input_ids_1"))
+        encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2", "negative_prompt_embeds",
+                           "negative_pooled_prompt_embeds", name);
+}
+
 static void test_encoders_from_golden_ids(void) {
     char *d1 = th_golden_path("models/tiny-sdxl/text_encoder"), *d2 = th_golden_path("models/tiny-sdxl/text_encoder_2");
     is_clip_text *te1 = NULL, *te2 = NULL;
@@ -104,11 +112,7 @@ static void test_encoders_from_golden_ids(void) {
                 const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
                 is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
                 if (!st) continue;
-                encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds",
-                                   "pooled_prompt_embeds", name);
-                if (is_st_find(st, "negative_input_ids_1"))
-                    encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
-                                       "negative_prompt_embeds", "negative_pooled_prompt_embeds", name);
+                compare_case(c, st, te1, te2, name);
                 is_st_close(st);
             }
         }
@@ -171,11 +175,7 @@ static void test_bf16_sensitivity(void) {
                 if (strcmp(cn, "simple") && strcmp(cn, "neg_text")) continue;
                 is_st *st = th_open_expected(GROUP, cJSON_GetObjectItem(c, "expected")->valuestring);
                 if (!st) continue;
-                encode_and_compare(c, st, te1, te2, "input_ids_1", "input_ids_2", "prompt_embeds",
-                                   "pooled_prompt_embeds", cn);
-                if (is_st_find(st, "negative_input_ids_1"))
-                    encode_and_compare(c, st, te1, te2, "negative_input_ids_1", "negative_input_ids_2",
-                                       "negative_prompt_embeds", "negative_pooled_prompt_embeds", cn);
+                compare_case(c, st, te1, te2, cn);
                 is_st_close(st);
             }
             g_measure = 0;
