@@ -10,6 +10,7 @@
 #include "instantstyle.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_ref.h"
+#include "kernels/vmath.h"
 
 /* ---- random numbers and test tensors */
 
@@ -297,6 +298,62 @@ static void test_attention(void) {
     check_attention(600, 5, 3, 8, 0, 1, 1.0f, 0);    /* causal with Nq > Nk */
 }
 
+/* ---- the bf16 attention's softmax row, every variant this CPU has */
+
+static uint16_t g_p[3][4096];
+
+static double bf16_value(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* exp(x - max) rounded to bf16 within half a bf16 step (+ the exp's own 4.3e-5) of the double value, where
+ * the value is not below exp(-87) (the vector variants clamp there); the sum of the unrounded values
+ * within 5e-5 relative (the exp's bound, summed). AVX-512 with and without the bf16 conversion
+ * instruction agree bit for bit. */
+static void check_softmax_row(int64_t n, float spread) {
+    float *x = rand_buf(n, spread);
+    double m = -INFINITY, sum = 0;
+    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int64_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
+    const char *names[3] = {"portable", "avx512", "avx512_bf16"};
+    int ran[3] = {0};
+    for (int v = 0; v < 3; v++) {
+        char what[96];
+        snprintf(what, sizeof what, "softmax row bf16 %s n=%lld spread=%g", names[v], (long long)n, spread);
+        float s = is_v_softmax_row_bf16_variant(x, g_p[v], n, v);
+        if (isnan(s)) {
+            if (v == IS_V_ROW_PORTABLE) th_check(0, "%s: the portable variant always runs", what);
+            continue;
+        }
+        ran[v] = 1;
+        int bad = 0;
+        for (int64_t i = 0; i < n && !bad; i++) {
+            double e = exp((double)x[i] - m), got = bf16_value(g_p[v][i]);
+            double tol = e * (1.0 / 256 + 5e-5) + (e < 1.7e-38 ? 1.7e-38 : 0);
+            if (fabs(got - e) > tol) {
+                th_check(0, "%s: p[%lld] = %.9g, exp = %.9g", what, (long long)i, got, e);
+                bad = 1;
+            }
+        }
+        th_check(fabs(s - sum) <= 5e-5 * sum, "%s: sum %.9g, expected %.9g", what, s, sum);
+    }
+    if (ran[IS_V_ROW_AVX512] && ran[IS_V_ROW_AVX512_BF16])
+        th_check(!memcmp(g_p[IS_V_ROW_AVX512], g_p[IS_V_ROW_AVX512_BF16], (size_t)n * 2),
+                 "softmax row n=%lld: avx512 and avx512_bf16 give the same bf16 bits", (long long)n);
+    free(x);
+}
+
+static void test_softmax_row_bf16(void) {
+    const int64_t lens[] = {1, 15, 16, 17, 77, 1029, 4096};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        check_softmax_row(lens[i], 8.0f);
+        check_softmax_row(lens[i], 200.0f); /* most values far below the maximum: exp underflows */
+    }
+}
+
 /* ---- elementwise */
 
 static void test_elementwise(void) {
@@ -476,6 +533,7 @@ int main(void) {
     test_hand_values();
     test_flops();
     test_scratch();
+    test_softmax_row_bf16();
     for (g_threads = 1; g_threads <= 2; g_threads++) {
         is_set_threads(g_threads);
         test_linear();

@@ -1,10 +1,13 @@
 /* Attention in bf16: per head, scores S = Q K^T and output O = P V are bf16 products with f32
  * accumulation (oneDNN); the softmax in between is f32. Q, K and V are rounded to bf16 once per call
- * into head-major copies ([heads][N][dh], dense operands for the products). The work is split into
- * (head, tile of query rows) jobs, one per thread at a time, each with a score tile small enough to
- * stay in the core's cache (the products are small-K, so memory traffic decides their speed); oneDNN
- * runs each product single-threaded inside the parallel region. The Nq x Nk matrix is never held
- * whole. Causal masks and very small problems (the IP-Adapter's 4 keys) run in the f32 kernel. */
+ * into head-major copies ([heads][N][dh]); each head's K^T and V are then reordered once into the blocked
+ * layout the products read (given plain, every product would copy its B operand again: half a MiB per
+ * job at 4096 keys). The work is split into (head, tile of query rows) jobs, one per thread at a time,
+ * each with a score tile small enough to stay in the core's cache (the products are small-K, so memory
+ * traffic decides their speed); all tiles have the same height (the queries are padded with zero rows),
+ * so one primitive per product serves every job, run single-threaded inside the parallel region. The
+ * Nq x Nk matrix is never held whole. Causal masks and very small problems (the IP-Adapter's 4 keys) run
+ * in the f32 kernel. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -16,24 +19,26 @@
 #define ATT_TILE_BYTES ((int64_t)1024 << 10) /* f32 scores per job */
 #define ATT_MIN_KEYS 16
 
-/* s * x[N][heads*dh] (row stride ld) -> bf16 [heads][N][dh]. */
-static void to_head_major(uint16_t *dst, const float *x, int64_t ld, int64_t N, int64_t heads, int64_t dh, float s) {
+/* s * x[N][heads*dh] (row stride ld) -> bf16 [heads][N_pad][dh], rows N..N_pad-1 of each head zero. */
+static void to_head_major(uint16_t *dst, int64_t N_pad, const float *x, int64_t ld, int64_t N, int64_t heads,
+                          int64_t dh, float s) {
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; n++)
+    for (int64_t n = 0; n < N_pad; n++)
         for (int64_t h = 0; h < heads; h++)
-            for (int64_t j = 0; j < dh; j++) dst[(h * N + n) * dh + j] = is_f32_to_bf16(s * x[n * ld + h * dh + j]);
+            for (int64_t j = 0; j < dh; j++)
+                dst[(h * N_pad + n) * dh + j] = n < N ? is_f32_to_bf16(s * x[n * ld + h * dh + j]) : 0;
 }
 
-/* dst[M,N] (f32, row-major) = src[M,K] (bf16 row-major) @ B, B = [K,N] bf16, stored row-major (ab) or as [N,K]
- * row-major (ba). Cached per shape. */
-static dnn_prim *product(is_dnn *d, int kind, int64_t M, int64_t N, int64_t K, int b_transposed) {
-    int64_t key[DNN_KEY_N] = {kind, M, N, K, b_transposed};
+/* dst[M,N] (f32, row-major) = src[M,K] (bf16 row-major) @ B[K,N] (bf16, in the blocked layout the primitive
+ * chose: K and V are reordered into it once per head and call, not copied by every product). Cached per shape. */
+static dnn_prim *product(is_dnn *d, int kind, int64_t M, int64_t N, int64_t K) {
+    int64_t key[DNN_KEY_N] = {kind, M, N, K};
     dnn_prim *pr = dnn_prim_find(d, key, NULL);
     if (pr) return pr;
     dnnl_memory_desc_t src, wei, dst;
     dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N};
     dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, b_transposed ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t op;
     dnnl_primitive_desc_t pd = NULL;
@@ -45,25 +50,51 @@ static dnn_prim *product(is_dnn *d, int kind, int64_t M, int64_t N, int64_t K, i
     return dnn_prim_add(d, key, NULL, pd);
 }
 
-/* Tile height and the buffers for it; 0 when everything is ready. */
-static int prepare(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int64_t *tile_out) {
+/* The reorder of one head's plain bf16 operand (dims {rows, cols}, tag) into the layout of p's weights. */
+static dnn_prim *operand_reorder(is_dnn *d, const dnn_prim *p, int64_t rows, int64_t cols, dnnl_format_tag_t tag,
+                                 size_t *bytes) {
+    const dnnl_memory_desc_t *wmd = NULL;
+    if (!p->ok || dnnl_memory_get_memory_desc(p->mem[DNN_ARG_WEI], &wmd) != dnnl_success) return NULL;
+    *bytes = dnnl_memory_desc_get_size(wmd);
+    int64_t key[DNN_KEY_N] = {DNN_REORDER, -1, rows, cols, tag};
+    dnn_prim *r = dnn_prim_find(d, key, wmd);
+    if (r) return r->ok ? r : NULL;
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_memory_desc_init_by_tag(&plain, 2, dims, dnnl_bf16, tag);
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_reorder_primitive_desc_create(&pd, &plain, d->engine, wmd, d->engine, NULL) != dnnl_success) pd = NULL;
+    r = dnn_prim_add(d, key, wmd, pd);
+    return r && r->ok ? r : NULL;
+}
+
+typedef struct {
+    int64_t T, ntiles;      /* query rows per job; jobs per head (the last tile is padded with zero rows) */
+    dnn_prim *qk, *pv;      /* S = Q_tile K^T, O = P V */
+    dnn_prim *k_in, *v_in;  /* one head's K (as K^T) and V into the products' layouts */
+    size_t k_bytes, v_bytes; /* one head's blocked K^T and V */
+} att_plan;
+
+/* Tile height, primitives and buffers; 0 when everything is ready. */
+static int prepare(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, att_plan *a) {
     int64_t T = ATT_TILE_BYTES / (Nk * (int64_t)sizeof(float));
     T = T < 16 ? 16 : T > 256 ? 256 : T / 16 * 16;
     T = T > Nq ? Nq : T;
-    int64_t nt = (Nq + T - 1) / T;
-    T = (Nq + nt - 1) / nt;
-    int64_t last = Nq - (nt - 1) * T;
-    dnn_prim *p[4] = {product(d, DNN_ATT_QK, T, Nk, dh, 1), product(d, DNN_ATT_PV, T, dh, Nk, 0),
-                      product(d, DNN_ATT_QK, last, Nk, dh, 1), product(d, DNN_ATT_PV, last, dh, Nk, 0)};
-    for (int i = 0; i < 4; i++)
-        if (!p[i] || dnn_prim_threaded(d, p[i])) return -1;
-    size_t HD = (size_t)(heads * dh), th = (size_t)d->threads;
-    if (!dnn_buf_get(&d->att_q, (size_t)Nq * HD * 2) || !dnn_buf_get(&d->att_k, (size_t)Nk * HD * 2) ||
-        !dnn_buf_get(&d->att_v, (size_t)Nk * HD * 2) || !dnn_buf_get(&d->att_s, th * (size_t)(T * Nk) * 4) ||
+    a->ntiles = (Nq + T - 1) / T;
+    a->T = T = (Nq + a->ntiles - 1) / a->ntiles;
+    a->qk = product(d, DNN_ATT_QK, T, Nk, dh);
+    a->pv = product(d, DNN_ATT_PV, T, dh, Nk);
+    if (!a->qk || !a->pv || dnn_prim_threaded(d, a->qk) || dnn_prim_threaded(d, a->pv)) return -1;
+    a->k_in = operand_reorder(d, a->qk, dh, Nk, dnnl_ba, &a->k_bytes);
+    a->v_in = operand_reorder(d, a->pv, Nk, dh, dnnl_ab, &a->v_bytes);
+    if (!a->k_in || !a->v_in) return -1;
+    size_t HD = (size_t)(heads * dh), th = (size_t)d->threads, Nq_pad = (size_t)(a->ntiles * T);
+    if (!dnn_buf_get(&d->att_q, Nq_pad * HD * 2) || !dnn_buf_get(&d->att_k, (size_t)Nk * HD * 2) ||
+        !dnn_buf_get(&d->att_v, (size_t)Nk * HD * 2) || !dnn_buf_get(&d->att_kb, (size_t)heads * a->k_bytes) ||
+        !dnn_buf_get(&d->att_vb, (size_t)heads * a->v_bytes) || !dnn_buf_get(&d->att_s, th * (size_t)(T * Nk) * 4) ||
         !dnn_buf_get(&d->att_p, th * (size_t)(T * Nk) * 2) || !dnn_buf_get(&d->att_o, th * (size_t)(T * dh) * 4) ||
         !dnn_buf_get(&d->att_sum, th * (size_t)T * 4))
         return -1;
-    *tile_out = T;
     return 0;
 }
 
@@ -79,19 +110,27 @@ static void softmax_rows(const float *S, uint16_t *P, float *sums, int64_t rows,
 void is_dnn_attention(is_dnn *d, float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                       const float *v, int64_t ldv, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int causal,
                       float alpha, int accumulate) {
-    int64_t T = 0;
-    if (!d || causal || Nk < ATT_MIN_KEYS || Nq <= 0 || prepare(d, Nq, Nk, heads, dh, &T)) {
+    att_plan a;
+    if (!d || causal || Nk < ATT_MIN_KEYS || Nq <= 0 || prepare(d, Nq, Nk, heads, dh, &a)) {
         if (d && !causal && Nk >= ATT_MIN_KEYS && Nq > 0) d->fallbacks++;
         is_k_attention(out, ldo, q, ldq, k, ldk, v, ldv, Nq, Nk, heads, dh, causal, alpha, accumulate);
         return;
     }
     is_flops_add(4.0 * (double)Nq * (double)Nk * (double)(heads * dh));
+    const int64_t T = a.T, ntiles = a.ntiles, Nq_pad = ntiles * T, jobs = heads * ntiles;
     uint16_t *qb = d->att_q.p, *kb = d->att_k.p, *vb = d->att_v.p;
+    char *kblk = d->att_kb.p, *vblk = d->att_vb.p;
     /* The 1/sqrt(dh) scale rides on the queries' conversion (one rounding, as for any bf16 operand). */
-    to_head_major(qb, q, ldq, Nq, heads, dh, 1.0f / sqrtf((float)dh));
-    to_head_major(kb, k, ldk, Nk, heads, dh, 1.0f);
-    to_head_major(vb, v, ldv, Nk, heads, dh, 1.0f);
-    const int64_t ntiles = (Nq + T - 1) / T, jobs = heads * ntiles;
+    to_head_major(qb, Nq_pad, q, ldq, Nq, heads, dh, 1.0f / sqrtf((float)dh));
+    to_head_major(kb, Nk, k, ldk, Nk, heads, dh, 1.0f);
+    to_head_major(vb, Nk, v, ldv, Nk, heads, dh, 1.0f);
+    for (int64_t h = 0; h < heads; h++)
+        if (dnn_prim_run(d, a.k_in, kb + h * Nk * dh, NULL, NULL, kblk + h * a.k_bytes) ||
+            dnn_prim_run(d, a.v_in, vb + h * Nk * dh, NULL, NULL, vblk + h * a.v_bytes)) {
+            d->fallbacks++; /* cannot happen once the primitives exist */
+            is_k_attention(out, ldo, q, ldq, k, ldk, v, ldv, Nq, Nk, heads, dh, causal, alpha, accumulate);
+            return;
+        }
     int failed = 0;
 #pragma omp parallel for schedule(dynamic) num_threads(d->threads) reduction(| : failed)
     for (int64_t job = 0; job < jobs; job++) {
@@ -100,13 +139,12 @@ void is_dnn_attention(is_dnn *d, float *out, int64_t ldo, const float *q, int64_
         float *S = (float *)d->att_s.p + t * T * Nk, *O = (float *)d->att_o.p + t * T * dh;
         float *sums = (float *)d->att_sum.p + t * T;
         uint16_t *P = (uint16_t *)d->att_p.p + t * T * Nk;
-        dnn_prim *qk = product(d, DNN_ATT_QK, rows, Nk, dh, 1), *pv = product(d, DNN_ATT_PV, rows, dh, Nk, 0);
-        if (dnn_prim_run_thread(d, qk, t, qb + (h * Nq + t0) * dh, kb + h * Nk * dh, NULL, S)) {
+        if (dnn_prim_run_thread(d, a.qk, t, qb + (h * Nq_pad + t0) * dh, kblk + h * a.k_bytes, NULL, S)) {
             failed |= 1;
             continue;
         }
         softmax_rows(S, P, sums, rows, Nk);
-        if (dnn_prim_run_thread(d, pv, t, P, vb + h * Nk * dh, NULL, O)) {
+        if (dnn_prim_run_thread(d, a.pv, t, P, vblk + h * a.v_bytes, NULL, O)) {
             failed |= 1;
             continue;
         }

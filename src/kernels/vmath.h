@@ -30,6 +30,10 @@ float is_v_exp_sum_bf16(const float *x, uint16_t *p, int64_t n, float m);
 /* One softmax row for the bf16 attention: p[i] = exp(x[i] - max(x)) rounded to bf16; returns the sum of the
  * unrounded values. AVX-512 (16 at a time) when the CPU has it, chosen at run time; else the loops above. */
 float is_v_softmax_row_bf16(const float *x, uint16_t *p, int64_t n);
+/* The same row by one named variant, for tests: IS_V_ROW_PORTABLE (the loops above), IS_V_ROW_AVX512,
+ * IS_V_ROW_AVX512_BF16 (vcvtneps2bf16). Returns NAN, writing nothing, when the CPU lacks the variant. */
+enum { IS_V_ROW_PORTABLE, IS_V_ROW_AVX512, IS_V_ROW_AVX512_BF16 };
+float is_v_softmax_row_bf16_variant(const float *x, uint16_t *p, int64_t n, int variant);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 
