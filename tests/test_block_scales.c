@@ -1,7 +1,10 @@
 /* IP-Adapter block targeting: every golden case's ip_scale_table reproduced from its diffusers spec;
  * presets, ComfyUI layer weights and the short form equal to the dictionary forms; errors for unknown
- * block names and wrong list lengths name the valid choices. */
+ * block names and wrong list lengths name the valid choices. Issue 11: dictionaries in Python literal
+ * syntax, values outside [0, 10] refused in every form, errors that point at an offset and quote at most
+ * 40 bytes of the spec. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +201,217 @@ static void test_errors(void) {
     th_fails(is_unet_set_ip_scale(u, "style", NAN), "finite", "NaN scale");
 }
 
+/* ---- issue 11 */
+
+/* Per-layer scales from (module, value) pairs, every other module 0; fails if a module is missing. */
+static void layers_of(const char *const *modules, const float *values, int k, float *out) {
+    int hits = 0;
+    for (int i = 0; i < n_layers; i++) {
+        out[i] = 0.0f;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(is_unet_cross_attn_module(u, i), modules[j])) {
+                out[i] = values[j];
+                hits |= 1 << j;
+            }
+    }
+    th_check(hits == (1 << k) - 1, "every hand-written module exists in the tiny UNet");
+}
+
+/* Length of the longest byte run that a and b share: how much of a spec its error quotes. */
+static size_t longest_shared(const char *a, const char *b) {
+    size_t best = 0;
+    for (const char *p = a; *p; p++)
+        for (const char *q = b; *q; q++) {
+            size_t k = 0;
+            while (p[k] && p[k] == q[k]) k++;
+            if (k > best) best = k;
+        }
+    return best;
+}
+
+/* spec is refused with IS_E_ARGUMENT and a message holding every needle (the list ends with NULL),
+ * quoting at most 40 bytes of the spec in a row (42 counts a quote mark either side that happens to match
+ * the spec's); the scales stay as they were. */
+static void expect_refused(const char *what, const char *spec, ...) {
+    float before[MAX_LAYERS], after[MAX_LAYERS];
+    scales_of("style", 1.0f, before);
+    is_error *err = is_unet_set_ip_scale(u, spec, 1.0f);
+    const char *msg = err ? is_error_message(err) : "";
+    int ok = err && is_error_code(err) == IS_E_ARGUMENT;
+    va_list ap;
+    va_start(ap, spec);
+    for (const char *needle; (needle = va_arg(ap, const char *));)
+        if (!strstr(msg, needle)) {
+            fprintf(stderr, "  %s: the message does not hold \"%s\"\n", what, needle);
+            ok = 0;
+        }
+    va_end(ap);
+    size_t shared = longest_shared(spec, msg);
+    if (shared > 42) {
+        fprintf(stderr, "  %s: the message quotes %zu bytes of the spec in a row\n", what, shared);
+        ok = 0;
+    }
+    for (int i = 0; i < n_layers; i++) after[i] = is_unet_cross_attn_scale(u, i);
+    if (memcmp(before, after, sizeof(float) * (size_t)n_layers)) ok = 0;
+    if (ok) printf("  ok (expected error) %s: %s\n", what, msg);
+    th_check(ok, "%s: refused: %s", what, err ? msg : "(accepted)");
+    is_error_free(err);
+}
+
+/* A run of n copies of ch between prefix and suffix (free it). */
+static char *long_spec(const char *prefix, char ch, size_t n, const char *suffix) {
+    size_t a = strlen(prefix), b = strlen(suffix);
+    char *s = malloc(a + n + b + 1);
+    memcpy(s, prefix, a);
+    memset(s + a, ch, n);
+    memcpy(s + a + n, suffix, b + 1);
+    return s;
+}
+
+/* Dictionaries pasted from diffusers' docs: single quotes, trailing commas, tuples, ints, 1. and .5. */
+static void test_python_dicts(const cJSON *cases) {
+    float style[MAX_LAYERS], layout[MAX_LAYERS], mixed[MAX_LAYERS], hand[MAX_LAYERS];
+    case_table(cases, "ip_style", style);
+    case_table(cases, "ip_style_layout", layout);
+    case_table(cases, "ip_mixed", mixed);
+    expect_same("{'up': {'block_0': [0.0, 1.0, 0.0,]},}", 1.0f, style, "Python: quotes, trailing commas");
+    expect_same("{'down': {'block_2': (0.0, 1.0)}, 'up': {'block_0': (0, 1, 0)}}", 1.0f, layout,
+                "Python: tuples and ints");
+    expect_same("{\n    'down': {'block_2': [0.0, 1.0]},\n    'up': {'block_0': [0.0, 1.0, 0.0]},\n}\n", 1.0f, layout,
+                "Python: pretty-printed");
+    expect_same("{'down': {'block_1': (.3, 0), 'block_2': [1., 5e-1]}, 'mid': 7E-1, \"up\": {'block_0': [0, 1, 0.2], "
+                "\"block_1\": [4e-1, 0., .9,],},}", 1.0f, mixed, "Python: 1. .5 exponents, mixed quotes");
+
+    /* hand-computed: a tuple per attention, (x) is x, +1.5e-1 for both modules of down_blocks.1 */
+    static const char *const mods[] = {"up_blocks.1.attentions.0", "up_blocks.1.attentions.1",
+                                       "up_blocks.1.attentions.2", "mid_block.attentions.0",
+                                       "down_blocks.1.attentions.0", "down_blocks.1.attentions.1"};
+    static const float vals[] = {0.25f, 2.5f, 10.0f, 0.125f, 0.15f, 0.15f};
+    layers_of(mods, vals, 6, hand);
+    expect_same("{'up': {'block_1': (0.25, 2.5e0, 10)}, 'mid': (0.125), 'down': {'block_1': +1.5e-1}}", 1.0f, hand,
+                "Python: hand-computed values");
+    expect_same("{ 'up' : { 'block_1' : [ 0.25 , 25E-1 , 1e1 , ] , } , 'mid' : [ 125e-3 ] ,\n"
+                "\t'down' : { 'block_1' : 0.15 } }",
+                1.0f, hand, "Python: spaces everywhere");
+}
+
+/* Dictionary syntax errors: offset, what was expected, a short excerpt of what was found. */
+static void test_dict_errors(void) {
+    expect_refused("dict: word for a value", "{'up': {'block_0': abc}}", "at offset 19:",
+                   "up.block_0 must be a number or a list of numbers, found 'abc}}'", NULL);
+    expect_refused("dict: True is no block value", "{'up': {'block_0': True}}", "at offset 19:", "found 'True}}'",
+                   NULL);
+    expect_refused("dict: JSON true", "{\"mid\": true}", "at offset 8:", "must be a number", NULL);
+    expect_refused("dict: missing comma", "{'up': {'block_0': [0.0, 1.0 0.0]}}", "at offset 29:", "expected ',' or ']'",
+                   "found '0.0]}}'", NULL);
+    expect_refused("dict: missing comma in a tuple", "{'down': (0.5 1)}", "at offset 14:", "expected ',' or ')'", NULL);
+    expect_refused("dict: missing colon", "{'up' 1}", "at offset 6:", "expected ':' after the key", "found '1}'", NULL);
+    expect_refused("dict: cut short", "{'up': 1", "at offset 8:", "expected ',' or '}', found the end of the spec",
+                   NULL);
+    expect_refused("dict: bare key", "{up: 1}", "at offset 1:", "expected a quoted key", NULL);
+    expect_refused("dict: text after it", "{'up': 1} extra", "at offset 10:",
+                   "expected the end of the spec after the dictionary, found 'extra'", NULL);
+    expect_refused("dict: string never closed", "{'up: 1}", "at offset 1:", "never closed", NULL);
+    expect_refused("dict: key twice", "{'up': 1, 'up': 0}", "at offset 10:", "\"up\" is given twice", NULL);
+    expect_refused("dict: block twice", "{'up': {'block_0': 1, 'block_0': 0}}", "at offset 22:",
+                   "\"block_0\" is given twice", NULL);
+    expect_refused("dict: nested list", "{'up': [[1]]}", "at offset 8:", "must be a list of numbers, found '[1]]}'",
+                   NULL);
+    expect_refused("dict: empty tuple", "{'up': ()}", "at offset 7:", "\"up\" is an empty list", NULL);
+    expect_refused("dict: unknown block", "{'up': {'block_7': 1}}", "at offset 8:", "unknown block \"block_7\"",
+                   "block_0 (3 attentions)", NULL);
+    expect_refused("dict: unknown key", "{'up': 1, 'middle': 1}", "at offset 10:", "unknown key \"middle\"", NULL);
+}
+
+/* Values outside [0, 10], NaN and infinities are refused in every form, naming the value and offset. */
+static void test_value_range(void) {
+    const char *range = "out of range: a block value must be a finite number with 0 <= v <= 10";
+    expect_refused("number: 1e308", "1e308", "at offset 0:", "value 1e308 is", range, NULL);
+    expect_refused("number: negative", "  -0.5", "at offset 2:", "value -0.5 is", range, NULL);
+    expect_refused("number: NaN", "nan", "at offset 0:", "value nan is", range, NULL);
+    expect_refused("number: inf", "inf", "value inf is", range, NULL);
+    expect_refused("number: -Infinity", "-Infinity", "value -Infinity is", range, NULL);
+    expect_refused("number: just over 10", "10.000001", "value 10.000001 is", range, NULL);
+    expect_refused("number: overflows double", "1e999", "value 1e999 is", range, NULL);
+    expect_refused("dict: 1e308", "{\"up\": {\"block_0\": [0.0, 1e308, 0.0]}}", "at offset 25:", "value 1e308 is",
+                   range, NULL);
+    expect_refused("dict: NaN", "{'mid': NaN}", "at offset 8:", "value NaN is", range, NULL);
+    expect_refused("dict: negative", "{'down': -0.5}", "at offset 9:", "value -0.5 is", range, NULL);
+    expect_refused("ComfyUI: negative", "6:-0.5", "at offset 2:", "value -0.5 is", range, NULL);
+    expect_refused("ComfyUI: inf", "3:1,6:inf", "at offset 6:", "value inf is", range, NULL);
+    expect_refused("ComfyUI: 11", "6:11", "at offset 2:", "value 11 is", range, NULL);
+    expect_refused("short: negative", "up.block_0=0,-1,0", "at offset 13:", "value -1 is", range, NULL);
+    expect_refused("short: 1e308", "mid=1e308", "at offset 4:", "value 1e308 is", range, NULL);
+    expect_refused("short: module NaN", "up_blocks.0.attentions.1=nan", "at offset 25:", "value nan is", range, NULL);
+
+    /* the bounds themselves are values */
+    float ten[MAX_LAYERS], zero[MAX_LAYERS], style10[MAX_LAYERS], got[MAX_LAYERS];
+    static const char *const style_mod[] = {"up_blocks.0.attentions.1"}, *const mid_mod[] = {"mid_block.attentions.0"};
+    static const float v10[] = {10.0f};
+    for (int i = 0; i < n_layers; i++) ten[i] = 10.0f, zero[i] = 0.0f;
+    layers_of(style_mod, v10, 1, style10);
+    expect_same("10", 1.0f, ten, "range: 10 is allowed");
+    expect_same("1e1", 1.0f, ten, "range: 1e1 is allowed");
+    expect_same("6:10", 1.0f, style10, "range: ComfyUI 10");
+    expect_same("up.block_0=0,10,0", 1.0f, style10, "range: short form 10");
+    expect_same("{'up': {'block_0': [0, 10., 0]}}", 1.0f, style10, "range: dict 10");
+    expect_same("0", 1.0f, zero, "range: 0 is allowed");
+    layers_of(mid_mod, v10, 1, got);
+    expect_same("{'mid': 10}", 1.0f, got, "range: mid 10");
+    int positive = scales_of("-0", 1.0f, got);
+    for (int i = 0; positive && i < n_layers; i++) positive = got[i] == 0.0f && !signbit(got[i]);
+    th_check(positive, "range: -0 is 0, not negative zero");
+}
+
+/* Longest run of ch in s. */
+static size_t longest_run(const char *s, char ch) {
+    size_t best = 0, run = 0;
+    for (; *s; s++) {
+        run = *s == ch ? run + 1 : 0;
+        if (run > best) best = run;
+    }
+    return best;
+}
+
+/* Errors quote at most 40 bytes of a long spec (with "..."), whichever path refuses it. */
+static void test_bounded_errors(void) {
+    struct {
+        const char *what, *prefix, *suffix, *needle;
+        char fill;
+    } t[] = {
+        {"not understood", "zz", "", "not understood", 'x'},
+        {"short: no '='", "up.block_0", "", "not KEY=VALUES", 'x'},
+        {"short: bad value", "up.block_0=", "", "must be a number or comma-separated numbers", 'x'},
+        {"short: unknown key", "up.", "=1", "unknown key", 'x'},
+        {"ComfyUI: bad entry", "6:1,", ":1", "not INDEX:WEIGHT", 'x'},
+        {"ComfyUI: long weight", "6:", "", "out of range", '1'},
+        {"number: long", "1", "", "out of range", '0'},
+        {"JSON: unknown key", "{\"", "\": 1}", "unknown key", 'x'},
+        {"dict: unknown key", "{'", "': 1}", "unknown key", 'x'},
+        {"dict: unknown block", "{'up': {'", "': 1}}", "unknown block", 'x'},
+        {"dict: bad key", "{'up': 1, ", "", "expected a quoted key", 'x'},
+        {"dict: string never closed", "{'up': {'block_0': 1}, '", "", "never closed", 'x'},
+        {"dict: long value", "{'mid':", "}", "out of range", '9'},
+    };
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        char *spec = long_spec(t[k].prefix, t[k].fill, 300, t[k].suffix);
+        char what[96];
+        snprintf(what, sizeof what, "long spec, %s", t[k].what);
+        expect_refused(what, spec, t[k].needle, NULL);
+        is_error *err = is_unet_set_ip_scale(u, spec, 1.0f);
+        const char *msg = err ? is_error_message(err) : "";
+        size_t run = longest_run(msg, t[k].fill);
+        th_check(err && run <= 40 && (run == 0 || strstr(msg, "...")), "%s: %zu bytes of the filler, cut with ...",
+                 what, run);
+        is_error_free(err);
+        free(spec);
+    }
+    expect_refused("control bytes escaped", "stylish\nfoo", "\"stylish\\nfoo\" not understood", NULL);
+    char *cut = long_spec("zz", 'x', 300, "");
+    expect_refused("a cut quote ends in ...", cut, "\"zzxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\"", NULL);
+    free(cut);
+}
+
 int main(void) {
     cJSON *root = th_load_cases("unet");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
@@ -208,6 +422,10 @@ int main(void) {
     test_golden_tables(cases);
     test_equivalent_forms(cases);
     test_errors();
+    test_python_dicts(cases);
+    test_dict_errors();
+    test_value_range();
+    test_bounded_errors();
     is_unet_free(u);
     free(dir);
     cJSON_Delete(root);

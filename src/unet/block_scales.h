@@ -15,8 +15,10 @@ typedef struct {
 } is_attn_module;
 
 /* Parse spec for the n modules m[] (diffusers attn_processors order: down, up, mid) into out[n].
- * spec: NULL or "all" | "none" | "style" | "layout" | "style+layout" | a number | a diffusers JSON dict |
- * ComfyUI "6:1,3:0.5" | short form "down.block_2=0,1;up.block_0=0,1,0". Modules not named get 0. */
+ * spec: NULL or "all" | "none" | "style" | "layout" | "style+layout" | a number | a diffusers dict as JSON
+ * or a Python literal ({'up': {'block_0': (0, 1, 0,)}}) | ComfyUI "6:1,3:0.5" | short form
+ * "down.block_2=0,1;up.block_0=0,1,0". Modules not named get 0. Every value must be finite and within
+ * [0, 10]. Errors (IS_E_ARGUMENT, out all 0) give the byte offset in spec and quote at most 40 bytes of it. */
 is_error *is_block_scales_parse(const char *spec, const is_attn_module *m, int n, float *out);
 
 #endif
