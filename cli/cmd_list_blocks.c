@@ -1,10 +1,10 @@
 /* instantstyle list-blocks: every cross-attention (attn2) layer of the UNet with the IP-Adapter
  * scale a --style-blocks spec gives it, so a spec can be checked before generating. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
@@ -31,8 +31,10 @@ static void usage(FILE *out) {
             "  instantstyle list-blocks --model sdxl --style-blocks style+layout --ip-scale 0.8\n");
 }
 
+/* msg, then arg (when not NULL) quoted and capped (see is_arg_quote). */
 static int bad_usage(const char *msg, const char *arg) {
-    fprintf(stderr, "instantstyle list-blocks: %s%s\n\n", msg, arg);
+    is_arg_quoted q;
+    fprintf(stderr, "instantstyle list-blocks: %s%s\n\n", msg, arg ? is_arg_quote(arg, &q) : "");
     usage(stderr);
     return 2;
 }
@@ -51,6 +53,7 @@ static char *unet_dir_of(const char *model) {
 int is_cmd_list_blocks(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *spec = "style";
     float scale = 1.0f;
+    is_arg_seen seen = {{NULL}, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -60,20 +63,16 @@ int is_cmd_list_blocks(int argc, char **argv) {
         int known = !strcmp(a, "--model") || !strcmp(a, "--ip-adapter") || !strcmp(a, "--style-blocks") ||
                     !strcmp(a, "--ip-scale");
         if (!known) return bad_usage("unknown option ", a);
+        is_error *e = is_arg_once(&seen, a, NULL);
+        if (e) return is_cli_fail(e);
         if (i + 1 >= argc) return bad_usage("missing value for ", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--ip-adapter")) adapter = v;
         else if (!strcmp(a, "--style-blocks")) spec = v;
-        else {
-            char *end = NULL;
-            double x = strtod(v, &end);
-            if (!*v || *end || !isfinite(x))
-                return is_cli_fail(is_errorf(IS_E_ARGUMENT, "--ip-scale: '%s' is not a number", v));
-            scale = (float)x;
-        }
+        else if ((e = is_arg_float(a, v, &scale))) return is_cli_fail(e);
     }
-    if (!model) return bad_usage("--model is required", "");
+    if (!model) return bad_usage("--model is required", NULL);
 
     char *dir = unet_dir_of(model);
     if (!dir) return is_cli_fail(is_error_oom("path"));

@@ -29,6 +29,8 @@ int is_cmd_make_tiny_model(int argc, char **argv) {
     uint64_t seed = 0;
     int force = 0;
     const char *dir = NULL;
+    is_arg_seen seen = {{NULL}, 0};
+    is_arg_quoted q1, q2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -37,15 +39,17 @@ int is_cmd_make_tiny_model(int argc, char **argv) {
         } else if (!strcmp(a, "--force")) {
             force = 1;
         } else if (!strcmp(a, "--seed")) {
-            is_error *e = is_arg_value(argc, argv, &i, &v);
+            is_error *e = is_arg_once(&seen, a, NULL);
+            if (!e) e = is_arg_value(argc, argv, &i, &v);
             if (!e) e = is_arg_u64(a, v, &seed);
             if (e) return is_cli_fail(e);
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "instantstyle make-tiny-model: unknown option '%s'\n\n", a);
+            fprintf(stderr, "instantstyle make-tiny-model: unknown option %s\n\n", is_arg_quote(a, &q1));
             usage(stderr);
             return 2;
         } else if (dir) {
-            fprintf(stderr, "instantstyle make-tiny-model: one DIR only ('%s' and '%s' given)\n\n", dir, a);
+            fprintf(stderr, "instantstyle make-tiny-model: one DIR only (%s and %s given)\n\n", is_arg_quote(dir, &q1),
+                    is_arg_quote(a, &q2));
             usage(stderr);
             return 2;
         } else {

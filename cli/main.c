@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "instantstyle.h"
 
@@ -13,8 +14,18 @@ static const is_cli_command commands[] = {
     {NULL, NULL, NULL},
 };
 
+/* A library message may quote user input at length (a pasted --style-blocks dictionary): the
+ * terminal gets at most this much of it. */
+#define IS_CLI_MESSAGE_MAX 1024
+
 int is_cli_fail(struct is_error *err) {
-    fprintf(stderr, "instantstyle: error: %s\n", is_error_message(err));
+    const char *msg = is_error_message(err);
+    size_t n = strlen(msg);
+    if (n > IS_CLI_MESSAGE_MAX) {
+        n = IS_CLI_MESSAGE_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--; /* not inside a character */
+    }
+    fprintf(stderr, "instantstyle: error: %.*s%s\n", (int)n, msg, msg[n] ? "..." : "");
     is_error_free(err);
     return 1;
 }
@@ -40,7 +51,8 @@ int main(int argc, char **argv) {
     }
     for (const is_cli_command *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
-    fprintf(stderr, "instantstyle: unknown command '%s'\n\n", argv[1]);
+    is_arg_quoted q;
+    fprintf(stderr, "instantstyle: unknown command %s\n\n", is_arg_quote(argv[1], &q));
     usage(stderr);
     return 2;
 }

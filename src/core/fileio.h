@@ -10,8 +10,15 @@
 /* Read a whole file (NUL-terminated for convenience). max_bytes guards against huge inputs. */
 is_error *is_read_file(const char *path, size_t max_bytes, char **data, size_t *size);
 
-/* Atomic output: write into "<path>.tmp-XXXXXX" in the same folder, then rename.
- * On any failure the temporary file is removed and `path` is untouched. */
+/* Whether path can be an output file: non-empty, and either a regular file (through any symlinks)
+ * or a new name in an existing folder. A device, folder, FIFO or socket is an error naming the path
+ * and what it is. Creates nothing. */
+is_error *is_output_check(const char *path);
+
+/* Atomic output: write into "<target>.tmp-XXXXXX" in the same folder, then rename over <target>,
+ * where <target> is path with symlinks followed (the link stays a link, the file it names is
+ * replaced). Refuses what is_output_check refuses. On any failure the temporary file is removed
+ * and the target is untouched. */
 typedef struct {
     FILE *fp;
     char *final_path;

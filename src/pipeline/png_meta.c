@@ -1,23 +1,30 @@
-/* is_save_png: the image plus an A1111-style "parameters" text chunk, so existing
- * tools (A1111, ComfyUI, image viewers) show how it was made. */
+/* is_save_png / is_encode_png: the image plus an A1111-style "parameters" text chunk, so existing
+ * tools (A1111, ComfyUI, image viewers) show how it was made, and every option that changes the
+ * pixels is there to reproduce the run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "pipeline/pipeline_internal.h"
 #include "pipeline/png_write.h"
 
 typedef struct {
     char *buf;
     size_t len, cap;
+    int failed; /* an allocation failed: the text is incomplete and must not be used */
 } sbuf;
 
 static void sb_put(sbuf *b, const char *s) {
     size_t n = strlen(s);
+    if (b->failed) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = (b->cap ? b->cap * 2 : 256) + n;
         char *nb = realloc(b->buf, cap);
-        if (!nb) return; /* leaves a shorter text; checked by the caller through buf */
+        if (!nb) {
+            b->failed = 1;
+            return;
+        }
         b->buf = nb;
         b->cap = cap;
     }
@@ -44,16 +51,43 @@ static void sb_field(sbuf *b, const char *key, const char *value) {
     }
 }
 
-static const char *base_name(const char *path) {
+/* The shortest decimal that reads back as the same float (%g alone loses digits: 7.1234567 -> 7.12346). */
+static void sb_float(sbuf *b, const char *key, float v) {
+    char num[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(num, sizeof num, "%.*g", digits, (double)v);
+        if (strtof(num, NULL) == v) break;
+    }
+    sb_field(b, key, num);
+}
+
+static void sb_int(sbuf *b, const char *key, long long v) {
+    char num[32];
+    snprintf(num, sizeof num, "%lld", v);
+    sb_field(b, key, num);
+}
+
+static void sb_size(sbuf *b, const char *key, int w, int h) {
+    char num[32];
+    snprintf(num, sizeof num, "%dx%d", w, h);
+    sb_field(b, key, num);
+}
+
+/* The last path component ("models/sdxl/" -> "sdxl"), into name. */
+static const char *base_name(const char *path, char *name, size_t cap) {
     size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--; /* "model/" -> "model" */
-    static char name[256];
-    size_t end = n, start = end;
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t start = n;
     while (start > 0 && path[start - 1] != '/') start--;
-    size_t len = end - start < sizeof name - 1 ? end - start : sizeof name - 1;
+    size_t len = n - start < cap - 1 ? n - start : cap - 1;
     memcpy(name, path + start, len);
     name[len] = 0;
     return name;
+}
+
+static void sb_name(sbuf *b, const char *key, const char *path) {
+    char name[256];
+    sb_field(b, key, base_name(path, name, sizeof name));
 }
 
 /* A1111's sampler label and schedule type for one of our scheduler names ("dpmpp_2m_karras"). */
@@ -70,65 +104,115 @@ static void sampler_label(const char *name, const char **label, int *karras) {
         }
 }
 
+/* The scheduler that actually ran: the options resolved against the model's scheduler config. */
+static void put_sampler(sbuf *b, const is_pipeline *p, const is_generate_params *gp) {
+    is_scheduler *sched = NULL;
+    is_error *e = p ? is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &sched)
+                    : is_errorf(IS_E_ARGUMENT, "no pipeline");
+    if (!e) {
+        const char *label;
+        int karras;
+        sampler_label(is_scheduler_name(sched), &label, &karras);
+        sb_field(b, "Sampler", label);
+        if (karras) sb_field(b, "Schedule type", "Karras");
+    }
+    is_error_free(e);
+    is_scheduler_free(sched);
+    if (gp->timestep_spacing) sb_field(b, "Timestep spacing", gp->timestep_spacing);
+    if (gp->eta != 0) sb_float(b, "Eta", gp->eta);
+}
+
+/* SDXL's micro-conditioning, where it differs from the defaults (output size, no crop). */
+static void put_size_conditioning(sbuf *b, const is_generate_params *gp, int width, int height) {
+    if (gp->original_width || gp->original_height)
+        sb_size(b, "Original size", gp->original_width ? gp->original_width : width,
+                gp->original_height ? gp->original_height : height);
+    if (gp->target_width || gp->target_height)
+        sb_size(b, "Target size", gp->target_width ? gp->target_width : width,
+                gp->target_height ? gp->target_height : height);
+    if (gp->crop_top) sb_int(b, "Crop top", gp->crop_top);
+    if (gp->crop_left) sb_int(b, "Crop left", gp->crop_left);
+}
+
+/* An image encoder other than the image_encoder/ folder beside the adapter file. */
+static int custom_image_encoder(const is_pipeline *p) {
+    if (!p->image_encoder_dir) return 0;
+    char *dir = is_path_dirname(p->ip_adapter);
+    char *def = dir ? is_path_join(dir, "image_encoder") : NULL;
+    int custom = def && strcmp(def, p->image_encoder_dir) != 0;
+    free(dir);
+    free(def);
+    return custom;
+}
+
+static void put_style(sbuf *b, const is_pipeline *p, const is_generate_params *gp) {
+    if (!p || !p->ip_adapter || (!gp->style_image && !gp->style_rgb)) return;
+    sb_name(b, "IP-Adapter", p->ip_adapter);
+    if (custom_image_encoder(p)) sb_name(b, "Image encoder", p->image_encoder_dir);
+    sb_float(b, "IP-Adapter scale", gp->ip_scale);
+    if (gp->style_image) sb_name(b, "Style image", gp->style_image);
+    sb_field(b, "Style blocks", gp->style_blocks ? gp->style_blocks : "style");
+    if (gp->content_prompt) {
+        sb_field(b, "Content prompt", gp->content_prompt);
+        sb_float(b, "Content scale", gp->content_scale);
+    }
+}
+
 char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height,
                            is_precision ran) {
-    sbuf b = {NULL, 0, 0};
-    char num[64];
+    sbuf b = {NULL, 0, 0, 0};
     sb_put(&b, gp->prompt ? gp->prompt : "");
     if (gp->negative_prompt) {
         sb_put(&b, "\nNegative prompt: ");
         sb_put(&b, gp->negative_prompt);
     }
     sb_put(&b, "\nSteps: ");
+    char num[32];
     snprintf(num, sizeof num, "%d", gp->steps);
     sb_put(&b, num);
-    /* The scheduler that actually ran: options resolved against the model's scheduler config. */
-    is_scheduler *sched = NULL;
-    is_error *e = is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &sched);
-    if (!e) {
-        const char *label;
-        int karras;
-        sampler_label(is_scheduler_name(sched), &label, &karras);
-        sb_field(&b, "Sampler", label);
-        if (karras) sb_field(&b, "Schedule type", "Karras");
-    }
-    is_error_free(e);
-    is_scheduler_free(sched);
-    snprintf(num, sizeof num, "%g", gp->cfg);
-    sb_field(&b, "CFG scale", num);
-    if (gp->guidance_rescale > 0) {
-        snprintf(num, sizeof num, "%g", gp->guidance_rescale);
-        sb_field(&b, "CFG rescale", num);
-    }
+    put_sampler(&b, p, gp);
+    sb_float(&b, "CFG scale", gp->cfg);
+    if (gp->guidance_rescale > 0) sb_float(&b, "CFG rescale", gp->guidance_rescale);
     snprintf(num, sizeof num, "%llu", (unsigned long long)gp->seed);
     sb_field(&b, "Seed", num);
-    snprintf(num, sizeof num, "%dx%d", width, height);
-    sb_field(&b, "Size", num);
-    sb_field(&b, "Model", base_name(p->model_dir));
-    if (p->ip_adapter && gp->style_image) {
-        sb_field(&b, "IP-Adapter", base_name(p->ip_adapter));
-        snprintf(num, sizeof num, "%g", gp->ip_scale);
-        sb_field(&b, "IP-Adapter scale", num);
-        sb_field(&b, "Style image", base_name(gp->style_image));
-        sb_field(&b, "Style blocks", gp->style_blocks ? gp->style_blocks : "style");
-        if (gp->content_prompt) {
-            sb_field(&b, "Content prompt", gp->content_prompt);
-            snprintf(num, sizeof num, "%g", gp->content_scale);
-            sb_field(&b, "Content scale", num);
-        }
-    }
+    sb_size(&b, "Size", width, height);
+    if (p) sb_name(&b, "Model", p->model_dir);
+    if (gp->prompt_2 && *gp->prompt_2) sb_field(&b, "Prompt 2", gp->prompt_2);
+    if (gp->negative_prompt_2 && *gp->negative_prompt_2) sb_field(&b, "Negative prompt 2", gp->negative_prompt_2);
+    put_size_conditioning(&b, gp, width, height);
+    /* Tiled decoding blends overlapping tiles: other pixels than one decode whenever it tiles. */
+    if (gp->vae_tiling >= 0) sb_field(&b, "VAE tiling", gp->vae_tiling ? "on" : "off");
+    put_style(&b, p, gp);
     sb_field(&b, "Precision", is_precision_name(ran == IS_PRECISION_AUTO ? IS_PRECISION_F32 : ran));
     sb_field(&b, "Version", "instantstyle " IS_VERSION_STRING);
+    if (b.failed) {
+        free(b.buf);
+        return NULL;
+    }
     return b.buf;
+}
+
+is_error *is_encode_png(const is_image_result *img, const is_pipeline *p, const is_generate_params *params,
+                        uint8_t **data, size_t *size) {
+    if (!data || !size) return is_errorf(IS_E_ARGUMENT, "is_encode_png: no output buffer given");
+    *data = NULL;
+    *size = 0;
+    if (!img || !img->rgb || !params) return is_errorf(IS_E_ARGUMENT, "is_encode_png: no image or parameters");
+    char *text = is_format_parameters(p, params, img->width, img->height, img->precision);
+    if (!text) return is_error_oom("PNG parameters");
+    is_png_text chunk = {"parameters", text};
+    is_error *e = is_png_encode_rgb8(img->rgb, img->width, img->height, &chunk, 1, data, size);
+    free(text);
+    return e;
 }
 
 is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
                       const is_generate_params *params) {
-    if (!img || !img->rgb) return is_errorf(IS_E_ARGUMENT, "%s: no image to save", path);
-    char *text = is_format_parameters(p, params, img->width, img->height, img->precision);
-    if (!text) return is_error_oom("PNG parameters");
-    is_png_text chunk = {"parameters", text};
-    is_error *e = is_png_write_rgb8(path, img->rgb, img->width, img->height, &chunk, 1);
-    free(text);
+    if (!path) return is_errorf(IS_E_ARGUMENT, "is_save_png: no path given");
+    uint8_t *data = NULL;
+    size_t size = 0;
+    IS_TRY(is_error_wrap(is_encode_png(img, p, params, &data, &size), "%s", path));
+    is_error *e = is_write_file_atomic(path, data, size);
+    free(data);
     return e;
 }
