@@ -4,6 +4,15 @@
  * load/free. Every fallible function returns an is_error* : NULL on success, otherwise an
  * error value whose message names the file, tensor or field at fault. Free it with
  * is_error_free(). Sizes are read from the model files, never assumed.
+ *
+ * Two parts:
+ *   STABLE API: errors, threads, precision, images, sampler names, the pipeline, is_generate and
+ *     PNG output. Changed only deliberately: an incompatible change bumps the shared library's
+ *     SOVERSION (libinstantstyle.so.0).
+ *   COMPONENTS: the networks one by one (tokenizer, text encoders, image encoder, UNet, VAE,
+ *     schedulers, torch RNG, tiny-model maker, content subtraction, debug hooks). Unstable: may
+ *     change in any release.
+ * Every function is marked IS_API: the shared library exports exactly these symbols.
  */
 #ifndef INSTANTSTYLE_H
 #define INSTANTSTYLE_H
@@ -17,6 +26,20 @@ extern "C" {
 
 #define IS_VERSION_STRING "0.1.0"
 
+/* The library is compiled with -fvisibility=hidden: only functions marked IS_API are exported
+ * from libinstantstyle.so. Harmless for the static library. Define IS_API yourself to override. */
+#ifndef IS_API
+#if defined(__GNUC__) || defined(__clang__)
+#define IS_API __attribute__((visibility("default")))
+#else
+#define IS_API
+#endif
+#endif
+
+/* ================================================================================================
+ * STABLE API
+ * ================================================================================================ */
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum {
@@ -28,21 +51,22 @@ typedef enum {
     IS_E_ARGUMENT,    /* a caller-supplied value is invalid */
     IS_E_NOMEM,       /* out of memory */
     IS_E_UNSUPPORTED, /* valid input that this engine does not implement */
-    IS_E_INTERNAL
+    IS_E_INTERNAL,
+    IS_E_CANCELLED    /* the caller's cancel callback asked to stop (is_generate_params.cancel) */
 } is_status;
 
 typedef struct is_error is_error;
 
-const char *is_error_message(const is_error *err); /* "success" for NULL */
-is_status is_error_code(const is_error *err);      /* IS_OK for NULL */
-const char *is_status_name(is_status code);
-void is_error_free(is_error *err);
+IS_API const char *is_error_message(const is_error *err); /* "success" for NULL */
+IS_API is_status is_error_code(const is_error *err);      /* IS_OK for NULL */
+IS_API const char *is_status_name(is_status code);
+IS_API void is_error_free(is_error *err);
 
 /* ---------------------------------------------------------------- threads */
 
 /* Number of threads used by kernels (OpenMP). n <= 0 selects all cores. */
-void is_set_threads(int n);
-int is_get_threads(void);
+IS_API void is_set_threads(int n);
+IS_API int is_get_threads(void);
 
 /* ---------------------------------------------------------------- precision */
 
@@ -55,11 +79,133 @@ int is_get_threads(void);
  * AUTO: BF16 where it is faster on this CPU (AMX; AVX512-BF16 when a short measurement shows bf16
  *   products beating f32 ones), F32 otherwise. */
 typedef enum { IS_PRECISION_AUTO = 0, IS_PRECISION_F32, IS_PRECISION_BF16 } is_precision;
-const char *is_precision_name(is_precision p);              /* "auto", "f32", "bf16" */
-int is_precision_parse(const char *text, is_precision *out); /* 0 on success, -1 for an unknown name */
+IS_API const char *is_precision_name(is_precision p);              /* "auto", "f32", "bf16" */
+IS_API int is_precision_parse(const char *text, is_precision *out); /* 0 on success, -1 for an unknown name */
 /* What `want` runs as on this CPU: F32 or BF16, never AUTO. why (may be NULL) receives a one-line
  * reason naming the CPU's instruction set (and the measurement, for AUTO on AVX512-BF16 without AMX). */
-is_precision is_precision_resolve(is_precision want, char *why, size_t why_cap);
+IS_API is_precision is_precision_resolve(is_precision want, char *why, size_t why_cap);
+
+/* ---------------------------------------------------------------- images */
+
+/* An 8-bit RGB image, interleaved, rows top to bottom: what PIL's Image.convert("RGB") gives. */
+typedef struct { int width, height; uint8_t *rgb; } is_image;
+/* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
+IS_API is_error *is_image_load(const char *path, is_image *out);
+IS_API void is_image_free(is_image *img);
+
+/* ---------------------------------------------------------------- sampler names */
+
+/* The samplers is_generate and is_scheduler_load know (diffusers 0.30.3 schedulers). */
+typedef enum { IS_SAMPLER_FROM_CONFIG = 0, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM, IS_SAMPLER_DPMPP_2M } is_sampler;
+/* One name table for every caller: "from_config", "euler", "euler_a", "ddim", "dpmpp_2m" ("?" for a
+ * value outside the enum). parse: 0 on success, -1 for an unknown name (*out untouched; out may be NULL). */
+IS_API const char *is_sampler_name(is_sampler s);
+IS_API int is_sampler_parse(const char *text, is_sampler *out);
+
+/* ---------------------------------------------------------------- pipeline */
+
+/* The whole InstantStyle generation: prompt (+ style image) -> image, as diffusers'
+ * StableDiffusionXLPipeline with an IP-Adapter computes it for the same seed. */
+typedef struct is_pipeline is_pipeline;
+
+/* What a pipeline keeps in memory between generations.
+ * KEEP: every network stays loaded (and packed, in bf16) after its first use: the second generation
+ *   loads nothing. Needs about the model's weights in memory (SDXL + ViT-bigG: about 10 GB).
+ * LOW: each stage opens its network and releases it when done (text encoders, image encoder, UNet,
+ *   VAE): the least memory, every generation pays the loading.
+ * AUTO: KEEP when the weights fit in half of this machine's physical memory, LOW otherwise. */
+typedef enum { IS_MEMORY_AUTO = 0, IS_MEMORY_KEEP, IS_MEMORY_LOW } is_memory_mode;
+IS_API const char *is_memory_mode_name(is_memory_mode m);              /* "auto", "keep", "low" */
+IS_API int is_memory_mode_parse(const char *text, is_memory_mode *out); /* 0 on success, -1 for an unknown name */
+
+typedef struct {
+    const char *model_dir;         /* SDXL diffusers folder (model_index.json, unet/, vae/, ...) */
+    const char *ip_adapter;        /* h94-layout IP-Adapter .safetensors, or NULL for plain SDXL */
+    const char *image_encoder_dir; /* NULL: the image_encoder/ folder beside the adapter file */
+    is_memory_mode memory;         /* default AUTO */
+    int threads;                   /* compute threads of this pipeline's generations; 0: all cores */
+} is_pipeline_params;
+IS_API void is_pipeline_params_init(is_pipeline_params *p);
+
+/* Checks the folders and configs (no network is loaded yet: each is loaded on first use, then kept
+ * or released as params->memory says). */
+IS_API is_error *is_pipeline_load(const is_pipeline_params *params, is_pipeline **out);
+IS_API void is_pipeline_free(is_pipeline *p);
+IS_API is_memory_mode is_pipeline_memory_mode(const is_pipeline *p); /* KEEP or LOW (AUTO resolved at load) */
+/* Weights of the networks the pipeline keeps loaded now, as the size of their weight files (about what
+ * they occupy: bf16 packs them to the size of an F16 file, f32 runs from the files' mapped pages);
+ * 0 in LOW mode between generations. */
+IS_API size_t is_pipeline_resident_bytes(const is_pipeline *p);
+
+typedef void (*is_progress_fn)(void *user, int step, int total, double seconds);
+typedef void (*is_log_fn)(void *user, const char *message);
+/* Return non-zero to stop the generation: checked before every stage and every denoising step. */
+typedef int (*is_cancel_fn)(void *user);
+
+typedef struct {
+    const char *prompt;            /* required */
+    const char *prompt_2;          /* NULL/"": same as prompt (diffusers) */
+    const char *negative_prompt;   /* NULL: no negative prompt (zeros when force_zeros_for_empty_prompt) */
+    const char *negative_prompt_2;
+    int width, height;             /* 0: the model's default size; multiples of 8 */
+    int steps;                     /* >= 1 */
+    float cfg;                     /* classifier-free guidance scale; <= 1 disables the negative branch */
+    float guidance_rescale;        /* 0 = off */
+    is_sampler sampler;            /* IS_SAMPLER_FROM_CONFIG: the model folder's scheduler decides */
+    int karras;                    /* -1: as configured, 0/1: override */
+    const char *timestep_spacing;  /* NULL: as configured; "leading", "trailing", "linspace" */
+    float eta;                     /* DDIM eta */
+    uint64_t seed;
+    const char *style_image;       /* PNG/JPEG path, or NULL (then style_rgb, or no IP-Adapter conditioning) */
+    const is_image *style_rgb;     /* the style image in memory (used when style_image is NULL; not copied,
+                                      must stay valid during is_generate) */
+    float ip_scale;                /* multiplies every block value */
+    const char *style_blocks;      /* "style", "style+layout", "all", diffusers dict, ComfyUI or short form */
+    const char *content_prompt;    /* NULL: no content subtraction */
+    float content_scale;
+    int original_width, original_height;  /* SDXL size conditioning; 0: the output size */
+    int crop_top, crop_left;
+    int target_width, target_height;      /* 0: the output size */
+    int vae_tiling;                /* -1 auto, 0 off, 1 on */
+    const char *dump_tensors;      /* write named intermediates to this safetensors file */
+    is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
+    is_progress_fn progress;       /* called after each denoising step (may be NULL) */
+    is_log_fn log;                 /* one line per stage with its time (may be NULL) */
+    is_cancel_fn cancel;           /* may be NULL; see is_cancel_fn */
+    void *user;                    /* passed to progress, log and cancel */
+} is_generate_params;
+
+/* InstantStyle's defaults: 30 steps, cfg 5, style blocks "style", ip_scale 1, content_scale 0.5,
+ * seed 0, size from the model. */
+IS_API void is_generate_params_init(is_generate_params *p);
+
+typedef struct {
+    int width, height;
+    float *image;  /* [3, height, width] in 0..1 */
+    uint8_t *rgb;  /* [height, width, 3] 8-bit, as diffusers' PIL output */
+    is_precision precision; /* what ran: IS_PRECISION_F32 or IS_PRECISION_BF16 */
+} is_image_result;
+
+/* One generation. Thread safety: one generation at a time per pipeline (calls on one pipeline from
+ * several threads must be serialised by the caller); different pipelines may generate at the same
+ * time from different threads, with the same numbers as one after the other. A cancelled generation
+ * returns IS_E_CANCELLED, frees everything it allocated and writes nothing (no dump file). */
+IS_API is_error *is_generate(is_pipeline *p, const is_generate_params *params, is_image_result *out);
+IS_API void is_image_result_free(is_image_result *r);
+
+/* PNG with an A1111-style "parameters" text chunk describing params; written atomically. */
+IS_API is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
+                             const is_generate_params *params);
+/* The same PNG bytes in memory (*data malloc'ed, free() it). */
+IS_API is_error *is_encode_png(const is_image_result *img, const is_pipeline *p, const is_generate_params *params,
+                               uint8_t **data, size_t *size);
+
+/* ================================================================================================
+ * Components: unstable API, may change in any release
+ *
+ * The networks and steps is_generate is built from, for tools and tests that need them one by
+ * one. Names, signatures and structs here may change in any release, including patch releases.
+ * ================================================================================================ */
 
 /* ---------------------------------------------------------------- debug hooks */
 
@@ -75,111 +221,109 @@ typedef void (*is_tensor_hook)(void *user, const char *name, int batch_index, co
 typedef struct is_tokenizer is_tokenizer;
 #define IS_CLIP_MAX_LENGTH 77
 /* dir holds vocab.json, merges.txt and special_tokens_map.json / tokenizer_config.json. */
-is_error *is_tokenizer_load(const char *dir, is_tokenizer **out);
-void is_tokenizer_free(is_tokenizer *tok);
+IS_API is_error *is_tokenizer_load(const char *dir, is_tokenizer **out);
+IS_API void is_tokenizer_free(is_tokenizer *tok);
 /* Untruncated ids [BOS, content..., EOS]; *ids is malloc'ed (caller frees), *n its length. */
-is_error *is_tokenizer_encode(const is_tokenizer *tok, const char *utf8_text, int32_t **ids, size_t *n);
+IS_API is_error *is_tokenizer_encode(const is_tokenizer *tok, const char *utf8_text, int32_t **ids, size_t *n);
 /* Exactly max_length ids as the text encoder receives them (truncated keeping BOS and EOS, padded with the
  * pad token); *n_truncated (may be NULL) = number of content tokens cut off. */
-is_error *is_tokenizer_encode_padded(const is_tokenizer *tok, const char *utf8_text, int max_length,
-                                     int32_t *ids, int *n_truncated);
-int32_t is_tokenizer_bos_id(const is_tokenizer *tok);
-int32_t is_tokenizer_eos_id(const is_tokenizer *tok);
-int32_t is_tokenizer_pad_id(const is_tokenizer *tok);
+IS_API is_error *is_tokenizer_encode_padded(const is_tokenizer *tok, const char *utf8_text, int max_length,
+                                            int32_t *ids, int *n_truncated);
+IS_API int32_t is_tokenizer_bos_id(const is_tokenizer *tok);
+IS_API int32_t is_tokenizer_eos_id(const is_tokenizer *tok);
+IS_API int32_t is_tokenizer_pad_id(const is_tokenizer *tok);
 
 /* ---------------------------------------------------------------- text encoders */
 
 /* CLIP text transformer (transformers CLIPTextModel / CLIPTextModelWithProjection). */
 typedef struct is_clip_text is_clip_text;
 /* A transformers CLIPTextModel / CLIPTextModelWithProjection folder: config.json + model.safetensors (or a sharded index). */
-is_error *is_clip_text_load(const char *dir, is_clip_text **out);
-void is_clip_text_free(is_clip_text *m);
-is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p); /* see is_precision */
-int is_clip_text_hidden_size(const is_clip_text *m);
-int is_clip_text_projection_dim(const is_clip_text *m);   /* 0 when the model has no text_projection */
-int is_clip_text_max_positions(const is_clip_text *m);
+IS_API is_error *is_clip_text_load(const char *dir, is_clip_text **out);
+IS_API void is_clip_text_free(is_clip_text *m);
+IS_API is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p); /* see is_precision */
+IS_API int is_clip_text_hidden_size(const is_clip_text *m);
+IS_API int is_clip_text_projection_dim(const is_clip_text *m);   /* 0 when the model has no text_projection */
+IS_API int is_clip_text_max_positions(const is_clip_text *m);
 /* Run on n ids (1 <= n <= max_positions). Each output may be NULL: penultimate [n,hidden] = hidden_states[-2];
  * last_hidden [n,hidden] (after final LayerNorm); pooled [hidden] (final-LN state at the pooled position);
  * text_embeds [proj_dim]. Uses scratch buffers inside m: one forward at a time per model object. */
-is_error *is_clip_text_forward(is_clip_text *m, const int32_t *ids, int n, float *penultimate, float *last_hidden,
-                               float *pooled, float *text_embeds);
+IS_API is_error *is_clip_text_forward(is_clip_text *m, const int32_t *ids, int n, float *penultimate, float *last_hidden,
+                                      float *pooled, float *text_embeds);
 /* Position whose final state is pooled: argmax(ids) when config eos_token_id == 2 (legacy CLIP configs),
  * else the first position holding eos_token_id (0 when absent), as transformers does. */
-int is_clip_text_pooled_position(const is_clip_text *m, const int32_t *ids, int n);
+IS_API int is_clip_text_pooled_position(const is_clip_text *m, const int32_t *ids, int n);
 
 /* SDXL prompt encoding (diffusers StableDiffusionXLPipeline.encode_prompt, one prompt, no LoRA / clip_skip). */
 typedef struct is_sdxl_text is_sdxl_text;
 /* SDXL pipeline folder: model_index.json, tokenizer/, tokenizer_2/, text_encoder/, text_encoder_2/. */
-is_error *is_sdxl_text_load(const char *model_dir, is_sdxl_text **out);
-void is_sdxl_text_free(is_sdxl_text *t);
-is_error *is_sdxl_text_set_precision(is_sdxl_text *t, is_precision p); /* both encoders */
-int is_sdxl_text_seq_len(const is_sdxl_text *t);     /* 77 */
-int is_sdxl_text_embed_dim(const is_sdxl_text *t);   /* hidden_1 + hidden_2 (768+1280 for SDXL) */
-int is_sdxl_text_pooled_dim(const is_sdxl_text *t);  /* projection dim of text_encoder_2 */
-int is_sdxl_text_force_zeros(const is_sdxl_text *t); /* model_index.json force_zeros_for_empty_prompt (default true) */
+IS_API is_error *is_sdxl_text_load(const char *model_dir, is_sdxl_text **out);
+IS_API void is_sdxl_text_free(is_sdxl_text *t);
+IS_API is_error *is_sdxl_text_set_precision(is_sdxl_text *t, is_precision p); /* both encoders */
+IS_API int is_sdxl_text_seq_len(const is_sdxl_text *t);     /* 77 */
+IS_API int is_sdxl_text_embed_dim(const is_sdxl_text *t);   /* hidden_1 + hidden_2 (768+1280 for SDXL) */
+IS_API int is_sdxl_text_pooled_dim(const is_sdxl_text *t);  /* projection dim of text_encoder_2 */
+IS_API int is_sdxl_text_force_zeros(const is_sdxl_text *t); /* model_index.json force_zeros_for_empty_prompt (default true) */
 typedef struct { int truncated_1, truncated_2; } is_prompt_info;   /* tokens dropped by truncation per tokenizer */
 /* prompt_embeds [seq_len*embed_dim], pooled [pooled_dim]. prompt == NULL means "no prompt" (diffusers None): zeros
  * when force_zeros, else encoded as "". prompt_2 == NULL or "" falls back to prompt, as diffusers does. info may be NULL. */
-is_error *is_sdxl_encode_prompt(is_sdxl_text *t, const char *prompt, const char *prompt_2, float *prompt_embeds,
-                                float *pooled, is_prompt_info *info);
+IS_API is_error *is_sdxl_encode_prompt(is_sdxl_text *t, const char *prompt, const char *prompt_2, float *prompt_embeds,
+                                       float *pooled, is_prompt_info *info);
 /* The ids is_sdxl_encode_prompt would encode (seq_len each). *zeros (may be NULL) is set to 1, ids untouched, when
  * prompt == NULL and force_zeros (the embeddings are then zeros). */
-is_error *is_sdxl_tokenize(is_sdxl_text *t, const char *prompt, const char *prompt_2, int32_t *ids_1, int32_t *ids_2,
-                           int *zeros, is_prompt_info *info);
+IS_API is_error *is_sdxl_tokenize(is_sdxl_text *t, const char *prompt, const char *prompt_2, int32_t *ids_1, int32_t *ids_2,
+                                  int *zeros, is_prompt_info *info);
 /* The same from already tokenized ids (seq_len each, e.g. from is_tokenizer_encode_padded). */
-is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_t *ids_2, float *prompt_embeds,
-                             float *pooled);
+IS_API is_error *is_sdxl_encode_ids(is_sdxl_text *t, const int32_t *ids_1, const int32_t *ids_2, float *prompt_embeds,
+                                    float *pooled);
 
-/* ---------------------------------------------------------------- images and image encoder */
-/* An 8-bit RGB image, interleaved, rows top to bottom: what PIL's Image.convert("RGB") gives. */
-typedef struct { int width, height; uint8_t *rgb; } is_image;
-/* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
-is_error *is_image_load(const char *path, is_image *out);
-void is_image_free(is_image *img);
+/* ---------------------------------------------------------------- image encoder */
+/* (is_image, is_image_load and is_image_free are in the stable part above.) */
 
 typedef struct is_image_encoder is_image_encoder;
 /* An IP-Adapter image_encoder/ folder: config.json (CLIPVisionModelWithProjection), model.safetensors, preprocessor_config.json (optional: CLIP defaults). */
-is_error *is_image_encoder_load(const char *dir, is_image_encoder **out);
-void is_image_encoder_free(is_image_encoder *enc);
-is_error *is_image_encoder_set_precision(is_image_encoder *enc, is_precision p); /* see is_precision */
-int is_image_encoder_image_size(const is_image_encoder *enc);      /* crop size, 224 */
-int is_image_encoder_projection_dim(const is_image_encoder *enc);
-int is_image_encoder_hidden_size(const is_image_encoder *enc);
-int is_image_encoder_num_tokens(const is_image_encoder *enc);      /* patches + 1 */
+IS_API is_error *is_image_encoder_load(const char *dir, is_image_encoder **out);
+IS_API void is_image_encoder_free(is_image_encoder *enc);
+IS_API is_error *is_image_encoder_set_precision(is_image_encoder *enc, is_precision p); /* see is_precision */
+IS_API int is_image_encoder_image_size(const is_image_encoder *enc);      /* crop size, 224 */
+IS_API int is_image_encoder_projection_dim(const is_image_encoder *enc);
+IS_API int is_image_encoder_hidden_size(const is_image_encoder *enc);
+IS_API int is_image_encoder_num_tokens(const is_image_encoder *enc);      /* patches + 1 */
 /* CLIPImageProcessor: pixel_values [3, S, S] (S = image_size). */
-is_error *is_image_preprocess(const is_image_encoder *enc, const is_image *img, float *pixel_values);
+IS_API is_error *is_image_preprocess(const is_image_encoder *enc, const is_image *img, float *pixel_values);
 /* image_embeds [projection_dim]; penultimate (may be NULL) [num_tokens, hidden] = hidden_states[-2]. */
-is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds, float *penultimate);
+IS_API is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds, float *penultimate);
 
 /* ---------------------------------------------------------------- UNet and IP-Adapter */
 /* SDXL-family UNet2DConditionModel (diffusers layout) with IP-Adapter decoupled cross-attention.
  * Weights stay in the safetensors mmap in their stored dtype (F16/BF16/F32). */
 typedef struct is_unet is_unet;
-is_error *is_unet_load(const char *unet_dir, is_unet **out);   /* config.json + diffusion_pytorch_model.safetensors (or sharded index) */
-void is_unet_free(is_unet *u);
-int is_unet_in_channels(const is_unet *u);
-int is_unet_out_channels(const is_unet *u);
-int is_unet_cross_attention_dim(const is_unet *u);
-int is_unet_pooled_dim(const is_unet *u);        /* text_embeds size expected by add_embedding */
-int is_unet_time_ids_count(const is_unet *u);    /* 6 */
+IS_API is_error *is_unet_load(const char *unet_dir, is_unet **out);   /* config.json + diffusion_pytorch_model.safetensors (or sharded index) */
+IS_API void is_unet_free(is_unet *u);
+/* Free the activations of the last forward (they are regrown by the next one); the weights stay. */
+IS_API void is_unet_release_workspace(is_unet *u);
+IS_API int is_unet_in_channels(const is_unet *u);
+IS_API int is_unet_out_channels(const is_unet *u);
+IS_API int is_unet_cross_attention_dim(const is_unet *u);
+IS_API int is_unet_pooled_dim(const is_unet *u);        /* text_embeds size expected by add_embedding */
+IS_API int is_unet_time_ids_count(const is_unet *u);    /* 6 */
 /* IP-Adapter (h94 layout .safetensors). image_embed_dim_expected: the image encoder's projection dim to check against (0 = don't check). */
-is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_dim_expected);
-int is_unet_has_ip_adapter(const is_unet *u);
-int is_unet_ip_embed_dim(const is_unet *u);      /* ImageProjModel input size */
-int is_unet_ip_num_tokens(const is_unet *u);
+IS_API is_error *is_unet_load_ip_adapter(is_unet *u, const char *path, int image_embed_dim_expected);
+IS_API int is_unet_has_ip_adapter(const is_unet *u);
+IS_API int is_unet_ip_embed_dim(const is_unet *u);      /* ImageProjModel input size */
+IS_API int is_unet_ip_num_tokens(const is_unet *u);
 /* ImageProjModel: image_embeds [batch, embed_dim] -> tokens [batch, num_tokens, cross_attention_dim]. */
-is_error *is_unet_ip_tokens(is_unet *u, const float *image_embeds, int batch, float *tokens);
+IS_API is_error *is_unet_ip_tokens(is_unet *u, const float *image_embeds, int batch, float *tokens);
 /* Block targeting: spec = "style" | "style+layout" | "all" | diffusers JSON dict or bare number | ComfyUI "6:1,..." | short form;
  * each resulting per-layer value is multiplied by scale. Errors list the valid names. NULL spec = "all".
  * Also accepted: "layout", "none". Syntax and examples: docs/STYLE_BLOCKS.md. */
-is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale);
-int is_unet_num_cross_attn(const is_unet *u);                      /* attn2 processors, diffusers order */
-const char *is_unet_cross_attn_name(const is_unet *u, int i);      /* "down_blocks.2.attentions.1.transformer_blocks.0.attn2.processor" */
-float is_unet_cross_attn_scale(const is_unet *u, int i);
+IS_API is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale);
+IS_API int is_unet_num_cross_attn(const is_unet *u);                      /* attn2 processors, diffusers order */
+IS_API const char *is_unet_cross_attn_name(const is_unet *u, int i);      /* "down_blocks.2.attentions.1.transformer_blocks.0.attn2.processor" */
+IS_API float is_unet_cross_attn_scale(const is_unet *u, int i);
 /* Attention module ("down_blocks.2.attentions.1") holding cross-attention layer i, and that module's
  * ComfyUI layer_weights index (forward order down, mid, up: 0..10 on SDXL). */
-const char *is_unet_cross_attn_module(const is_unet *u, int i);
-int is_unet_cross_attn_comfy_index(const is_unet *u, int i);
+IS_API const char *is_unet_cross_attn_module(const is_unet *u, int i);
+IS_API int is_unet_cross_attn_comfy_index(const is_unet *u, int i);
 /* is_unet_input.hook receives "t_emb", "time_emb", "time_ids_emb", "aug_emb", "conv_in", "down_blocks.0", ...,
  * "mid_block", "up_blocks.N", "noise_pred" of each batch item. */
 typedef struct {
@@ -193,14 +337,15 @@ typedef struct {
     const float *ip_tokens;              /* [batch, ip_num_tokens, cross_attention_dim] or NULL (no IP branch) */
     is_tensor_hook hook; void *hook_user;  /* may be NULL */
 } is_unet_input;
+IS_API void is_unet_input_init(is_unet_input *in); /* all zero: no IP branch, no hook */
 /* Precision of the UNet and its adapter (see is_precision). BF16 packs every UNet weight now; an adapter
  * loaded before or after is packed too (each layer's to_k_ip/to_v_ip only while its IP scale is non-zero,
  * so is_unet_set_ip_scale may pack or release them). F32 releases the packed weights. The first forward
  * at a new size creates the bf16 primitives for it (later ones reuse them). */
-is_error *is_unet_set_precision(is_unet *u, is_precision p);
-is_precision is_unet_precision(const is_unet *u);
+IS_API is_error *is_unet_set_precision(is_unet *u, is_precision p);
+IS_API is_precision is_unet_precision(const is_unet *u);
 /* One denoiser evaluation. Activation buffers are kept in u and reused while batch/size/seq_len stay the same. */
-is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
+IS_API is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
 
 /* ---------------------------------------------------------------- VAE */
 
@@ -211,13 +356,13 @@ is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred
  * activation workspace between calls (sized for the largest image seen), so one is_vae must not
  * be used by two threads at once. */
 typedef struct is_vae is_vae;
-is_error *is_vae_load(const char *vae_dir, is_vae **out); /* config.json + diffusion_pytorch_model.safetensors */
-void is_vae_free(is_vae *v);
-is_error *is_vae_set_precision(is_vae *v, is_precision p); /* see is_precision */
-is_precision is_vae_precision(const is_vae *v);
-float is_vae_scaling_factor(const is_vae *v);
-int is_vae_latent_channels(const is_vae *v);
-int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channels)-1), 8 for SDXL */
+IS_API is_error *is_vae_load(const char *vae_dir, is_vae **out); /* config.json + diffusion_pytorch_model.safetensors */
+IS_API void is_vae_free(is_vae *v);
+IS_API is_error *is_vae_set_precision(is_vae *v, is_precision p); /* see is_precision */
+IS_API is_precision is_vae_precision(const is_vae *v);
+IS_API float is_vae_scaling_factor(const is_vae *v);
+IS_API int is_vae_latent_channels(const is_vae *v);
+IS_API int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channels)-1), 8 for SDXL */
 
 /* tiling: -1 automatic, 0 never, 1 always (diffusers' enable_tiling algorithm: tiles of
  * config sample_size pixels / sample_size/scale latents, overlap factor 0.25, blended in raster
@@ -237,26 +382,27 @@ typedef struct {
     is_tensor_hook hook;
     void *hook_user;
 } is_vae_options;
+IS_API void is_vae_options_init(is_vae_options *o); /* automatic tiling, no hook */
 /* latents: pipeline latents [C, h, w] (NOT yet divided by scaling_factor: this function does
  * latents/scaling_factor, or latents*latents_std/scaling_factor + latents_mean when the config has
  * latents_mean/std, as diffusers' SDXL pipeline does). image: [out_channels, 8h, 8w], unclamped
  * model output (about -1..1). opt may be NULL (automatic tiling, no hook). */
-is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_vae_options *opt, float *image);
+IS_API is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_vae_options *opt, float *image);
 /* image [3,H,W] in [-1,1] (H, W positive multiples of is_vae_scale) -> latent distribution mean and
  * logvar (clamped to [-30, 20]) [C, H/8, W/8]; either may be NULL. Never tiled. */
-is_error *is_vae_encode(is_vae *v, const float *image, int H, int W, float *mean, float *logvar);
+IS_API is_error *is_vae_encode(is_vae *v, const float *image, int H, int W, float *mean, float *logvar);
 /* Same with a hook (opt->tiling is ignored; opt may be NULL). */
-is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is_vae_options *opt, float *mean,
-                           float *logvar);
+IS_API is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is_vae_options *opt, float *mean,
+                                  float *logvar);
 /* Bytes of activation workspace an untiled decode of h x w latents needs, and whether
  * is_vae_decode will tile with the given tiling option. */
-int64_t is_vae_decode_workspace_bytes(const is_vae *v, int h, int w);
-int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling);
+IS_API int64_t is_vae_decode_workspace_bytes(const is_vae *v, int h, int w);
+IS_API int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling);
 /* Free the activation workspace now (it is re-allocated by the next decode/encode). */
-void is_vae_release_workspace(is_vae *v);
+IS_API void is_vae_release_workspace(is_vae *v);
 /* (x/2+0.5).clamp(0,1) in place, and to uint8 HWC with numpy round-half-even of x*255. */
-void is_image_postprocess(float *image, int64_t n);
-void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
+IS_API void is_image_postprocess(float *image, int64_t n);
+IS_API void is_image_to_u8_hwc(const float *image01, int H, int W, uint8_t *rgb);
 
 /* ---------------------------------------------------------------- RNG and samplers */
 
@@ -271,120 +417,53 @@ typedef struct {
     int has_next_normal;
 } is_torch_rng;
 /* seed = Python int mod 2**64 (negative seeds: two's complement). */
-void is_torch_rng_seed(is_torch_rng *g, uint64_t seed);
+IS_API void is_torch_rng_seed(is_torch_rng *g, uint64_t seed);
 /* Same numbers as torch.randn(n elements, generator=g) on CPU in float32 (shape only matters through numel). */
-void is_torch_randn(is_torch_rng *g, float *out, int64_t n);
+IS_API void is_torch_randn(is_torch_rng *g, float *out, int64_t n);
 /* Same numbers as torch.rand(n elements, generator=g), float32 in [0, 1). */
-void is_torch_rand(is_torch_rng *g, float *out, int64_t n);
+IS_API void is_torch_rand(is_torch_rng *g, float *out, int64_t n);
 
 /* diffusers 0.30.3 schedulers (float32 CPU semantics). */
-typedef enum { IS_SAMPLER_FROM_CONFIG = 0, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM, IS_SAMPLER_DPMPP_2M } is_sampler;
 typedef struct is_scheduler is_scheduler;
 /* config_path: a scheduler_config.json. kind FROM_CONFIG uses its _class_name (error naming the class if
  * unsupported); another kind is built like diffusers' <Class>.from_config(config) (keys a class does not know
  * are ignored). karras: -1 = as in config, 0/1 override (error if the sampler has no Karras option and 1 is
  * requested). timestep_spacing: NULL = from config ("leading", "trailing" or "linspace"). */
-is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras, const char *timestep_spacing, is_scheduler **out);
-void is_scheduler_free(is_scheduler *s);
-const char *is_scheduler_name(const is_scheduler *s);        /* "euler", "euler_karras", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras" */
+IS_API is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras, const char *timestep_spacing, is_scheduler **out);
+IS_API void is_scheduler_free(is_scheduler *s);
+IS_API const char *is_scheduler_name(const is_scheduler *s);        /* "euler", "euler_karras", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras" */
 /* Computes timesteps and sigmas and resets the step state (multistep history). 1 <= steps <= num_train_timesteps.
  * The number of timesteps can exceed steps (diffusers' trailing quirk, e.g. 61 -> 62): use is_scheduler_num_steps. */
-is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps);
-int is_scheduler_num_steps(const is_scheduler *s);
-float is_scheduler_timestep(const is_scheduler *s, int i);   /* float32 value as diffusers' timesteps[i] */
-float is_scheduler_init_noise_sigma(const is_scheduler *s);
+IS_API is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps);
+IS_API int is_scheduler_num_steps(const is_scheduler *s);
+IS_API float is_scheduler_timestep(const is_scheduler *s, int i);   /* float32 value as diffusers' timesteps[i] */
+IS_API float is_scheduler_init_noise_sigma(const is_scheduler *s);
 /* out = scale_model_input(x, timesteps[i]) (out may == x) */
-void is_scheduler_scale_model_input(const is_scheduler *s, int i, const float *x, float *out, int64_t n);
+IS_API void is_scheduler_scale_model_input(const is_scheduler *s, int i, const float *x, float *out, int64_t n);
 /* Preallocate the per-step buffers for samples of n floats (ancestral noise, DPM++ history), so that
  * is_scheduler_step never allocates. Optional: otherwise the first step allocates them. Buffers survive
  * set_timesteps; a step with a larger n than reserved reallocates. */
-is_error *is_scheduler_reserve(is_scheduler *s, int64_t n);
+IS_API is_error *is_scheduler_reserve(is_scheduler *s, int64_t n);
 /* sample <- step(model_output, timesteps[i], sample); ancestral samplers (Euler a, DDIM with eta > 0) draw
  * from g, and Euler draws (and ignores) one noise tensor per step like diffusers; g may be NULL only for
  * samplers that do not draw. Steps must be called in order i = 0..N-1 (multistep state is kept inside s). */
-is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n, is_torch_rng *g);
+IS_API is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n, is_torch_rng *g);
 /* DDIM eta (default 0; >= 0). Error for other samplers unless eta == 0. */
-is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
+IS_API is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
 /* diffusers rescale_noise_cfg: noise_cfg <- guidance_rescale-mixed version (std over all elements of one batch item). */
-void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_t n, float guidance_rescale);
+IS_API void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_t n, float guidance_rescale);
 
-/* ---------------------------------------------------------------- pipeline */
+/* ---------------------------------------------------------------- tiny model and content subtraction */
 
 /* Write a small random-weight SDXL pipeline (dir/sdxl/) and IP-Adapter (dir/ip-adapter/) in the real
  * file layouts, for smoke tests without downloads. Weights are deterministic in seed. A non-empty dir
  * is refused unless force (files are then overwritten in place). */
-is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force);
+IS_API is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force);
 
 /* InstantStyle content subtraction: image_embeds -= scale * content_embeds (the content prompt's
  * pooled, projected text_encoder_2 embedding). The two sizes must agree. */
-is_error *is_content_subtract(float *image_embeds, int image_dim, const float *content_embeds, int content_dim,
-                              float scale);
-
-/* The whole InstantStyle generation: prompt (+ style image) -> image, as diffusers'
- * StableDiffusionXLPipeline with an IP-Adapter computes it for the same seed. */
-typedef struct is_pipeline is_pipeline;
-
-typedef struct {
-    const char *model_dir;         /* SDXL diffusers folder (model_index.json, unet/, vae/, ...) */
-    const char *ip_adapter;        /* h94-layout IP-Adapter .safetensors, or NULL for plain SDXL */
-    const char *image_encoder_dir; /* NULL: the image_encoder/ folder beside the adapter file */
-} is_pipeline_paths;
-
-/* Checks the folders and configs; networks are mapped lazily by is_generate and the text and
- * image encoders are released right after encoding. */
-is_error *is_pipeline_load(const is_pipeline_paths *paths, is_pipeline **out);
-void is_pipeline_free(is_pipeline *p);
-
-typedef void (*is_progress_fn)(void *user, int step, int total, double seconds);
-typedef void (*is_log_fn)(void *user, const char *message);
-
-typedef struct {
-    const char *prompt;            /* required */
-    const char *prompt_2;          /* NULL/"": same as prompt (diffusers) */
-    const char *negative_prompt;   /* NULL: no negative prompt (zeros when force_zeros_for_empty_prompt) */
-    const char *negative_prompt_2;
-    int width, height;             /* 0: the model's default size; multiples of 8 */
-    int steps;                     /* >= 1 */
-    float cfg;                     /* classifier-free guidance scale; <= 1 disables the negative branch */
-    float guidance_rescale;        /* 0 = off */
-    is_sampler sampler;            /* IS_SAMPLER_FROM_CONFIG: the model folder's scheduler decides */
-    int karras;                    /* -1: as configured, 0/1: override */
-    const char *timestep_spacing;  /* NULL: as configured; "leading", "trailing", "linspace" */
-    float eta;                     /* DDIM eta */
-    uint64_t seed;
-    const char *style_image;       /* NULL: no IP-Adapter conditioning */
-    float ip_scale;                /* multiplies every block value */
-    const char *style_blocks;      /* "style", "style+layout", "all", diffusers dict, ComfyUI or short form */
-    const char *content_prompt;    /* NULL: no content subtraction */
-    float content_scale;
-    int original_width, original_height;  /* SDXL size conditioning; 0: the output size */
-    int crop_top, crop_left;
-    int target_width, target_height;      /* 0: the output size */
-    int vae_tiling;                /* -1 auto, 0 off, 1 on */
-    const char *dump_tensors;      /* write named intermediates to this safetensors file */
-    is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
-    is_progress_fn progress;       /* called after each denoising step (may be NULL) */
-    is_log_fn log;                 /* one line per stage with its time (may be NULL) */
-    void *user;
-} is_generate_params;
-
-/* InstantStyle's defaults: 30 steps, cfg 5, style blocks "style", ip_scale 1, content_scale 0.5,
- * seed 0, size from the model. */
-void is_generate_params_init(is_generate_params *p);
-
-typedef struct {
-    int width, height;
-    float *image;  /* [3, height, width] in 0..1 */
-    uint8_t *rgb;  /* [height, width, 3] 8-bit, as diffusers' PIL output */
-    is_precision precision; /* what ran: IS_PRECISION_F32 or IS_PRECISION_BF16 */
-} is_image_result;
-
-is_error *is_generate(is_pipeline *p, const is_generate_params *params, is_image_result *out);
-void is_image_result_free(is_image_result *r);
-
-/* PNG with an A1111-style "parameters" text chunk describing params; written atomically. */
-is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
-                      const is_generate_params *params);
+IS_API is_error *is_content_subtract(float *image_embeds, int image_dim, const float *content_embeds, int content_dim,
+                                     float scale);
 
 #ifdef __cplusplus
 }
