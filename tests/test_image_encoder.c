@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "harness.h"
+#include "vision/clip_preprocess.h"
 #include "vision/clip_vision.h"
 #include "vision/image.h"
 
@@ -395,7 +396,27 @@ static void test_bf16_sensitivity(void) {
     free(src);
 }
 
+/* Sizes beyond int in preprocessor_config.json are refused before any conversion (UB otherwise). */
+static void test_preprocessor_ranges(void) {
+    char *path = is_path_join(th_tmpdir(), "range_preprocessor_config.json");
+    const char *bodies[][2] = {
+        {"{\"size\": 1e99, \"crop_size\": 224}", "'size'"},
+        {"{\"size\": {\"shortest_edge\": -1e300}, \"crop_size\": 224}", "'size'"},
+        {"{\"size\": 224, \"crop_size\": {\"height\": 1e99, \"width\": 224}}", "'crop_size'"},
+        {"{\"size\": 224.5, \"crop_size\": 224}", "'size'"},
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        FILE *fp = fopen(path, "w");
+        fputs(bodies[i][0], fp);
+        fclose(fp);
+        is_clip_preproc pp;
+        th_fails(is_clip_preproc_load(path, &pp), bodies[i][1], bodies[i][0]);
+    }
+    free(path);
+}
+
 int main(void) {
+    test_preprocessor_ranges();
     test_image_errors();
     test_geometry();
     test_bad_weights();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/config.h"
 #include "core/safetensors.h"
 #include "harness.h"
 
@@ -121,6 +122,11 @@ static void test_roundtrip_and_shards(void) {
     fputs("{\"weight_map\":{\"a\":\"missing-shard.safetensors\"}}", fp);
     fclose(fp);
     th_fails(is_st_open(idx, &st), "missing-shard.safetensors", "missing shard named");
+    /* An index naming no tensor is an error, not an empty model (and no qsort of a NULL array). */
+    fp = fopen(idx, "w");
+    fputs("{\"metadata\":{},\"weight_map\":{}}", fp);
+    fclose(fp);
+    th_fails(is_st_open(idx, &st), "'weight_map' is empty", "empty weight_map");
     free(p1);
     free(p2);
     free(p3);
@@ -149,9 +155,31 @@ static void test_open_in_dir(void) {
     free(dir);
 }
 
+/* Numbers beyond int64 in config lists are refused before any conversion (UB otherwise). */
+static void test_config_ranges(void) {
+    char *path = is_path_join(th_tmpdir(), "range-config.json");
+    const char *bodies[] = {"{\"block_out_channels\": [320, 1e99]}", "{\"block_out_channels\": [-1e300]}",
+                            "{\"block_out_channels\": 1e99}"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        FILE *fp = fopen(path, "w");
+        fputs(bodies[i], fp);
+        fclose(fp);
+        is_config cfg;
+        int64_t out[4];
+        int n = 0;
+        if (th_ok(is_config_load(path, &cfg), path)) {
+            th_fails(is_config_int_list(&cfg, "block_out_channels", out, 4, -1, 1, &n), "block_out_channels",
+                     bodies[i]);
+            is_config_free(&cfg);
+        }
+    }
+    free(path);
+}
+
 int main(void) {
     test_dtypes();
     test_open_in_dir();
+    test_config_ranges();
     test_golden_unet();
     test_roundtrip_and_shards();
 

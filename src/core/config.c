@@ -139,8 +139,10 @@ is_error *is_config_int_list(const is_config *cfg, const char *key, int64_t *out
     if (len > max) return is_errorf(IS_E_CONFIG, "%s: field '%s' has %d entries, at most %d supported", cfg->path, key, len, max);
     int i = 0;
     for (cJSON *it = v->child; it; it = it->next, i++) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
-            return is_errorf(IS_E_CONFIG, "%s: field '%s'[%d] must be an integer", cfg->path, key, i);
+        /* range first: converting a double beyond int64 is undefined behaviour */
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 9e15)
+            return is_errorf(IS_E_CONFIG, "%s: field '%s'[%d] must be an integer of at most 9e15 in magnitude",
+                             cfg->path, key, i);
         out[i] = (int64_t)it->valuedouble;
     }
     *n = len;

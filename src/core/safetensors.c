@@ -234,6 +234,7 @@ static is_error *load_index(is_st *st, const char *path) {
     cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     is_error *err = NULL;
     if (!cJSON_IsObject(map)) err = is_errorf(IS_E_FORMAT, "%s: missing object 'weight_map'", path);
+    else if (!map->child) err = is_errorf(IS_E_FORMAT, "%s: 'weight_map' is empty (an index names at least one tensor)", path);
     char *dir = err ? NULL : is_path_dirname(path);
     /* Load each distinct shard once, then check the map agrees with the shards. */
     for (cJSON *it = map ? map->child : NULL; it && !err; it = it->next) {
@@ -273,7 +274,7 @@ is_error *is_st_open(const char *path, is_st **out) {
     is_error *err = (n > strlen(suffix) && strcmp(path + n - strlen(suffix), suffix) == 0)
                         ? load_index(st, path)
                         : load_one(st, path);
-    if (!err) {
+    if (!err && st->n_tensors > 1) { /* qsort's pointer must not be NULL, even for no elements */
         qsort(st->tensors, st->n_tensors, sizeof *st->tensors, tensor_cmp);
         for (size_t i = 1; i < st->n_tensors && !err; i++)
             if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)

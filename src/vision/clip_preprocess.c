@@ -1,6 +1,7 @@
 /* CLIPImageProcessor: config, geometry, Pillow resize + centre crop on uint8, rescale + normalise. */
 #include "vision/clip_preprocess.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +27,9 @@ static cJSON *field(const is_config *cfg, const char *key) {
 }
 
 static int positive_int(const cJSON *v, int *out) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
-        v->valuedouble > IS_IMAGE_MAX_SIDE)
+    /* range before the conversion: (int) of a double beyond INT_MAX is undefined behaviour */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= IS_IMAGE_MAX_SIDE) ||
+        v->valuedouble != floor(v->valuedouble))
         return 0;
     *out = (int)v->valuedouble;
     return 1;
