@@ -130,7 +130,11 @@ static is_error *generate(const char *root, int size, int steps, const char *sty
     char adapter[4096], encoder[4096];
     snprintf(adapter, sizeof adapter, "%s/ip-adapter/ip-adapter_sdxl.safetensors", root);
     snprintf(encoder, sizeof encoder, "%s/image_encoder", root);
-    is_pipeline_paths paths = {.model_dir = root, .ip_adapter = adapter, .image_encoder_dir = encoder};
+    is_pipeline_params paths;
+    is_pipeline_params_init(&paths);
+    paths.model_dir = root;
+    paths.ip_adapter = adapter;
+    paths.image_encoder_dir = encoder;
     is_pipeline *pl = NULL;
     memset(img, 0, sizeof *img);
     double t0 = bench_now();

@@ -339,7 +339,11 @@ static is_error *run_e2e(const job *j, result *r) {
     r->unet_bytes = file_bytes(unet_file);
     r->adapter_bytes = file_bytes(adapter);
     double t0 = bench_now(), c0 = bench_cpu_now();
-    is_pipeline_paths paths = {.model_dir = j->dir, .ip_adapter = adapter, .image_encoder_dir = encoder};
+    is_pipeline_params paths;
+    is_pipeline_params_init(&paths);
+    paths.model_dir = j->dir;
+    paths.ip_adapter = adapter;
+    paths.image_encoder_dir = encoder;
     is_pipeline *p = NULL;
     IS_TRY(is_pipeline_load(&paths, &p));
     is_generate_params gp;

@@ -34,7 +34,8 @@ const char *const is_gen_help_text =
     "  --steps N                denoising steps (default 30)\n"
     "  --cfg X                  classifier-free guidance scale (default 5; <= 1 turns it off)\n"
     "  --guidance-rescale X     diffusers guidance_rescale, 0..1 (default 0)\n"
-    "  --sampler NAME           euler | euler_a | ddim | dpmpp_2m (default: the model's scheduler config)\n"
+    "  --sampler NAME           euler | euler_a | ddim | dpmpp_2m | from_config (default: from_config, the\n"
+    "                           model's scheduler config)\n"
     "  --karras                 Karras sigmas (euler, dpmpp_2m)\n"
     "  --timestep-spacing S     leading | trailing | linspace (default: the scheduler config's)\n"
     "  --eta X                  DDIM eta (default 0)\n"
@@ -101,13 +102,14 @@ static is_error *one_of(const char *opt, const char *v, const char *const *names
     return is_errorf(IS_E_ARGUMENT, "%s: unknown value %s (expected %s)", opt, is_arg_quote(v, &q), list);
 }
 
+/* The library's table of sampler names (is_sampler_name/is_sampler_parse), listed in the error. */
 static is_error *set_sampler(const char *v, is_sampler *out) {
-    static const char *const names[] = {"euler", "euler_a", "ddim", "dpmpp_2m", NULL};
-    static const is_sampler kinds[] = {IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM, IS_SAMPLER_DPMPP_2M};
-    IS_TRY(one_of("--sampler", v, names, "euler, euler_a, ddim or dpmpp_2m"));
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(v, names[i])) *out = kinds[i];
-    return NULL;
+    if (!is_sampler_parse(v, out)) return NULL;
+    char list[256] = "";
+    for (int k = IS_SAMPLER_FROM_CONFIG; strcmp(is_sampler_name((is_sampler)k), "?"); k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? ", " : "", is_sampler_name((is_sampler)k));
+    is_arg_quoted q;
+    return is_errorf(IS_E_ARGUMENT, "--sampler: unknown value %s (expected one of %s)", is_arg_quote(v, &q), list);
 }
 
 static is_error *set_tiling(const char *v, int *out) {

@@ -84,6 +84,29 @@ static void test_linear(void) {
     check_linear(1030, 640, 2048, IS_DT_F16, 1, IS_DT_F32);
 }
 
+/* The few-rows linear (weights converted panel by panel) gives the same bits with 1 and 2 threads:
+ * `--threads` must not change an image. */
+static void test_linear_thread_invariance(void) {
+    const int64_t shapes[][3] = {{77, 1280, 2048}, {77, 5120, 1280}, {2, 4099, 129}, {1, 1280, 320}, {154, 640, 2048}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        const int64_t wshape[2] = {N, K};
+        is_tensor w = make_weight(IS_DT_F16, 2, wshape, 0.05f);
+        float *x = rand_buf(M * K, 1.0f), *y1 = malloc((size_t)(M * N) * sizeof(float)),
+              *y2 = malloc((size_t)(M * N) * sizeof(float));
+        is_set_threads(1);
+        is_k_linear(y1, x, M, &w, NULL);
+        is_set_threads(2);
+        is_k_linear(y2, x, M, &w, NULL);
+        int64_t differ = 0;
+        for (int64_t j = 0; j < M * N; j++) differ += memcmp(&y1[j], &y2[j], sizeof(float)) != 0;
+        th_check(differ == 0, "linear M=%lld N=%lld K=%lld (F16): 1 and 2 threads give the same bits (%lld differ)",
+                 (long long)M, (long long)N, (long long)K, (long long)differ);
+        free(x), free(y1), free(y2);
+        free_weight(&w);
+    }
+}
+
 static void check_gemm(int64_t M, int64_t N, int64_t K, int trans_b, float alpha, float beta) {
     float *A = rand_buf(M * K, 1.0f), *B = rand_buf(K * N, 1.0f);
     float *C = rand_buf(M * N, 1.0f), *R = copy_buf(C, M * N);
@@ -534,6 +557,7 @@ int main(void) {
     test_flops();
     test_scratch();
     test_softmax_row_bf16();
+    test_linear_thread_invariance();
     for (g_threads = 1; g_threads <= 2; g_threads++) {
         is_set_threads(g_threads);
         test_linear();

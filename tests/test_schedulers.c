@@ -274,7 +274,24 @@ static void test_api_and_errors(void) {
     }
 }
 
+/* One table of sampler names: every enum value has a name that parses back to it. */
+static void test_sampler_names(void) {
+    const is_sampler all[] = {IS_SAMPLER_FROM_CONFIG, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM,
+                              IS_SAMPLER_DPMPP_2M};
+    const char *names[] = {"from_config", "euler", "euler_a", "ddim", "dpmpp_2m"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        is_sampler back = (is_sampler)-1;
+        th_check(!strcmp(is_sampler_name(all[i]), names[i]) && !is_sampler_parse(names[i], &back) && back == all[i],
+                 "sampler %s: name and parse agree", names[i]);
+    }
+    is_sampler s = IS_SAMPLER_EULER;
+    th_check(is_sampler_parse("plms", &s) == -1 && is_sampler_parse("Euler", &s) == -1 &&
+                 is_sampler_parse(NULL, &s) == -1 && s == IS_SAMPLER_EULER && !strcmp(is_sampler_name((is_sampler)99), "?"),
+             "unknown sampler names and values are refused");
+}
+
 int main(void) {
+    test_sampler_names();
     g_config = th_golden_path("models/tiny-sdxl/scheduler/scheduler_config.json");
     cJSON *cases = th_load_cases(GROUP);
     if (cases) {

@@ -524,7 +524,10 @@ static void check_unet(void) {
 static void check_generate(void) {
     char *sdxl = mine("sdxl"), *ip = mine("ip-adapter/ip-adapter_sdxl.safetensors");
     char *style = th_golden_path("images/odd_rgb_301x217.png");
-    is_pipeline_paths paths = {sdxl, ip, NULL};
+    is_pipeline_params paths;
+    is_pipeline_params_init(&paths);
+    paths.model_dir = sdxl;
+    paths.ip_adapter = ip;
     is_pipeline *p = NULL;
     if (th_ok(is_pipeline_load(&paths, &p), "pipeline load")) {
         is_generate_params g;

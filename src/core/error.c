@@ -88,6 +88,7 @@ const char *is_status_name(is_status code) {
     case IS_E_NOMEM: return "out of memory";
     case IS_E_UNSUPPORTED: return "unsupported";
     case IS_E_INTERNAL: return "internal";
+    case IS_E_CANCELLED: return "cancelled";
     }
     return "unknown";
 }

@@ -3,7 +3,6 @@
  * multi-threaded sgemm; for few rows panel by panel, each thread converting its own panel (in cache)
  * and running a single-threaded sgemm on it, which keeps both cores busy on small products. */
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -40,8 +39,14 @@ static void add_bias_cols(float *y, int64_t ld, int64_t M, int64_t n0, int64_t n
     }
 }
 
+/* Panels of the few-rows path are split for this many threads whatever the real count: the panel
+ * width decides which of OpenBLAS's edge kernels (which round differently) compute a column, so a
+ * width that follows the thread count made --threads 1 and 2 differ in the last bit. 8 keeps 1, 2,
+ * 4 and 8 threads balanced. */
+#define PANEL_SPLIT 8
+
 /* Panel height for the few-rows path: fits IS_SCR_PANEL_FLOATS, a multiple of 16 rows, and splits
- * N into a multiple of the thread count so no core idles at the end. */
+ * N into a multiple of `threads` panels so no core idles at the end. */
 static int64_t panel_rows(int64_t N, int64_t K, int threads) {
     int64_t cap = (int64_t)IS_SCR_PANEL_FLOATS / (K > 0 ? K : 1);
     cap = cap < 16 ? 16 : cap / 16 * 16;
@@ -75,7 +80,7 @@ void is_k_linear(float *y, const float *x, int64_t M, const is_tensor *W, const 
         return;
     }
     is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    int64_t P = panel_rows(N, K, omp_get_max_threads()), npanels = (N + P - 1) / P;
+    int64_t P = panel_rows(N, K, PANEL_SPLIT), npanels = (N + P - 1) / P;
 #pragma omp parallel for schedule(dynamic)
     for (int64_t p = 0; p < npanels; p++) {
         int64_t n0 = p * P, nn = N - n0 < P ? N - n0 : P;

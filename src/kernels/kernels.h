@@ -1,7 +1,7 @@
 /* Compute kernels on f32 activations with weights in their stored dtype (is_tensor views).
  * Layouts follow PyTorch: Linear weight [out, in], Conv2d weight [Cout, Cin, kh, kw],
  * images are channel-major [C, H, W] (one batch item at a time).
- * Every kernel adds the FLOPs it performs to a global counter (see is_flops_*). */
+ * Every kernel adds the FLOPs it performs to the calling thread's counter (see is_flops_*). */
 #ifndef IS_KERNELS_H
 #define IS_KERNELS_H
 
@@ -9,7 +9,8 @@
 
 #include "core/tensor.h"
 
-/* ---- FLOP accounting (2 per multiply-add). */
+/* ---- FLOP accounting (2 per multiply-add), per calling thread: kernels add from the thread that
+ * calls them (outside their parallel regions), so two pipelines on two threads count separately. */
 void is_flops_add(double n);
 double is_flops_total(void);
 void is_flops_reset(void);
@@ -62,12 +63,14 @@ void is_k_upsample_nearest2x(float *out, const float *in, int64_t C, int64_t H, 
 
 /* ---- Scratch memory (src/kernels/scratch.c). Kernels keep reusable buffers (weights converted to
  * f32 layer- or panel-wise, per-thread tiles) that grow on demand and persist, so repeated calls do
- * not allocate. Growing aborts if memory runs out; call is_kernels_reserve() once up front (after
- * is_set_threads, e.g. when loading a model) to allocate now and get IS_E_NOMEM instead.
+ * not allocate. Each OS thread has its own buffers (freed when it exits), so kernels called from
+ * different threads at once never share scratch. Growing aborts if memory runs out; call
+ * is_kernels_reserve() once up front (after is_set_threads, e.g. when loading a model) to allocate
+ * now, for the calling thread and its OpenMP team, and get IS_E_NOMEM instead.
  * max_weight_numel: the largest weight (elements) the caller will pass to is_k_conv2d or is_k_linear. */
 is_error *is_kernels_reserve(int64_t max_weight_numel);
-size_t is_kernels_scratch_bytes(void); /* bytes held now */
-void is_kernels_release(void);         /* free all scratch (it regrows on the next call) */
+size_t is_kernels_scratch_bytes(void); /* bytes held now by the calling thread and its team */
+void is_kernels_release(void);         /* free that scratch (it regrows on the next call) */
 
 /* ---- Fused convolution and its GroupNorm prologue (src/kernels/conv2d.c, norm.c).
  * out = conv2d(T(in)) (+= when accumulate), with the input transformed on the fly, never materialised:

@@ -1,6 +1,6 @@
 /* Reusable scratch memory for the kernels: buffers grow on demand and are kept for the next call,
- * so a network's sampling loop does not allocate. Global slots are used outside OpenMP regions,
- * per-thread slots inside them (each thread has its own). Growing aborts with a message if memory
+ * so a network's sampling loop does not allocate. Each OS thread has its own set of both kinds:
+ * "global" slots are used outside OpenMP regions, per-thread slots inside them. Growing aborts with a message if memory
  * runs out; is_kernels_reserve() (kernels.h) lets callers allocate up front and get an error instead.
  * Internal to src/kernels. */
 #ifndef IS_KERNELS_SCRATCH_H
@@ -13,8 +13,6 @@
 enum { IS_SCR_WEIGHT, IS_SCR_BIAS, IS_SCR_NORM, IS_SCR_GLOBAL_COUNT }; /* global slots */
 enum { IS_SCR_T_PANEL, IS_SCR_T_TILE, IS_SCR_T_ACC, IS_SCR_T_STATS, IS_SCR_THREAD_COUNT }; /* per thread */
 
-#define IS_SCRATCH_MAX_THREADS 256
-
 /* Per-thread tile sizes (floats) the kernels stay within for the usual shapes; is_kernels_reserve()
  * allocates these for every thread. */
 #define IS_SCR_PANEL_FLOATS ((size_t)1 << 20) /* linear: a panel of weight rows converted to f32 */
@@ -24,7 +22,7 @@ enum { IS_SCR_T_PANEL, IS_SCR_T_TILE, IS_SCR_T_ACC, IS_SCR_T_STATS, IS_SCR_THREA
 
 /* At least nfloats floats, 64-byte aligned, contents undefined. */
 float *is_scratch(int slot, size_t nfloats);
-/* The calling OpenMP thread's buffer (thread number < IS_SCRATCH_MAX_THREADS). */
+/* The calling OpenMP thread's buffer. */
 float *is_scratch_thread(int slot, size_t nfloats);
 
 /* Convert n elements of weight t (from element `first`) to f32 into dst, in parallel (gemm.c). */

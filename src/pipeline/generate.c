@@ -1,12 +1,15 @@
 /* is_generate: StableDiffusionXLPipeline.__call__ with an IP-Adapter, top to bottom:
  * encode prompts -> encode style image (minus content) -> draw latents -> denoise with CFG
- * -> VAE decode. Each stage opens its network and releases it when done. */
+ * -> VAE decode. Each stage takes its network from the pipeline (KEEP: loaded on first use and kept)
+ * or opens it and releases it when done (LOW). The cancel callback is asked before every stage and
+ * every denoising step. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "kernels/kernels.h"
@@ -51,6 +54,8 @@ typedef struct {
     is_unet *unet;
     is_vae *vae;
     is_scheduler *sched;
+    is_pipeline *p;             /* networks equal to p->kept's belong to the pipeline, not to s */
+    is_image style_file;        /* gp->style_image, decoded before any network is loaded */
 } gen_state;
 
 static void gen_state_free(gen_state *s) {
@@ -68,12 +73,40 @@ static void gen_state_free(gen_state *s) {
     free(s->timesteps);
     free(s->image);
     free(s->rgb);
-    is_sdxl_text_free(s->text);
-    is_image_encoder_free(s->image_encoder);
-    is_unet_free(s->unet);
-    is_vae_free(s->vae);
+    if (s->text != s->p->kept.text) is_sdxl_text_free(s->text);
+    if (s->image_encoder != s->p->kept.image_encoder) is_image_encoder_free(s->image_encoder);
+    if (s->unet != s->p->kept.unet) is_unet_free(s->unet);
+    if (s->vae != s->p->kept.vae) is_vae_free(s->vae);
     is_scheduler_free(s->sched);
+    is_image_free(&s->style_file);
 }
+
+static is_error *check_cancel(const is_generate_params *gp, const char *before) {
+    if (gp->cancel && gp->cancel(gp->user)) return is_errorf(IS_E_CANCELLED, "cancelled before %s", before);
+    return NULL;
+}
+
+/* A network for this generation: the pipeline's kept one, or a new one (kept when the pipeline keeps
+ * its networks, else owned by the generation and released after its stage). `load` opens it. */
+#define ACQUIRE(gp, p, s, field, what, load)                                                                      \
+    do {                                                                                                           \
+        if ((p)->kept.field) {                                                                                     \
+            (s)->field = (p)->kept.field;                                                                          \
+            logf_(gp, "%s: kept loaded", what);                                                                   \
+        } else {                                                                                                   \
+            double t_ = now_seconds();                                                                             \
+            IS_TRY(load);                                                                                          \
+            if ((p)->memory == IS_MEMORY_KEEP) (p)->kept.field = (s)->field;                                       \
+            logf_(gp, "%s: loaded in %.2f s", what, now_seconds() - t_);                                          \
+        }                                                                                                          \
+    } while (0)
+
+/* End of a network's stage: a network the generation owns is released now (LOW mode). */
+#define RELEASE(s, field, free_fn)                                                                                 \
+    do {                                                                                                           \
+        if ((s)->field != (s)->p->kept.field) free_fn((s)->field);                                                \
+        (s)->field = NULL;                                                                                         \
+    } while (0)
 
 static is_error *check_params(const is_pipeline *p, const is_generate_params *gp, int *width, int *height) {
     if (!gp->prompt) return is_errorf(IS_E_ARGUMENT, "no prompt given (--prompt)");
@@ -97,9 +130,14 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
         return is_errorf(IS_E_ARGUMENT, "cfg, guidance rescale, ip scale and content scale must be finite numbers");
     if (gp->guidance_rescale < 0 || gp->guidance_rescale > 1)
         return is_errorf(IS_E_ARGUMENT, "guidance rescale must be within 0..1 (got %g)", gp->guidance_rescale);
-    if (gp->style_image && !p->ip_adapter)
+    if (gp->style_rgb && !gp->style_image &&
+        (!gp->style_rgb->rgb || gp->style_rgb->width < 1 || gp->style_rgb->height < 1 ||
+         gp->style_rgb->width > 65535 || gp->style_rgb->height > 65535))
+        return is_errorf(IS_E_ARGUMENT, "style_rgb: expected 8-bit RGB pixels of 1..65535 x 1..65535 (got %dx%d%s)",
+                         gp->style_rgb->width, gp->style_rgb->height, gp->style_rgb->rgb ? "" : ", no pixels");
+    if ((gp->style_image || gp->style_rgb) && !p->ip_adapter)
         return is_errorf(IS_E_ARGUMENT, "a style image needs an IP-Adapter (--ip-adapter FILE)");
-    if (gp->content_prompt && !gp->style_image)
+    if (gp->content_prompt && !gp->style_image && !gp->style_rgb)
         return is_errorf(IS_E_ARGUMENT, "a content prompt is subtracted from the style image's embedding: give --style-image too");
     return NULL;
 }
@@ -107,8 +145,9 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
 /* Stage 1: prompts -> [negative, positive] hidden states and pooled embeddings. */
 static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                              float **content_pooled) {
+    IS_TRY(check_cancel(gp, "the text encoders"));
+    ACQUIRE(gp, s->p, s, text, "text encoders", is_sdxl_text_load(p->model_dir, &s->text));
     double t0 = now_seconds();
-    IS_TRY(is_sdxl_text_load(p->model_dir, &s->text));
     IS_TRY(is_sdxl_text_set_precision(s->text, s->precision));
     s->seq = is_sdxl_text_seq_len(s->text);
     s->dim = is_sdxl_text_embed_dim(s->text);
@@ -147,8 +186,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
         IS_TRY(is_error_wrap(e, "content prompt"));
         IS_TRY(is_dump_f32(d, "content_pooled", *content_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
     }
-    is_sdxl_text_free(s->text);
-    s->text = NULL;
+    RELEASE(s, text, is_sdxl_text_free);
     logf_(gp, "text encoders: %.2f s", now_seconds() - t0);
     return NULL;
 }
@@ -156,8 +194,9 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
 /* Stage 2: style image -> CLIP image embedding (minus content) -> IP tokens for both CFG rows. */
 static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                               const float *content_pooled) {
+    IS_TRY(check_cancel(gp, "the image encoder"));
+    ACQUIRE(gp, s->p, s, image_encoder, "image encoder", is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
     double t0 = now_seconds();
-    IS_TRY(is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
     IS_TRY(is_image_encoder_set_precision(s->image_encoder, s->precision));
     int size = is_image_encoder_image_size(s->image_encoder);
     s->embed_dim = is_image_encoder_projection_dim(s->image_encoder);
@@ -168,15 +207,12 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
         return is_error_oom("style image");
     }
     float *embeds = s->ip_embeds + (s->batch - 1) * s->embed_dim; /* row 0 stays zeros = negative */
-    is_image img = {0, 0, NULL};
-    is_error *e = is_image_load(gp->style_image, &img);
-    if (!e) e = is_image_preprocess(s->image_encoder, &img, pixels);
+    const is_image *style = gp->style_image ? &s->style_file : gp->style_rgb;
+    is_error *e = is_image_preprocess(s->image_encoder, style, pixels);
     if (!e) e = is_image_encoder_forward(s->image_encoder, pixels, embeds, NULL);
-    is_image_free(&img);
     free(pixels);
-    IS_TRY(is_error_wrap(e, "style image %s", gp->style_image));
-    is_image_encoder_free(s->image_encoder);
-    s->image_encoder = NULL;
+    IS_TRY(is_error_wrap(e, "style image %s", gp->style_image ? gp->style_image : "(in memory)"));
+    RELEASE(s, image_encoder, is_image_encoder_free);
     IS_TRY(is_dump_f32(d, "image_embeds_raw", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
     if (content_pooled) {
         IS_TRY(is_content_subtract(embeds, s->embed_dim, content_pooled, s->pooled_dim, gp->content_scale));
@@ -189,9 +225,23 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
 }
 
 /* Stage 3 setup: UNet, adapter, block scales, IP tokens. */
-static is_error *prepare_unet(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
+/* The UNet with the pipeline's adapter (if any) loaded: the adapter is part of the kept network. */
+static is_error *load_unet(const is_pipeline *p, gen_state *s) {
     IS_TRY(is_unet_load(p->unet_dir, &s->unet));
-    IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed as it loads */
+    /* A kept UNet gets the adapter whatever this generation needs; a released one only when used. */
+    if (!p->ip_adapter || (p->memory != IS_MEMORY_KEEP && !s->have_ip)) return NULL;
+    is_error *e = is_unet_load_ip_adapter(s->unet, p->ip_adapter, s->embed_dim);
+    if (e) {
+        is_unet_free(s->unet);
+        s->unet = NULL;
+    }
+    return e;
+}
+
+static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
+    IS_TRY(check_cancel(gp, "the UNet"));
+    ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
+    IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed too */
     s->cross_dim = is_unet_cross_attention_dim(s->unet);
     if (s->cross_dim != s->dim)
         return is_errorf(IS_E_CONFIG, "%s: cross_attention_dim %d does not match the text encoders' %d features",
@@ -203,7 +253,9 @@ static is_error *prepare_unet(const is_pipeline *p, const is_generate_params *gp
         return is_errorf(IS_E_CONFIG, "%s: UNet has %d/%d in/out channels, the VAE has %d latent channels",
                          p->unet_dir, is_unet_in_channels(s->unet), is_unet_out_channels(s->unet), s->lc);
     if (!s->have_ip) return NULL;
-    IS_TRY(is_unet_load_ip_adapter(s->unet, p->ip_adapter, s->embed_dim));
+    if (is_unet_ip_embed_dim(s->unet) != s->embed_dim)
+        return is_errorf(IS_E_CONFIG, "%s: the IP-Adapter expects image embeddings of %d, the image encoder gives %d",
+                         p->ip_adapter, is_unet_ip_embed_dim(s->unet), s->embed_dim);
     IS_TRY(is_unet_set_ip_scale(s->unet, gp->style_blocks ? gp->style_blocks : "style", gp->ip_scale));
     s->ip_tokens_n = is_unet_ip_num_tokens(s->unet);
     s->ip_tokens = malloc((size_t)s->batch * s->ip_tokens_n * s->cross_dim * sizeof(float));
@@ -220,10 +272,12 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
     int64_t n = s->latent_n;
     double t0 = now_seconds();
     for (int i = 0; i < steps; i++) {
+        if (gp->cancel && gp->cancel(gp->user))
+            return is_errorf(IS_E_CANCELLED, "cancelled before denoising step %d of %d", i + 1, steps);
         float t = is_scheduler_timestep(s->sched, i);
         for (int b = 0; b < s->batch; b++) is_scheduler_scale_model_input(s->sched, i, s->latents, s->latent_in + b * n, n);
         is_unet_input in;
-        memset(&in, 0, sizeof in);
+        is_unet_input_init(&in);
         in.batch = s->batch;
         in.height = s->lh;
         in.width = s->lw;
@@ -258,17 +312,20 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
 }
 
 static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d, is_image_result *out) {
+    s->p = p;
     int width = 0, height = 0;
     IS_TRY(check_params(p, gp, &width, &height));
     s->cfg_on = gp->cfg > 1.0f;
     s->batch = s->cfg_on ? 2 : 1;
-    s->have_ip = gp->style_image != NULL;
+    s->have_ip = gp->style_image != NULL || gp->style_rgb != NULL;
+    if (gp->style_image) /* read the input before any network: a bad file fails in a moment */
+        IS_TRY(is_error_wrap(is_image_load(gp->style_image, &s->style_file), "style image"));
     char why[256];
     s->precision = is_precision_resolve(gp->precision, why, sizeof why);
     logf_(gp, "precision: %s", why);
 
     /* The VAE fixes the latent geometry; open it first so size errors come early. */
-    IS_TRY(is_vae_load(p->vae_dir, &s->vae));
+    ACQUIRE(gp, p, s, vae, "vae", is_vae_load(p->vae_dir, &s->vae));
     int scale = is_vae_scale(s->vae);
     if (width % scale || height % scale)
         return is_errorf(IS_E_ARGUMENT, "width and height must be multiples of %d for this VAE (got %dx%d)", scale, width,
@@ -331,8 +388,8 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     IS_TRY(is_dump_f32(d, "latents_init", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
 
     IS_TRY(denoise(gp, s, &rng, dumping));
-    is_unet_free(s->unet);
-    s->unet = NULL;
+    is_unet_release_workspace(s->unet); /* a kept UNet keeps its weights, not its activations */
+    RELEASE(s, unet, is_unet_free);
     if (dumping) {
         IS_TRY(is_dump_f32(d, "timesteps", s->timesteps, 1, (int64_t)steps));
         IS_TRY(is_dump_f32(d, "unet_out_steps", s->unet_out_steps, 5, (int64_t)steps, (int64_t)s->batch,
@@ -344,15 +401,17 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     }
     IS_TRY(is_dump_f32(d, "latents_final", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
 
+    IS_TRY(check_cancel(gp, "the VAE decode"));
     t0 = now_seconds();
     s->image = malloc((size_t)3 * width * height * sizeof(float));
     s->rgb = malloc((size_t)3 * width * height);
     if (!s->image || !s->rgb) return is_error_oom("image");
     is_vae_options vo;
-    memset(&vo, 0, sizeof vo);
+    is_vae_options_init(&vo);
     vo.tiling = gp->vae_tiling;
     IS_TRY(is_vae_set_precision(s->vae, s->precision)); /* packed only now: not resident while the UNet runs */
     IS_TRY(is_vae_decode(s->vae, s->latents, s->lh, s->lw, &vo, s->image));
+    is_vae_release_workspace(s->vae);
     is_image_postprocess(s->image, (int64_t)3 * width * height);
     is_image_to_u8_hwc(s->image, height, width, s->rgb);
     logf_(gp, "vae decode: %.2f s", now_seconds() - t0);
@@ -374,12 +433,17 @@ is_error *is_generate(is_pipeline *p, const is_generate_params *gp, is_image_res
     if (!p || !gp) return is_errorf(IS_E_ARGUMENT, "is_generate: NULL pipeline or parameters");
     gen_state s;
     memset(&s, 0, sizeof s);
+    s.p = p;
+    /* The thread count is an OpenMP setting of the calling thread only: other threads' pipelines keep theirs. */
+    int threads_before = omp_get_max_threads();
+    if (p->threads > 0) omp_set_num_threads(p->threads);
     is_dump d;
     is_error *e = is_dump_begin(&d, gp->dump_tensors);
     if (!e) e = run(p, gp, &s, &d, out);
     if (!e) e = is_dump_finish(&d);
     else is_dump_abort(&d);
     gen_state_free(&s);
+    if (p->threads > 0) omp_set_num_threads(threads_before);
     if (e) is_image_result_free(out);
     return e;
 }

@@ -1,6 +1,10 @@
-/* Pipeline object: resolves and checks the model folders; the networks are opened by is_generate. */
+/* Pipeline object: resolves and checks the model folders and decides what stays loaded; the networks
+ * are opened by is_generate (and kept here in KEEP mode). */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/fileio.h"
@@ -18,8 +22,46 @@ void is_generate_params_init(is_generate_params *p) {
     p->vae_tiling = -1;
 }
 
+void is_pipeline_params_init(is_pipeline_params *p) {
+    memset(p, 0, sizeof *p);
+    p->memory = IS_MEMORY_AUTO;
+}
+
+static const char *const memory_names[] = {"auto", "keep", "low"};
+
+const char *is_memory_mode_name(is_memory_mode m) {
+    return (unsigned)m < sizeof memory_names / sizeof memory_names[0] ? memory_names[m] : "unknown";
+}
+
+int is_memory_mode_parse(const char *text, is_memory_mode *out) {
+    for (int i = 0; text && i < (int)(sizeof memory_names / sizeof memory_names[0]); i++)
+        if (!strcmp(text, memory_names[i])) {
+            *out = (is_memory_mode)i;
+            return 0;
+        }
+    return -1;
+}
+
+is_memory_mode is_pipeline_memory_mode(const is_pipeline *p) { return p ? p->memory : IS_MEMORY_LOW; }
+
+void pipeline_release_networks(is_pipeline *p) {
+    is_sdxl_text_free(p->kept.text);
+    is_image_encoder_free(p->kept.image_encoder);
+    is_unet_free(p->kept.unet);
+    is_vae_free(p->kept.vae);
+    memset(&p->kept, 0, sizeof p->kept);
+}
+
+size_t is_pipeline_resident_bytes(const is_pipeline *p) {
+    if (!p) return 0;
+    uint64_t n = (p->kept.unet ? p->bytes_unet : 0) + (p->kept.vae ? p->bytes_vae : 0) +
+                 (p->kept.text ? p->bytes_text : 0) + (p->kept.image_encoder ? p->bytes_image_encoder : 0);
+    return (size_t)n;
+}
+
 void is_pipeline_free(is_pipeline *p) {
     if (!p) return;
+    pipeline_release_networks(p);
     free(p->model_dir);
     free(p->ip_adapter);
     free(p->image_encoder_dir);
@@ -29,15 +71,50 @@ void is_pipeline_free(is_pipeline *p) {
     free(p);
 }
 
+/* Total size of the *.safetensors files in dir (0 when unreadable: the loaders report that later). */
+static uint64_t weight_files_bytes(const char *dir) {
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d) return 0;
+    uint64_t n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 12 || strcmp(e->d_name + len - 12, ".safetensors")) continue;
+        char *path = is_path_join(dir, e->d_name);
+        struct stat st;
+        if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) n += (uint64_t)st.st_size;
+        free(path);
+    }
+    closedir(d);
+    return n;
+}
+
+static uint64_t file_bytes(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* AUTO: keep everything when the weights take at most half of the physical memory (the other half
+ * for the activations of a large image and for the rest of the system). */
+static void decide_memory(is_pipeline *p, is_memory_mode want) {
+    uint64_t weights = p->bytes_text + p->bytes_image_encoder + p->bytes_unet + p->bytes_vae;
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (want == IS_MEMORY_AUTO) want = have > 0 && (double)weights > have / 2 ? IS_MEMORY_LOW : IS_MEMORY_KEEP;
+    p->memory = want;
+}
+
 static is_error *need_path(const char *path, const char *what) {
     if (!is_file_exists(path))
         return is_errorf(IS_E_IO, "%s: not found (expected %s)", path, what);
     return NULL;
 }
 
-is_error *is_pipeline_load(const is_pipeline_paths *paths, is_pipeline **out) {
+is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
     *out = NULL;
     if (!paths || !paths->model_dir) return is_errorf(IS_E_ARGUMENT, "no model folder given");
+    if ((unsigned)paths->memory > IS_MEMORY_LOW)
+        return is_errorf(IS_E_ARGUMENT, "memory mode %d is not auto, keep or low", (int)paths->memory);
+    if (paths->threads < 0 || paths->threads > 1024)
+        return is_errorf(IS_E_ARGUMENT, "threads must be 0 (all cores) to 1024 (got %d)", paths->threads);
     is_pipeline *p = calloc(1, sizeof *p);
     if (!p) return is_error_oom("pipeline");
     is_error *err = NULL;
@@ -79,6 +156,17 @@ is_error *is_pipeline_load(const is_pipeline_paths *paths, is_pipeline **out) {
         if (!err) err = is_config_int_list(&cfg, "block_out_channels", blocks, 16, -1, 0, &n_blocks);
         is_config_free(&cfg);
         p->default_width = p->default_height = (int)sample_size * (1 << (n_blocks > 0 ? n_blocks - 1 : 3));
+    }
+    if (!err) {
+        char *te1 = is_path_join(p->model_dir, "text_encoder"), *te2 = is_path_join(p->model_dir, "text_encoder_2");
+        p->bytes_text = weight_files_bytes(te1) + weight_files_bytes(te2);
+        free(te1);
+        free(te2);
+        p->bytes_unet = weight_files_bytes(p->unet_dir) + file_bytes(p->ip_adapter);
+        p->bytes_vae = weight_files_bytes(p->vae_dir);
+        p->bytes_image_encoder = weight_files_bytes(p->image_encoder_dir);
+        p->threads = paths->threads;
+        decide_memory(p, paths->memory);
     }
     if (err) {
         is_pipeline_free(p);

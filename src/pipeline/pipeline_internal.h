@@ -4,6 +4,15 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "instantstyle.h"
+
+/* The networks a pipeline keeps between generations (KEEP mode), each loaded on first use. */
+typedef struct {
+    is_sdxl_text *text;
+    is_image_encoder *image_encoder;
+    is_unet *unet;          /* with the adapter loaded when the pipeline has one */
+    is_vae *vae;
+} pipeline_networks;
 
 struct is_pipeline {
     char *model_dir;
@@ -12,7 +21,15 @@ struct is_pipeline {
     char *unet_dir, *vae_dir, *scheduler_config;
     int default_width, default_height; /* unet sample_size * 8 */
     int unet_base_channels;            /* block_out_channels[0]: 320 for SDXL */
+    is_memory_mode memory;             /* KEEP or LOW */
+    int threads;                       /* 0: the calling thread's OpenMP default */
+    /* Sizes of the networks' weight files (*.safetensors), for the memory decision and accounting. */
+    uint64_t bytes_text, bytes_image_encoder, bytes_unet, bytes_vae;
+    pipeline_networks kept;            /* KEEP mode only */
 };
+
+/* Free the networks kept in p (KEEP mode). */
+void pipeline_release_networks(is_pipeline *p);
 
 /* Named-intermediate collector for --dump-tensors (no-op when path is NULL). */
 typedef struct {

@@ -169,6 +169,8 @@ static is_error *check_input(const is_unet *u, const is_unet_input *in, const fl
     return NULL;
 }
 
+void is_unet_input_init(is_unet_input *in) { memset(in, 0, sizeof *in); }
+
 is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred) {
     IS_TRY(check_input(u, in, noise_pred));
     plan p;

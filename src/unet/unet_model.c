@@ -36,6 +36,10 @@ is_error *is_unet_load(const char *unet_dir, is_unet **out) {
     return NULL;
 }
 
+void is_unet_release_workspace(is_unet *u) {
+    if (u) unet_workspace_free(&u->ws);
+}
+
 void is_unet_free(is_unet *u) {
     if (!u) return;
     unet_ip_adapter_free(u);

@@ -2,6 +2,7 @@
  * Decoder (conv_in, mid block, up blocks, norm/SiLU/conv_out), untiled or diffusers-tiled. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 #include "vae/vae_internal.h"
@@ -57,6 +58,11 @@ int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling) {
     if (tiling == 0 || !vae_tiling_applies(v, h, w)) return 0;
     if (tiling > 0) return 1;
     return is_vae_decode_workspace_bytes(v, h, w) > IS_VAE_AUTO_TILE_BYTES;
+}
+
+void is_vae_options_init(is_vae_options *o) {
+    memset(o, 0, sizeof *o);
+    o->tiling = -1;
 }
 
 is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_vae_options *opt, float *image) {

@@ -1,0 +1,306 @@
+/* The long-lived pipeline: networks kept between generations (KEEP) or loaded per stage (LOW) give the
+ * same pixels; a kept pipeline's second generation loads nothing; cancellation stops within a step,
+ * frees everything and writes nothing; a style image in memory equals the same image from its file;
+ * two pipelines generating at once in two threads give the numbers of one after the other. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fileio.h"
+#include "harness.h"
+#include "instantstyle.h"
+#include "kernels/dnn.h"
+
+static char g_dir[4096];
+static char *g_sdxl, *g_ip, *g_style;
+
+/* Log lines of one generation, counted by kind. */
+typedef struct {
+    int loaded, kept, lines;
+    char first_loaded[160];
+} log_count;
+
+static void on_log(void *user, const char *msg) {
+    log_count *c = user;
+    c->lines++;
+    if (strstr(msg, ": loaded in ")) {
+        if (!c->loaded++) snprintf(c->first_loaded, sizeof c->first_loaded, "%s", msg);
+    }
+    if (strstr(msg, ": kept loaded")) c->kept++;
+}
+
+static is_pipeline *open_pipeline(is_memory_mode mode, int threads) {
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = g_sdxl;
+    pp.ip_adapter = g_ip;
+    pp.memory = mode;
+    pp.threads = threads;
+    is_pipeline *p = NULL;
+    if (!th_ok(is_pipeline_load(&pp, &p), "pipeline load")) return NULL;
+    return p;
+}
+
+static void base_params(is_generate_params *g, uint64_t seed) {
+    is_generate_params_init(g);
+    g->prompt = "a cat sitting on a chair";
+    g->content_prompt = "a landscape";
+    g->style_image = g_style;
+    g->width = 64;
+    g->height = 48;
+    g->steps = 3;
+    g->seed = seed;
+    g->precision = IS_PRECISION_F32;
+}
+
+/* One generation into r; 0 on success. */
+static int generate(is_pipeline *p, is_generate_params *g, is_image_result *r, log_count *lc, const char *what) {
+    memset(lc, 0, sizeof *lc);
+    g->log = on_log;
+    g->user = lc;
+    return th_ok(is_generate(p, g, r), what) ? 0 : -1;
+}
+
+static int same_pixels(const is_image_result *a, const is_image_result *b) {
+    size_t n = 3 * (size_t)a->width * (size_t)a->height;
+    return a->width == b->width && a->height == b->height && a->image && b->image &&
+           !memcmp(a->image, b->image, n * sizeof(float)) && !memcmp(a->rgb, b->rgb, n);
+}
+
+static void check_keep_and_low(void) {
+    is_pipeline *keep = open_pipeline(IS_MEMORY_KEEP, 0), *low = open_pipeline(IS_MEMORY_LOW, 0);
+    if (!keep || !low) goto done;
+    th_check(is_pipeline_memory_mode(keep) == IS_MEMORY_KEEP && is_pipeline_memory_mode(low) == IS_MEMORY_LOW,
+             "memory modes as asked");
+    is_generate_params g;
+    base_params(&g, 42);
+    is_image_result r1 = {0}, r2 = {0}, r3 = {0}, rl = {0}, rs = {0}, rsl = {0};
+    log_count c1, c2, c3, cl, cs, csl;
+    th_check(is_pipeline_resident_bytes(keep) == 0, "a new pipeline holds no network");
+    if (!generate(keep, &g, &r1, &c1, "keep: first generation")) {
+        th_check(c1.loaded == 4 && c1.kept == 0, "keep: the first generation loads the 4 networks (loaded %d, kept %d)",
+                 c1.loaded, c1.kept);
+        th_check(is_pipeline_resident_bytes(keep) > 0, "keep: networks resident after a generation (%zu bytes)",
+                 is_pipeline_resident_bytes(keep));
+    }
+    if (!generate(keep, &g, &r2, &c2, "keep: second generation")) {
+        th_check(c2.loaded == 0 && c2.kept == 4, "keep: the second generation loads nothing (loaded %d, kept %d; %s)",
+                 c2.loaded, c2.kept, c2.first_loaded);
+        th_check(same_pixels(&r1, &r2), "keep: the second generation gives the first one's pixels");
+    }
+    if (!generate(low, &g, &rl, &cl, "low: generation")) {
+        th_check(cl.loaded == 4 && cl.kept == 0, "low: every stage loads its network (loaded %d)", cl.loaded);
+        th_check(is_pipeline_resident_bytes(low) == 0, "low: no network resident after a generation");
+        th_check(same_pixels(&r1, &rl), "low and keep give the same pixels");
+    }
+    /* Other settings on the kept networks (adapter scales, no style, another seed), then the first
+     * settings again: nothing of an earlier generation leaks into a later one. */
+    is_generate_params o;
+    base_params(&o, 7);
+    o.style_blocks = "all";
+    o.ip_scale = 0.5f;
+    if (!generate(keep, &o, &rs, &cs, "keep: other settings") && !generate(low, &o, &rsl, &csl, "low: other settings"))
+        th_check(same_pixels(&rs, &rsl), "keep and low agree with other adapter scales and seed");
+    is_image_result_free(&rs);
+    is_image_result_free(&rsl);
+    o.style_image = NULL;
+    o.content_prompt = NULL;
+    if (!generate(keep, &o, &rs, &cs, "keep: no style image") && !generate(low, &o, &rsl, &csl, "low: no style image"))
+        th_check(same_pixels(&rs, &rsl), "keep (adapter loaded, unused) and low (no adapter) agree without a style image");
+    if (!generate(keep, &g, &r3, &c3, "keep: first settings again"))
+        th_check(same_pixels(&r1, &r3), "keep: the first settings again give the first pixels");
+    is_image_result_free(&r1);
+    is_image_result_free(&r2);
+    is_image_result_free(&r3);
+    is_image_result_free(&rl);
+    is_image_result_free(&rs);
+    is_image_result_free(&rsl);
+done:
+    is_pipeline_free(keep);
+    is_pipeline_free(low);
+}
+
+/* ---- cancellation */
+
+typedef struct {
+    log_count log;
+    int steps_seen, cancel_after, asked;
+} cancel_state;
+
+static void on_cancel_log(void *user, const char *msg) { on_log(&((cancel_state *)user)->log, msg); }
+static void on_progress(void *user, int step, int total, double s) {
+    (void)total, (void)s;
+    ((cancel_state *)user)->steps_seen = step;
+}
+static int on_cancel(void *user) {
+    cancel_state *c = user;
+    c->asked++;
+    return c->cancel_after >= 0 && c->steps_seen >= c->cancel_after;
+}
+
+static void check_cancel(void) {
+    is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
+    if (!p) return;
+    char *dump = is_path_join(g_dir, "cancelled-dump.safetensors");
+    const int after[] = {0, 1, 2};
+    for (size_t i = 0; i < sizeof after / sizeof after[0]; i++) {
+        is_generate_params g;
+        base_params(&g, 42);
+        g.steps = 5;
+        g.dump_tensors = dump;
+        cancel_state c = {.cancel_after = after[i]};
+        g.log = on_cancel_log;
+        g.progress = on_progress;
+        g.cancel = on_cancel;
+        g.user = &c;
+        is_image_result r;
+        memset(&r, 0xab, sizeof r);
+        is_error *e = is_generate(p, &g, &r);
+        th_check(is_error_code(e) == IS_E_CANCELLED, "cancel after step %d: IS_E_CANCELLED (got %s: %s)", after[i],
+                 is_status_name(is_error_code(e)), is_error_message(e));
+        th_check(c.steps_seen == after[i], "cancel after step %d: stopped within one step (%d steps ran)", after[i],
+                 c.steps_seen);
+        th_check(!r.image && !r.rgb && r.width == 0, "cancel after step %d: no image returned", after[i]);
+        struct stat st;
+        th_check(stat(dump, &st) != 0, "cancel after step %d: no dump file written", after[i]);
+        is_error_free(e);
+    }
+    /* Cancelled before the first stage: nothing is loaded; then the pipeline still works. */
+    is_generate_params g;
+    base_params(&g, 42);
+    cancel_state c = {.cancel_after = 0, .steps_seen = 0};
+    g.cancel = on_cancel;
+    g.user = &c;
+    is_image_result r = {0};
+    is_error *e = is_generate(p, &g, &r);
+    th_check(is_error_code(e) == IS_E_CANCELLED && c.asked >= 1, "cancel at once: IS_E_CANCELLED");
+    is_error_free(e);
+    log_count lc;
+    base_params(&g, 42);
+    if (!generate(p, &g, &r, &lc, "generation after cancellations"))
+        th_check(r.width == 64 && r.height == 48, "the pipeline generates after cancelled generations");
+    is_image_result_free(&r);
+    is_pipeline_free(p);
+    free(dump);
+}
+
+/* ---- style image in memory */
+
+static void check_style_in_memory(void) {
+    is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
+    is_image img = {0, 0, NULL};
+    if (!p || !th_ok(is_image_load(g_style, &img), g_style)) goto done;
+    is_generate_params g;
+    base_params(&g, 42);
+    is_image_result a = {0}, b = {0};
+    log_count lc;
+    int ok = !generate(p, &g, &a, &lc, "style from its file");
+    g.style_image = NULL;
+    g.style_rgb = &img;
+    ok = ok && !generate(p, &g, &b, &lc, "style in memory");
+    if (ok) th_check(same_pixels(&a, &b), "a style image in memory gives the pixels of the same image from its file");
+    is_image bad = {0, 10, NULL};
+    g.style_rgb = &bad;
+    is_image_result_free(&b);
+    is_error *e = is_generate(p, &g, &b);
+    th_check(is_error_code(e) == IS_E_ARGUMENT && strstr(is_error_message(e), "style_rgb"),
+             "a style image in memory without pixels is refused: %s", is_error_message(e));
+    is_error_free(e);
+    is_image_result_free(&a);
+    is_image_result_free(&b);
+done:
+    is_image_free(&img);
+    is_pipeline_free(p);
+}
+
+/* ---- two pipelines in two threads */
+
+typedef struct {
+    is_pipeline *p;
+    is_generate_params g;
+    is_image_result r;
+    is_error *e;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    j->e = is_generate(j->p, &j->g, &j->r);
+    return NULL;
+}
+
+static void check_two_threads(is_precision prec) {
+    const char *pname = is_precision_name(prec);
+    job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    is_image_result seq[2] = {{0}, {0}};
+    for (int i = 0; i < 2; i++) {
+        jobs[i].p = open_pipeline(IS_MEMORY_KEEP, 1);
+        base_params(&jobs[i].g, 100 + (uint64_t)i);
+        jobs[i].g.precision = prec;
+        if (i == 1) jobs[i].g.style_blocks = "style+layout";
+    }
+    if (!jobs[0].p || !jobs[1].p) goto done;
+    /* One after the other on this thread, then at the same time on two threads. */
+    for (int i = 0; i < 2; i++) th_ok(is_generate(jobs[i].p, &jobs[i].g, &seq[i]), "sequential generation");
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) th_check(!pthread_create(&t[i], NULL, run_job, &jobs[i]), "thread start");
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        th_ok(jobs[i].e, "generation on its own thread");
+        jobs[i].e = NULL;
+        th_check(same_pixels(&seq[i], &jobs[i].r), "%s: pipeline %d on its own thread, at the same time as another, "
+                 "gives the pixels of the sequential run", pname, i);
+    }
+done:
+    for (int i = 0; i < 2; i++) {
+        is_image_result_free(&seq[i]);
+        is_image_result_free(&jobs[i].r);
+        is_pipeline_free(jobs[i].p);
+    }
+}
+
+static void check_params_errors(void) {
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    th_check(pp.memory == IS_MEMORY_AUTO && pp.threads == 0 && !pp.model_dir, "pipeline params defaults");
+    pp.model_dir = g_sdxl;
+    pp.memory = (is_memory_mode)7;
+    is_pipeline *p = NULL;
+    is_error *e = is_pipeline_load(&pp, &p);
+    th_check(is_error_code(e) == IS_E_ARGUMENT && !p, "an unknown memory mode is refused: %s", is_error_message(e));
+    is_error_free(e);
+    pp.memory = IS_MEMORY_AUTO;
+    pp.threads = -1;
+    e = is_pipeline_load(&pp, &p);
+    th_check(is_error_code(e) == IS_E_ARGUMENT && !p, "negative threads are refused: %s", is_error_message(e));
+    is_error_free(e);
+    pp.threads = 0;
+    if (th_ok(is_pipeline_load(&pp, &p), "auto memory"))
+        th_check(is_pipeline_memory_mode(p) == IS_MEMORY_KEEP, "auto keeps a tiny model's networks");
+    is_pipeline_free(p);
+    is_memory_mode m = IS_MEMORY_AUTO;
+    th_check(!is_memory_mode_parse("low", &m) && m == IS_MEMORY_LOW && is_memory_mode_parse("lo", &m) == -1 &&
+                 !strcmp(is_memory_mode_name(IS_MEMORY_KEEP), "keep"),
+             "memory mode names");
+    th_check(!strcmp(is_status_name(IS_E_CANCELLED), "cancelled"), "status name of IS_E_CANCELLED");
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/lifecycle", th_tmpdir());
+    if (!th_ok(is_make_tiny_model(g_dir, 0, 1), "make tiny model")) return th_done();
+    g_sdxl = is_path_join(g_dir, "sdxl");
+    g_ip = is_path_join(g_dir, "ip-adapter/ip-adapter_sdxl.safetensors");
+    g_style = th_golden_path("images/odd_rgb_301x217.png");
+    check_params_errors();
+    check_keep_and_low();
+    check_cancel();
+    check_style_in_memory();
+    check_two_threads(IS_PRECISION_F32);
+    if (is_dnn_has_bf16()) check_two_threads(IS_PRECISION_BF16);
+    free(g_sdxl);
+    free(g_ip);
+    free(g_style);
+    return th_done();
+}
