@@ -132,6 +132,7 @@ static is_error *generate(const char *root, int size, int steps, const char *sty
     snprintf(encoder, sizeof encoder, "%s/image_encoder", root);
     is_pipeline_params paths;
     is_pipeline_params_init(&paths);
+    paths.memory = IS_MEMORY_LOW; /* one generation, as the CLI runs it: the lowest peak memory */
     paths.model_dir = root;
     paths.ip_adapter = adapter;
     paths.image_encoder_dir = encoder;

@@ -341,6 +341,7 @@ static is_error *run_e2e(const job *j, result *r) {
     double t0 = bench_now(), c0 = bench_cpu_now();
     is_pipeline_params paths;
     is_pipeline_params_init(&paths);
+    paths.memory = IS_MEMORY_LOW; /* one generation, as the CLI runs it: the lowest peak memory */
     paths.model_dir = j->dir;
     paths.ip_adapter = adapter;
     paths.image_encoder_dir = encoder;

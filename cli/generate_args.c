@@ -61,6 +61,9 @@ const char *const is_gen_help_text =
 void is_gen_options_init(is_gen_options *o) {
     memset(o, 0, sizeof *o);
     is_pipeline_params_init(&o->paths);
+    /* One generation per run: each network is released after its stage, so the text and image
+     * encoders are not resident next to the UNet (the lowest peak memory). */
+    o->paths.memory = IS_MEMORY_LOW;
     is_generate_params_init(&o->gp);
     o->out = "instantstyle.png";
 }
