@@ -56,6 +56,9 @@ typedef enum {
 } is_status;
 
 typedef struct is_error is_error;
+/* A message is shorter than IS_ERROR_MAX_BYTES: one that would be longer (quoting hostile input: a
+ * tensor name, a path, a JSON key) is cut on a UTF-8 boundary and ends in "...". */
+#define IS_ERROR_MAX_BYTES 2048
 
 IS_API const char *is_error_message(const is_error *err); /* "success" for NULL */
 IS_API is_status is_error_code(const is_error *err);      /* IS_OK for NULL */

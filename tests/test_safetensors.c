@@ -176,10 +176,46 @@ static void test_config_ranges(void) {
     free(path);
 }
 
+/* Messages are bounded: a 100 KB tensor name (or any other hostile string) is cut with "..." on a UTF-8
+ * character boundary, also through is_error_wrap. */
+static void test_bounded_messages(void) {
+    size_t n = 100000;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i += 2) memcpy(big + i, "\xc3\xa9", 2); /* U+00E9, 2 bytes each */
+    big[n] = 0;
+    is_error *e = is_error_wrap(is_errorf(IS_E_FORMAT, "x%s", big), "context");
+    const char *m = is_error_message(e);
+    size_t len = strlen(m);
+    th_check(len < IS_ERROR_MAX_BYTES && len > IS_ERROR_MAX_BYTES - 8 && !strcmp(m + len - 3, "..."),
+             "a 100 KB message is cut below %d bytes with '...' (%zu bytes)", IS_ERROR_MAX_BYTES, len);
+    th_check(!strncmp(m, "context: x\xc3\xa9", 12) && ((unsigned char)m[len - 4] == 0xa9),
+             "the cut falls on a UTF-8 character boundary");
+    is_error_free(e);
+    /* A tensor name as long as the header allows, with an unknown dtype: the error names it, bounded. */
+    char *header = malloc(n + 100);
+    char *name = malloc(n / 2 + 1);
+    memset(name, 'w', n / 2);
+    name[n / 2] = 0;
+    snprintf(header, n + 100, "{\"%s\":{\"dtype\":\"F9\",\"shape\":[1],\"data_offsets\":[0,1]}}", name);
+    unsigned char zero = 0;
+    char *path = craft("long-name.safetensors", header, -1, &zero, 1);
+    is_st *st = NULL;
+    e = is_st_open(path, &st);
+    th_check(e && strlen(is_error_message(e)) < IS_ERROR_MAX_BYTES, "a 50 KB tensor name gives a bounded error (%zu bytes)",
+             e ? strlen(is_error_message(e)) : 0);
+    is_error_free(e);
+    is_st_close(st);
+    free(path);
+    free(name);
+    free(header);
+    free(big);
+}
+
 int main(void) {
     test_dtypes();
     test_open_in_dir();
     test_config_ranges();
+    test_bounded_messages();
     test_golden_unet();
     test_roundtrip_and_shards();
 

@@ -13,6 +13,15 @@ struct is_error {
 
 static struct is_error oom_error = {IS_E_NOMEM, "out of memory", 1};
 
+/* Cut s (n bytes) to at most IS_ERROR_MAX_BYTES - 1 bytes ending in "...", on a UTF-8 character
+ * boundary: a message quoting hostile input (a tensor name, a path, a JSON key) stays bounded. */
+static void bound(char *s, size_t n) {
+    if (n < IS_ERROR_MAX_BYTES) return;
+    size_t keep = IS_ERROR_MAX_BYTES - 4;
+    while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80) keep--; /* not inside a character */
+    memcpy(s + keep, "...", 4);
+}
+
 static char *vformat(const char *fmt, va_list ap) {
     va_list ap2;
     va_copy(ap2, ap);
@@ -20,7 +29,10 @@ static char *vformat(const char *fmt, va_list ap) {
     va_end(ap2);
     if (n < 0) return NULL;
     char *s = malloc((size_t)n + 1);
-    if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+    if (s) {
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        bound(s, (size_t)n);
+    }
     return s;
 }
 
@@ -53,6 +65,7 @@ is_error *is_error_wrap(is_error *err, const char *fmt, ...) {
         memcpy(joined, prefix, a);
         memcpy(joined + a, ": ", 2);
         memcpy(joined + a + 2, err->message, b + 1);
+        bound(joined, a + 2 + b);
         free(err->message);
         err->message = joined;
     }
