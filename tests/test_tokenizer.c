@@ -1,10 +1,12 @@
 /* CLIP tokenizer: every golden case for both SDXL tokenizers (ids, ids_77, num_truncated, exact), invalid
- * UTF-8, and load errors on crafted folders. */
+ * UTF-8, load errors on crafted folders; the O(n log n) BPE and the linear NFC against the old code on many
+ * pseudo-random inputs, long words and worst-case prompts against time limits, the prompt length limit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <utf8proc.h>
 
 #include "core/fileio.h"
 #include "harness.h"
@@ -132,6 +134,140 @@ static void test_golden(void) {
     cJSON_Delete(root);
 }
 
+/* ------------------------------------------------------------------ BPE: the heap against the old loop */
+
+/* Time limits are for optimised builds; sanitizer and -O0 builds run several times slower, yet the old
+ * quadratic loop (2.6-2.9 s for 65,536 letters optimised) would still fail the scaled limits. */
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+#define TIME_SCALE 10.0
+#else
+#define TIME_SCALE 1.0
+#endif
+
+/* The BPE loop as it was before the heap (up to commit d933a80), verbatim: one scan for the lowest-ranked
+ * pair per round, then every non-overlapping occurrence of it merged left to right. */
+static is_error *reference_bpe_word(const struct is_tokenizer *tok, const unsigned char *bytes, size_t len,
+                                    is_i32vec *out) {
+    if (len == 0) return NULL;
+    int32_t *sym = malloc(len * sizeof *sym);
+    if (!sym) return is_error_oom("tokenizer BPE");
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) sym[i] = tok->byte_id[bytes[i]];
+    sym[len - 1] = tok->byte_end_id[bytes[len - 1]];
+    while (n >= 2) {
+        /* The adjacent pair with the lowest merge rank... */
+        int32_t best_rank = INT32_MAX, best_left = -1, best_right = -1, best_merged = -1;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t rank, merged;
+            if (is_merge_find(&tok->merges, sym[i], sym[i + 1], &rank, &merged) == 0 && rank < best_rank) {
+                best_rank = rank, best_left = sym[i], best_right = sym[i + 1], best_merged = merged;
+            }
+        }
+        if (best_merged < 0) break;
+        /* ...is merged at each of its non-overlapping occurrences, left to right. */
+        size_t j = 0;
+        for (size_t i = 0; i < n;) {
+            if (i + 1 < n && sym[i] == best_left && sym[i + 1] == best_right) {
+                sym[j++] = best_merged;
+                i += 2;
+            } else {
+                sym[j++] = sym[i++];
+            }
+        }
+        n = j;
+    }
+    is_error *err = NULL;
+    for (size_t i = 0; i < n && !err; i++) err = is_i32vec_push(out, sym[i]);
+    free(sym);
+    return err;
+}
+
+/* x = 69069 x + 1 (mod 2^32), high half: the generator of every pseudo-random input below. */
+static uint32_t lcg(uint32_t *x) {
+    *x = 69069u * *x + 1u;
+    return *x >> 16;
+}
+
+/* n letters 'a' + (x >> 16) % 26 from x = 1: the sequence of the awk one-liner that wrote
+ * tests/regressions/tokenizer/long_word_65536.txt (see test_regression_file). */
+static unsigned char *lcg_letters(size_t n) {
+    unsigned char *w = malloc(n + 1);
+    uint32_t x = 1;
+    for (size_t i = 0; i < n; i++) w[i] = (unsigned char)('a' + lcg(&x) % 26);
+    w[n] = 0;
+    return w;
+}
+
+static uint64_t fnv_ids(const int32_t *v, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint32_t)v[i]) * 1099511628211ull;
+    return h;
+}
+
+/* One pre-token through the heap and through the reference; 1 when the ids are equal. */
+static int same_bpe(const is_tokenizer *tok, const unsigned char *w, size_t n, const char *what) {
+    is_i32vec got = {0}, want = {0};
+    is_error *e1 = is_bpe_encode_word(tok, w, n, &got), *e2 = reference_bpe_word(tok, w, n, &want);
+    int ok = !e1 && !e2 && got.n == want.n && (!got.n || !memcmp(got.v, want.v, got.n * sizeof *got.v));
+    if (!ok) {
+        fprintf(stderr, "FAIL: %s: BPE of \"%.*s\"%s: %zu ids, the reference %zu\n", what, n > 60 ? 60 : (int)n,
+                (const char *)w, n > 60 ? "..." : "", got.n, want.n);
+    }
+    is_error_free(e1);
+    is_error_free(e2);
+    is_i32vec_free(&got);
+    is_i32vec_free(&want);
+    return ok;
+}
+
+/* A word of n random pieces of alphabet (UTF-8 strings, NULL-terminated list) into buf (>= 4 n bytes). */
+static size_t random_word(const char *const *alphabet, size_t n, uint32_t *x, unsigned char *buf) {
+    size_t n_alpha = 0, len = 0;
+    while (alphabet[n_alpha]) n_alpha++;
+    for (size_t i = 0; i < n; i++) {
+        const char *piece = alphabet[lcg(x) % n_alpha];
+        size_t k = strlen(piece);
+        memcpy(buf + len, piece, k);
+        len += k;
+    }
+    return len;
+}
+
+/* Many pseudo-random words over small alphabets (few symbols, so many merges and long merge chains) with the
+ * real CLIP merges (48894 of them): short words, and a few long ones per alphabet. */
+static void test_bpe_equivalence_clip(const is_tokenizer *tok) {
+    static const char *const alphabets[][8] = {
+        {"a", "b", NULL},
+        {"a", "b", "c", NULL},
+        {"e", "r", "s", "t", NULL},
+        {"th", "e", "in", "er", "an", "o", NULL},
+        {"a", "n", "na", "ba", NULL},
+        {"\xc3\xa9", "\xc3\xbc", "\xe6\x97\xa5", "\xe6\x9c\xac", "a", NULL}, /* é ü 日 本 a */
+        {"!", ".", ",", "-", "_", "~", NULL},
+        {"\xf0\x9f\x99\x82", "\xe2\x9d\xa4", "a", NULL}, /* emoji, heart, a */
+    };
+    static const char *const letters[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n",
+                                          "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", NULL};
+    unsigned char *buf = malloc(4 * 4096);
+    uint32_t x = 12345;
+    int words = 0, same = 0;
+    double t0 = now_s();
+    for (size_t a = 0; a <= sizeof alphabets / sizeof alphabets[0]; a++) {
+        const char *const *alpha = a < sizeof alphabets / sizeof alphabets[0] ? alphabets[a] : letters;
+        for (int i = 0; i < 300; i++, words++) {
+            size_t len = random_word(alpha, 1 + lcg(&x) % 300, &x, buf);
+            same += same_bpe(tok, buf, len, "CLIP merges");
+        }
+        for (int i = 0; i < 2; i++, words++) same += same_bpe(tok, buf, random_word(alpha, 4096, &x, buf), "CLIP");
+    }
+    unsigned char *w = lcg_letters(8192);
+    same += same_bpe(tok, w, 8192, "8192 letters"), words++;
+    free(w);
+    printf("  BPE heap = reference on %d of %d pseudo-random words (%.2f s)\n", same, words, now_s() - t0);
+    th_check(same == words, "BPE heap = reference on %d of %d words (CLIP merges)", same, words);
+    free(buf);
+}
+
 /* ------------------------------------------------------------------ crafted folders */
 
 /* An empty folder in the test scratch space (files of an earlier run removed). */
@@ -250,8 +386,358 @@ static void test_crafted(void) {
     free(dir);
 }
 
+/* ------------------------------------------------------------------ BPE with crafted merges */
+
+/* Every string of 2..5 letters over {a, b, c} as a token, with and without "</w>" (ids from 514 on), on top
+ * of the byte symbols and the specials of write_tiny_vocab. */
+static void write_abc_vocab(const char *dir) {
+    cJSON *v = cJSON_CreateObject();
+    for (unsigned b = 0; b < 256; b++) {
+        char s[16];
+        size_t len = is_utf8_put(is_bpe_byte_char(b), (unsigned char *)s);
+        s[len] = 0;
+        cJSON_AddNumberToObject(v, s, b);
+        memcpy(s + len, "</w>", 5);
+        cJSON_AddNumberToObject(v, s, 256 + b);
+    }
+    cJSON_AddNumberToObject(v, "<|startoftext|>", 512);
+    cJSON_AddNumberToObject(v, "<|endoftext|>", 513);
+    int id = 514;
+    for (int len = 2; len <= 5; len++) {
+        int count = 1;
+        for (int i = 0; i < len; i++) count *= 3;
+        for (int k = 0; k < count; k++) {
+            char s[16];
+            for (int i = 0, r = k; i < len; i++, r /= 3) s[i] = (char)('a' + r % 3);
+            s[len] = 0;
+            cJSON_AddNumberToObject(v, s, id++);
+            memcpy(s + len, "</w>", 5);
+            cJSON_AddNumberToObject(v, s, id++);
+        }
+    }
+    char *text = cJSON_PrintUnformatted(v);
+    write_text(dir, "vocab.json", text);
+    free(text);
+    cJSON_Delete(v);
+}
+
+static void random_abc(uint32_t *x, size_t len, char *s) {
+    for (size_t i = 0; i < len; i++) s[i] = (char)('a' + lcg(x) % 3);
+    s[len] = 0;
+}
+
+/* n_lines random merges "u v" / "u v</w>" with |u| + |v| <= 5, in random order: a pair can rank below the
+ * pairs that make its parts (BPE training never writes that, a merges file may), and about one line in ten
+ * repeats an earlier one (the later rank wins). */
+static char *random_merges(uint32_t *x, int n_lines) {
+    char *text = malloc(16 + (size_t)n_lines * 16), *p = text;
+    p += sprintf(p, "#version: 0.2\n");
+    char *lines = p;
+    for (int i = 0; i < n_lines; i++) {
+        if (i > 0 && lcg(x) % 10 == 0) { /* repeat an earlier line */
+            const char *q = lines;
+            for (int k = (int)(lcg(x) % (uint32_t)i); k > 0; k--) q = strchr(q, '\n') + 1;
+            size_t len = (size_t)(strchr(q, '\n') - q) + 1;
+            memmove(p, q, len);
+            p += len;
+            continue;
+        }
+        char u[8], v[8];
+        size_t lu = 1 + lcg(x) % 4, lv = 1 + lcg(x) % (5 - lu);
+        random_abc(x, lu, u);
+        random_abc(x, lv, v);
+        p += sprintf(p, "%s %s%s\n", u, v, lcg(x) % 2 ? "</w>" : "");
+    }
+    *p = 0;
+    return text;
+}
+
+static is_tokenizer *load_crafted(const char *dir, const char *merges) {
+    write_text(dir, "merges.txt", merges);
+    is_tokenizer *tok = NULL;
+    return th_ok(is_tokenizer_load(dir, &tok), "crafted abc tokenizer") ? tok : NULL;
+}
+
+/* "aaaaa" with merges "aa a" (rank 0) and "a a" (rank 1): Python's round merges both "a a" first
+ * (aa aa a</w>), and no rank-0 pair is left; merging the new pair (aa, a) at once would give aaa aa a</w>. */
+static void test_bpe_round_order(const char *dir) {
+    is_tokenizer *tok = load_crafted(dir, "#version: 0.2\naa a\na a\n");
+    if (!tok) return;
+    is_i32vec got = {0};
+    th_ok(is_bpe_encode_word(tok, (const unsigned char *)"aaaaa", 5, &got), "BPE aaaaa");
+    int32_t aa = is_vocab_find(&tok->vocab, "aa", 2), a_end = tok->byte_end_id['a'];
+    th_check(got.n == 3 && got.v[0] == aa && got.v[1] == aa && got.v[2] == a_end,
+             "BPE rounds: aaaaa -> aa aa a</w> (got %zu ids)", got.n);
+    is_i32vec_free(&got);
+    is_tokenizer_free(tok);
+}
+
+/* Random merges files, each against many random words over {a, b, c}. */
+static void test_bpe_equivalence_crafted(void) {
+    char *dir = craft_dir("tok_abc");
+    write_abc_vocab(dir);
+    write_text(dir, "special_tokens_map.json", tiny_special);
+    test_bpe_round_order(dir);
+    uint32_t x = 777;
+    int words = 0, same = 0;
+    char w[2048];
+    for (int file = 0; file < 16; file++) {
+        char *merges = random_merges(&x, 40 + (int)(lcg(&x) % 200));
+        is_tokenizer *tok = load_crafted(dir, merges);
+        free(merges);
+        if (!tok) break;
+        for (int i = 0; i < 250; i++, words++) {
+            size_t len = 1 + lcg(&x) % (i < 240 ? 64 : sizeof w - 1);
+            random_abc(&x, len, w);
+            same += same_bpe(tok, (const unsigned char *)w, len, "crafted merges");
+        }
+        is_tokenizer_free(tok);
+    }
+    printf("  BPE heap = reference on %d of %d words with 16 random merges files\n", same, words);
+    th_check(same == words && words == 16 * 250, "BPE heap = reference on %d of %d words (crafted merges)", same,
+             words);
+    free(dir);
+}
+
+/* ------------------------------------------------------------------ long words and long prompts */
+
+/* Ids of lcg_letters(n) as one pre-token, computed once with reference_bpe_word (the old loop took 0.37 s,
+ * 2.9 s, 16 s and 114 s for these on the development machine): count and FNV-1a of the id sequence. */
+static const struct {
+    size_t letters, n_ids;
+    uint64_t fnv;
+} long_word_ids[] = {
+    {16384, 9116, 0xfc4159422ac3c2ceull},
+    {65536, 36298, 0xfae03b1b80cacd30ull},
+    {262144, 145209, 0x51c24316e9e3cde5ull},
+    {1048576, 580564, 0xa72385eac787da29ull},
+};
+
+static void test_long_words(const is_tokenizer *tok) {
+    for (size_t k = 0; k < sizeof long_word_ids / sizeof long_word_ids[0]; k++) {
+        size_t n = long_word_ids[k].letters;
+        unsigned char *w = lcg_letters(n);
+        is_i32vec ids = {0};
+        double t0 = now_s();
+        is_error *err = is_bpe_encode_word(tok, w, n, &ids);
+        double t = now_s() - t0;
+        printf("  BPE of one %zu-letter word: %.3f s, %zu ids\n", n, t, ids.n);
+        if (th_ok(err, "long word"))
+            th_check(ids.n == long_word_ids[k].n_ids && fnv_ids(ids.v, ids.n) == long_word_ids[k].fnv,
+                     "%zu letters: the old loop's ids (got %zu ids)", n, ids.n);
+        /* O(n log n): 65,536 letters well under 0.2 s, 262,144 under 1 s, 1 Mi under 5 s. */
+        double limit = n <= 65536 ? 0.2 : n <= 262144 ? 1.0 : 5.0;
+        th_check(t < limit * TIME_SCALE, "BPE of %zu letters took %.3f s (limit %.1f s)", n, t, limit * TIME_SCALE);
+        is_i32vec_free(&ids);
+        free(w);
+    }
+}
+
+/* The committed regression input equals lcg_letters(65536); the whole public path takes it (exactly at the
+ * prompt limit) fast and gives BOS, the old loop's ids, EOS. */
+static void test_regression_file(const is_tokenizer *tok) {
+    /* The source tree from this file's path (CMake compiles with absolute paths). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    char *slash = strrchr(path, '/');
+    snprintf(slash ? slash + 1 : path, sizeof path - (size_t)(slash ? slash + 1 - path : 0), "%s",
+             "regressions/tokenizer/long_word_65536.txt");
+    char *text = NULL;
+    size_t len = 0;
+    if (!th_ok(is_read_file(path, 1 << 20, &text, &len), "regression file")) return;
+    unsigned char *want = lcg_letters(65536);
+    th_check(len == 65536 && !memcmp(text, want, len), "%s: 65,536 letters of the LCG sequence", path);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    double t0 = now_s();
+    is_error *err = is_tokenizer_encode(tok, text, &ids, &n);
+    double t = now_s() - t0;
+    printf("  is_tokenizer_encode of long_word_65536.txt: %.3f s, %zu ids\n", t, n);
+    if (th_ok(err, "encode long_word_65536.txt"))
+        th_check(n == 36298 + 2 && ids[0] == 49406 && ids[n - 1] == 49407 &&
+                     fnv_ids(ids + 1, n - 2) == long_word_ids[1].fnv,
+                 "long_word_65536.txt: BOS, the old loop's ids, EOS");
+    th_check(t < 0.2 * TIME_SCALE, "a 65,536-letter word took %.3f s (limit %.2f s)", t, 0.2 * TIME_SCALE);
+    free(ids);
+    free(want);
+    free(text);
+}
+
+/* prefix, then as many whole copies of unit as fit in `bytes` in all, NUL-terminated. */
+static char *repeat_prompt(const char *prefix, const char *unit, size_t bytes) {
+    size_t p = strlen(prefix), k = strlen(unit), n = p + (bytes - p) / k * k;
+    char *s = malloc(n + 1);
+    memcpy(s, prefix, p);
+    for (size_t i = p; i < n; i += k) memcpy(s + i, unit, k);
+    s[n] = 0;
+    return s;
+}
+
+/* Prompts at the limit built to hit each stage's worst case: letters (BPE), alternating combining marks
+ * (canonical ordering: utf8proc's own sort took 3 s here), punctuation and emoji runs (BPE of other
+ * pre-tokens), CJK (spaces inserted), digits, sigma context, added tokens, special-token text. */
+static void test_worst_case_prompts(const is_tokenizer *tok, const is_tokenizer *tok2) {
+    static const struct {
+        const char *what, *prefix, *unit;
+        int tokenizer_2;
+    } cases[] = {
+        {"alternating marks", "a", "\xcc\x81\xcc\xa3", 0}, /* U+0301 (class 230), U+0323 (class 220) */
+        {"punctuation", "", ".,;:-~", 0},
+        {"emoji", "", "\xf0\x9f\x99\x82", 0},
+        {"CJK", "", "\xe6\x97\xa5", 0},
+        {"digits", "", "0123456789", 0},
+        {"sigma", "", "\xce\xa3'\xce\xa3\xce\xb1", 0},
+        {"bangs", "", "!", 1},
+        {"special tokens", "", "<|endoftext|>", 0},
+        {"spaced words", "", "cat ", 0},
+        {"mixed", "", "A\xcc\x8a\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8!x ", 1}, /* A + ring, L V T jamo, ! */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *prompt = repeat_prompt(cases[c].prefix, cases[c].unit, IS_TOKENIZER_MAX_TEXT_BYTES);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        double t0 = now_s();
+        is_error *err = is_tokenizer_encode(cases[c].tokenizer_2 ? tok2 : tok, prompt, &ids, &n);
+        double t = now_s() - t0;
+        printf("  64 KiB of %s: %.3f s, %zu ids\n", cases[c].what, t, n);
+        th_ok(err, cases[c].what);
+        th_check(t < 0.2 * TIME_SCALE, "64 KiB of %s took %.3f s (limit %.2f s)", cases[c].what, t, 0.2 * TIME_SCALE);
+        free(ids);
+        free(prompt);
+    }
+}
+
+/* ------------------------------------------------------------------ the prompt limit */
+
+/* 64 KiB + 1 is refused by every entry point, with a short message that quotes at most 40 bytes. */
+static void expect_too_long(const is_tokenizer *tok, const char *prompt, const char *quoted, const char *what) {
+    int32_t *ids = NULL, ids77[IS_CLIP_MAX_LENGTH];
+    size_t n = 0;
+    is_error *err = is_tokenizer_encode(tok, prompt, &ids, &n);
+    const char *msg = is_error_message(err);
+    int printable = 1;
+    for (const char *p = msg; *p; p++) printable &= (unsigned char)*p >= 0x20 && *p != 0x7F;
+    th_check(err && is_error_code(err) == IS_E_ARGUMENT && ids == NULL && strstr(msg, "over the limit of 65536") &&
+                 strstr(msg, quoted) && strlen(msg) < 300 && printable,
+             "%s: refused with a short quote (%s)", what, msg);
+    is_error_free(err);
+    th_fails(is_tokenizer_encode_padded(tok, prompt, IS_CLIP_MAX_LENGTH, ids77, NULL), "over the limit",
+             "padded, too long");
+    th_fails(is_tokenizer_encode_len(tok, prompt, strlen(prompt), &ids, &n), "over the limit", "encode_len, too long");
+}
+
+static void test_prompt_limit(const is_tokenizer *tok) {
+    size_t max = IS_TOKENIZER_MAX_TEXT_BYTES;
+    char *s = malloc(max + 2);
+    memset(s, 'a', max + 1);
+    s[max + 1] = 0;
+    /* 40 letters then "...": not 41 */
+    expect_too_long(tok, s, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"", "65537 letters");
+    /* Controls and quotes escaped; "é" at bytes 39-40 is left out whole, not cut in half. */
+    memcpy(s, "\x1b[31m\"\n", 7);
+    memcpy(s + 39, "\xc3\xa9", 2);
+    char want[128];
+    snprintf(want, sizeof want, "\"\\x1b[31m\\x22\\x0a%.*s...\"", 32, s + 7); /* bytes 7..38: 32 letters */
+    expect_too_long(tok, s, want, "escapes");
+    /* Invalid UTF-8 in the quoted part is escaped too (the full check comes after the length check). */
+    s[1] = (char)0xFF;
+    expect_too_long(tok, s, "\"\\x1b\\xff31m", "invalid UTF-8");
+    /* Exactly at the limit: accepted, and all its ids come back. */
+    memset(s, 'a', max);
+    s[max] = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    th_ok(is_tokenizer_encode(tok, s, &ids, &n), "exactly 64 KiB");
+    th_check(n > 2 + 1000, "64 KiB of 'a': %zu ids", n);
+    free(ids);
+    free(s);
+}
+
+/* ------------------------------------------------------------------ NFC */
+
+/* The NFC step as it was up to commit d933a80 (utf8proc_map, whose canonical ordering is an exchange sort). */
+static is_error *reference_nfc(const int32_t *cps, size_t n, is_i32vec *out) {
+    unsigned char *utf8 = malloc(n * 4 + 1);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += is_utf8_put(cps[i], utf8 + len);
+    utf8proc_uint8_t *composed = NULL;
+    utf8proc_ssize_t m = utf8proc_map(utf8, (utf8proc_ssize_t)len, &composed, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    free(utf8);
+    if (m < 0) return is_errorf(IS_E_INTERNAL, "utf8proc_map: %s", utf8proc_errmsg(m));
+    is_error *err = is_utf8_decode((const char *)composed, (size_t)m, out);
+    free(composed);
+    return err;
+}
+
+static int same_nfc(const int32_t *cps, size_t n) {
+    is_i32vec got = {0}, want = {0};
+    is_error *e1 = is_tok_nfc(cps, n, &got), *e2 = reference_nfc(cps, n, &want);
+    int ok = !e1 && !e2 && got.n == want.n && (!got.n || !memcmp(got.v, want.v, got.n * sizeof *got.v));
+    is_error_free(e1);
+    is_error_free(e2);
+    is_i32vec_free(&got);
+    is_i32vec_free(&want);
+    return ok;
+}
+
+/* Random sequences of starters, marks of many combining classes, precomposed and singleton characters,
+ * composition exclusions, Hangul syllables and jamo, and any scalar value, against utf8proc_map. */
+static void test_nfc_equivalence(void) {
+    static const int32_t pool[] = {
+        'a', 'e', 'o', 'A', 'u', 0x3B1, 0x391, 0x3C9, 0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x300, 0x301,
+        0x308, 0x323, 0x327, 0x328, 0x345, 0x344, 0x340, 0x343, 0xF73, 0xF71, 0xF72, 0x5B0, 0x591, 0x5C2,
+        0x1DCE, 0x20D2, 0x20E3, 0x93C, 0x94D, 0x958, 0x915, 0x212B, 0x2126, 0x1F85, 0xE9, 0x1D6, 0xFB2C,
+        0x1E9B, 0xCCB, 0xCC6, 0xCD5, 0xDDD, 0x309A, 0x304B, 0x3099, 0x1B05, 0x1B35, 0x115B9, 0x115AF, 0x1D15E,
+        0x1D165, 0x1D16E, 0x2ADC, 0x338, 0x3D2, 0x301, 0x1E0A, 0x307, 0x1E63};
+    uint32_t x = 4242;
+    int32_t seq[256];
+    int runs = 0, same = 0;
+    for (int i = 0; i < 4000; i++, runs++) {
+        size_t n = lcg(&x) % 64;
+        for (size_t k = 0; k < n; k++) {
+            if (lcg(&x) % 8) {
+                seq[k] = pool[lcg(&x) % (sizeof pool / sizeof pool[0])];
+            } else { /* any scalar value, mostly from the BMP */
+                int32_t c = (int32_t)(lcg(&x) % (lcg(&x) % 4 ? 0x10000 : 0x110000));
+                seq[k] = c >= 0xD800 && c <= 0xDFFF ? 'z' : c;
+            }
+        }
+        same += same_nfc(seq, n);
+    }
+    /* Long runs of marks: the sorts' long-run path. */
+    int32_t *marks = malloc(6000 * sizeof *marks);
+    for (size_t len = 17; len <= 6000; len = len * 3 + 1, runs++) {
+        marks[0] = 'a';
+        for (size_t k = 1; k < len; k++) marks[k] = pool[13 + lcg(&x) % 24];
+        same += same_nfc(marks, len);
+    }
+    free(marks);
+    printf("  NFC = utf8proc_map on %d of %d sequences\n", same, runs);
+    th_check(same == runs, "NFC = utf8proc_map on %d of %d sequences", same, runs);
+}
+
+/* The checks that need both real SDXL tokenizers. */
+static void test_long_inputs(void) {
+    char *dir = th_golden_path("models/tiny-sdxl/tokenizer"), *dir2 = th_golden_path("models/tiny-sdxl/tokenizer_2");
+    is_tokenizer *tok = NULL, *tok2 = NULL;
+    if (th_ok(is_tokenizer_load(dir, &tok), "tokenizer") && th_ok(is_tokenizer_load(dir2, &tok2), "tokenizer_2")) {
+        test_bpe_equivalence_clip(tok);
+        test_long_words(tok);
+        test_regression_file(tok);
+        test_worst_case_prompts(tok, tok2);
+        test_prompt_limit(tok);
+    }
+    is_tokenizer_free(tok);
+    is_tokenizer_free(tok2);
+    free(dir);
+    free(dir2);
+}
+
 int main(void) {
     test_golden();
     test_crafted();
+    test_bpe_equivalence_crafted();
+    test_nfc_equivalence();
+    test_long_inputs();
     return th_done();
 }

@@ -1,5 +1,6 @@
 /* Encoding a prompt: the added-token split of the raw text, then per piece normalisation, CLIP regex and
  * BPE; then BOS/EOS, truncation and padding as diffusers' encode_prompt asks transformers for them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +26,47 @@ static is_error *encode_piece(const is_tokenizer *tok, const char *piece, size_t
     return err;
 }
 
+/* The first bytes of an over-long prompt for its error: at most IS_TOKENIZER_QUOTE_BYTES of it, cut before a
+ * UTF-8 continuation byte, "..." after; control bytes, quotes and (when that part is not valid UTF-8, which
+ * is checked later) bytes >= 0x80 escaped, so the message stays one short, printable line. buf: QUOTE_CAP. */
+#define QUOTE_CAP (4 * IS_TOKENIZER_QUOTE_BYTES + 4)
+
+static const char *quote_start(const char *text, size_t len, char *buf) {
+    size_t stop = len < IS_TOKENIZER_QUOTE_BYTES ? len : IS_TOKENIZER_QUOTE_BYTES, k = 0;
+    while (stop > 0 && stop < len && ((unsigned char)text[stop] & 0xC0) == 0x80) stop--;
+    is_i32vec cps = {0};
+    is_error *bad = is_utf8_decode(text, stop, &cps);
+    int utf8_ok = !bad;
+    is_error_free(bad);
+    is_i32vec_free(&cps);
+    for (size_t i = 0; i < stop; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7F || c == '"' || c == '\\' || (c >= 0x80 && !utf8_ok))
+            k += (size_t)snprintf(buf + k, QUOTE_CAP - k, "\\x%02x", c);
+        else
+            buf[k++] = (char)c;
+    }
+    snprintf(buf + k, QUOTE_CAP - k, "%s", stop < len ? "..." : "");
+    return buf;
+}
+
+/* The prompt length limit, checked before any work (IS_TOKENIZER_MAX_TEXT_BYTES). */
+static is_error *check_length(const char *text, size_t len) {
+    if (len <= IS_TOKENIZER_MAX_TEXT_BYTES) return NULL;
+    char q[QUOTE_CAP];
+    return is_errorf(IS_E_ARGUMENT,
+                     "tokenizer: the prompt is %zu bytes long, over the limit of %zu bytes (%zu KiB; CLIP reads only "
+                     "its first 77 tokens): \"%s\"",
+                     len, IS_TOKENIZER_MAX_TEXT_BYTES, IS_TOKENIZER_MAX_TEXT_BYTES / 1024, quote_start(text, len, q));
+}
+
 is_error *is_tokenizer_encode_len(const is_tokenizer *tok, const char *utf8_text, size_t len, int32_t **ids,
                                   size_t *n) {
     if (!tok || !ids || !n || (!utf8_text && len))
         return is_errorf(IS_E_ARGUMENT, "is_tokenizer_encode: NULL argument");
     *ids = NULL;
     *n = 0;
+    IS_TRY(check_length(utf8_text, len));
     /* Reject invalid UTF-8 up front (the pieces are then valid: added tokens are whole characters). */
     is_i32vec check = {0};
     is_error *err = is_utf8_decode(utf8_text, len, &check);

@@ -89,7 +89,12 @@ struct is_tokenizer {
 /* The GPT-2/CLIP bytes_to_unicode table: code point of the character that stands for byte b. */
 int32_t is_bpe_byte_char(unsigned b);
 
-/* Byte-level BPE of one pre-token (UTF-8 bytes); appends the ids to out. */
+/* Longest pre-token is_bpe_encode_word takes (its nodes are 32-bit indices). */
+#define IS_BPE_MAX_WORD_BYTES ((size_t)1 << 30)
+
+/* Byte-level BPE of one pre-token (UTF-8 bytes, at most IS_BPE_MAX_WORD_BYTES); appends the ids to out.
+ * O(n log n) in the pre-token's length, the same ids as transformers' round-by-round loop. No word cache:
+ * the tokenizer stays read-only (shareable between threads) and its memory does not grow with use. */
 is_error *is_bpe_encode_word(const struct is_tokenizer *tok, const unsigned char *bytes, size_t len,
                              is_i32vec *out);
 
@@ -105,11 +110,20 @@ size_t is_utf8_put(int32_t cp, unsigned char *buf);
  * str.lower() per word; the words joined by single spaces are appended to out as code points. */
 is_error *is_tok_normalize(const char *piece, size_t len, is_i32vec *out);
 
+/* Unicode NFC of valid scalar values (utf8proc's data and composition), appended to out; linear time. */
+is_error *is_tok_nfc(const int32_t *cps, size_t n, is_i32vec *out);
+
 /* The CLIP regex over the normalised text; for each pre-token appends its ids to out. */
 is_error *is_tok_pretokenize_encode(const struct is_tokenizer *tok, const int32_t *cps, size_t n,
                                     is_i32vec *out);
 
 /* ------------------------------------------------------------------ helpers beyond the public API */
+
+/* Longest prompt (UTF-8 bytes) is_tokenizer_encode* accept. CLIP reads 77 tokens, a few hundred bytes of
+ * ordinary text; 64 KiB is over a hundred times that, and bounds a call's time and memory (docs/LIMITS.md).
+ * A longer prompt is an IS_E_ARGUMENT error that quotes at most IS_TOKENIZER_QUOTE_BYTES of it. */
+#define IS_TOKENIZER_MAX_TEXT_BYTES ((size_t)64 * 1024)
+#define IS_TOKENIZER_QUOTE_BYTES 40
 
 /* is_tokenizer_encode on text of explicit length (may contain NUL bytes). */
 is_error *is_tokenizer_encode_len(const struct is_tokenizer *tok, const char *utf8_text, size_t len,

@@ -55,39 +55,146 @@ int32_t is_bpe_byte_char(unsigned b) {
     return 0x100 + k;
 }
 
+/* ------------------------------------------------------------------ BPE of one pre-token
+ *
+ * transformers' CLIPTokenizer.bpe works in rounds: find the adjacent pair with the lowest rank, replace every
+ * non-overlapping occurrence of it left to right, repeat. Rescanning the word each round is O(n^2) for one
+ * long word, so the same rounds run here on a doubly linked list of symbols with a min-heap of candidate
+ * pairs keyed (rank, position) and lazy invalidation: O(n log n).
+ *
+ * Why the result is the same: a rank names one pair (a later duplicate merges.txt line replaces the earlier
+ * rank), so the heap entries of the lowest rank r are exactly the occurrences of that round's pair, popped
+ * left to right; one that overlaps an occurrence merged just before it no longer holds the pair and is
+ * skipped, which is the greedy left-to-right scan of Python. A merged symbol is longer than either part,
+ * so a round never creates its own pair again, and a symbol only grows, so a stale entry never becomes
+ * valid again. The pairs a round creates enter the heap only after the round: a merges file may rank
+ * (x, ab) below (a, b), and Python merges such a pair only in a later round. */
+
+typedef struct {
+    int32_t rank;
+    uint32_t pos; /* node of the pair's left symbol; nodes keep their word order */
+} bpe_cand;
+
+typedef struct {
+    const is_merge_table *merges;
+    int32_t *sym;   /* symbol id per node, -1 once merged into its left neighbour */
+    uint32_t *next; /* following live node, NONE at the end */
+    uint32_t *prev; /* preceding live node, NONE at the start */
+    bpe_cand *heap;
+    size_t n_heap;
+    uint32_t *pending; /* left nodes of the pairs this round created */
+    size_t n_pending;
+} bpe_state;
+
+#define BPE_NONE UINT32_MAX
+
+static int cand_less(bpe_cand a, bpe_cand b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(bpe_state *s, bpe_cand c) {
+    size_t i = s->n_heap++;
+    while (i > 0 && cand_less(c, s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_state *s) {
+    bpe_cand top = s->heap[0], last = s->heap[--s->n_heap];
+    size_t i = 0, n = s->n_heap;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && cand_less(s->heap[child + 1], s->heap[child])) child++;
+        if (!cand_less(s->heap[child], last)) break;
+        s->heap[i] = s->heap[child];
+        i = child;
+    }
+    if (n) s->heap[i] = last;
+    return top;
+}
+
+/* Rank and result of the pair starting at node pos; -1 when pos is dead, last, or the pair has no rank. */
+static int pair_at(const bpe_state *s, uint32_t pos, int32_t *rank, int32_t *merged) {
+    if (pos == BPE_NONE || s->sym[pos] < 0 || s->next[pos] == BPE_NONE) return -1;
+    return is_merge_find(s->merges, s->sym[pos], s->sym[s->next[pos]], rank, merged);
+}
+
+static void push_pair(bpe_state *s, uint32_t pos) {
+    int32_t rank, merged;
+    if (pair_at(s, pos, &rank, &merged) == 0) heap_push(s, (bpe_cand){rank, pos});
+}
+
+/* Replace the pair at pos by its merged symbol and note the two pairs that now contain it. */
+static void merge_at(bpe_state *s, uint32_t pos, int32_t merged) {
+    uint32_t right = s->next[pos];
+    s->sym[pos] = merged;
+    s->sym[right] = -1;
+    s->next[pos] = s->next[right];
+    if (s->next[right] != BPE_NONE) s->prev[s->next[right]] = pos;
+    uint32_t before = s->prev[pos];
+    /* Merges of a round run left to right, so a repeated node can only be the last one noted. */
+    if (before != BPE_NONE && (s->n_pending == 0 || s->pending[s->n_pending - 1] != before))
+        s->pending[s->n_pending++] = before;
+    s->pending[s->n_pending++] = pos;
+}
+
+/* One round: every heap entry of the lowest valid rank, in word order. Returns 0 when no pair is left. */
+static int bpe_round(bpe_state *s) {
+    int32_t round_rank = -1;
+    while (s->n_heap) {
+        bpe_cand c = s->heap[0];
+        if (round_rank >= 0 && c.rank != round_rank) break;
+        heap_pop(s);
+        int32_t rank, merged;
+        if (pair_at(s, c.pos, &rank, &merged) != 0 || rank != c.rank) continue; /* stale */
+        round_rank = c.rank;
+        merge_at(s, c.pos, merged);
+    }
+    for (size_t i = 0; i < s->n_pending; i++) push_pair(s, s->pending[i]);
+    s->n_pending = 0;
+    return round_rank >= 0;
+}
+
+/* The four arrays of a word of len symbols and the heap/pending space, in one allocation. Every merge
+ * notes at most two pairs, so the heap holds at most (len - 1) initial + 2 (len - 1) later entries. */
+static is_error *bpe_alloc(bpe_state *s, size_t len, void **block) {
+    if (len > SIZE_MAX / 64) return is_error_oom("tokenizer BPE"); /* 44 bytes per symbol below */
+    size_t heap_cap = 3 * len, pending_cap = 2 * len;
+    size_t bytes = heap_cap * sizeof(bpe_cand) + len * (sizeof(int32_t) + 2 * sizeof(uint32_t)) +
+                   pending_cap * sizeof(uint32_t);
+    *block = malloc(bytes);
+    if (!*block) return is_error_oom("tokenizer BPE");
+    s->heap = *block; /* the 8-byte entries first keeps every array aligned */
+    s->sym = (int32_t *)(s->heap + heap_cap);
+    s->next = (uint32_t *)(s->sym + len);
+    s->prev = s->next + len;
+    s->pending = s->prev + len;
+    s->n_heap = s->n_pending = 0;
+    return NULL;
+}
+
 is_error *is_bpe_encode_word(const struct is_tokenizer *tok, const unsigned char *bytes, size_t len,
                              is_i32vec *out) {
     if (len == 0) return NULL;
-    int32_t *sym = malloc(len * sizeof *sym);
-    if (!sym) return is_error_oom("tokenizer BPE");
-    size_t n = len;
-    for (size_t i = 0; i < len; i++) sym[i] = tok->byte_id[bytes[i]];
-    sym[len - 1] = tok->byte_end_id[bytes[len - 1]];
-    while (n >= 2) {
-        /* The adjacent pair with the lowest merge rank... */
-        int32_t best_rank = INT32_MAX, best_left = -1, best_right = -1, best_merged = -1;
-        for (size_t i = 0; i + 1 < n; i++) {
-            int32_t rank, merged;
-            if (is_merge_find(&tok->merges, sym[i], sym[i + 1], &rank, &merged) == 0 && rank < best_rank) {
-                best_rank = rank, best_left = sym[i], best_right = sym[i + 1], best_merged = merged;
-            }
-        }
-        if (best_merged < 0) break;
-        /* ...is merged at each of its non-overlapping occurrences, left to right. */
-        size_t j = 0;
-        for (size_t i = 0; i < n;) {
-            if (i + 1 < n && sym[i] == best_left && sym[i + 1] == best_right) {
-                sym[j++] = best_merged;
-                i += 2;
-            } else {
-                sym[j++] = sym[i++];
-            }
-        }
-        n = j;
+    if (len > IS_BPE_MAX_WORD_BYTES)
+        return is_errorf(IS_E_ARGUMENT, "tokenizer: a pre-token of %zu bytes is longer than the BPE limit", len);
+    bpe_state s = {.merges = &tok->merges};
+    void *block = NULL;
+    IS_TRY(bpe_alloc(&s, len, &block));
+    for (size_t i = 0; i < len; i++) {
+        s.sym[i] = tok->byte_id[bytes[i]];
+        s.prev[i] = i ? (uint32_t)(i - 1) : BPE_NONE;
+        s.next[i] = i + 1 < len ? (uint32_t)(i + 1) : BPE_NONE;
+    }
+    s.sym[len - 1] = tok->byte_end_id[bytes[len - 1]]; /* the word-final symbol carries "</w>" */
+    for (size_t i = 0; i + 1 < len; i++) push_pair(&s, (uint32_t)i);
+    while (bpe_round(&s)) {
+        /* until no adjacent pair has a rank */
     }
     is_error *err = NULL;
-    for (size_t i = 0; i < n && !err; i++) err = is_i32vec_push(out, sym[i]);
-    free(sym);
+    for (uint32_t p = 0; p != BPE_NONE && !err; p = s.next[p]) err = is_i32vec_push(out, s.sym[p]);
+    free(block);
     return err;
 }
 
