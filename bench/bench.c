@@ -40,6 +40,7 @@ typedef struct {
     const char *filter;    /* micro: only kernels whose label contains this */
     const char *model_dir; /* NULL: a temporary folder */
     const char *style_image; /* e2e rows */
+    const char *tokenizer;   /* tokenizer row: a CLIP tokenizer folder */
     int keep, threads, warmup, steps;
     int steps_given;         /* --steps was on the command line (accuracy: also a whole generation) */
     is_precision precision;  /* asked for (default F32: today's numbers) */
@@ -48,12 +49,13 @@ typedef struct {
 
 /* The rows of the network table (not e2e, micro or accuracy). */
 static int network_row(const char *name) {
-    return strncmp(name, "e2e", 3) && strcmp(name, "accuracy") && strcmp(name, "micro");
+    return strncmp(name, "e2e", 3) && strcmp(name, "accuracy") && strcmp(name, "micro") && strcmp(name, "tokenizer");
 }
 
 /* Rows that run only when --only names them (long, or not a network). */
 static int opt_in(const char *name) {
-    return !strcmp(name, "micro") || !strncmp(name, "e2e", 3) || !strcmp(name, "accuracy");
+    return !strcmp(name, "micro") || !strncmp(name, "e2e", 3) || !strcmp(name, "accuracy") ||
+           !strcmp(name, "tokenizer");
 }
 
 static int wanted(const options *o, const char *name) {
@@ -571,14 +573,16 @@ static void append(char *dst, size_t cap, const char *src) {
 
 static void usage(void) {
     printf("usage: is_bench [--only LIST] [--precision f32|bf16|auto] [--threads N] [--model-dir DIR] [--keep]\n"
-           "       [--no-warmup] [--filter TEXT] [--steps N] [--style-image PNG]\n"
+           "       [--no-warmup] [--filter TEXT] [--steps N] [--style-image PNG] [--tokenizer DIR]\n"
            "  LIST: comma-separated from unet512,unet1024,vae1024,text,text2,vision (default: all)\n"
            "        and, only when asked: micro (kernel micro-benchmark at SDXL shapes;\n"
            "        --filter TEXT keeps the kernels whose label contains TEXT), e2e1024 and e2e512\n"
            "        (a whole is_generate with the IP-Adapter, style image and content prompt;\n"
            "        --steps N denoising steps, default 2; --style-image, default docs/examples/style.png),\n"
            "        accuracy (bf16 against f32 at 512x512 on the same inputs: one UNet CFG evaluation and\n"
-           "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image)\n"
+           "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image),\n"
+           "        tokenizer (long words and 64 KiB prompts through is_tokenizer_encode; --tokenizer DIR,\n"
+           "        default ../shared/golden/models/tiny-sdxl/tokenizer: a real CLIP vocabulary and merges)\n"
            "  --precision: arithmetic of the networks' products (default f32: the exact mode). bf16 rows\n"
            "        are compared with oneDNN's bf16 matmul ceiling measured in the same process; micro adds\n"
            "        a bf16 row after each product, convolution and attention\n"
@@ -589,7 +593,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    options o = {.threads = 0, .warmup = 1, .steps = 2, .style_image = "docs/examples/style.png",
+    options o = {.threads = 0, .warmup = 1, .steps = 2, .style_image = "docs/examples/style.png", .tokenizer = NULL,
                  .precision = IS_PRECISION_F32};
     const char *child = NULL, *write_component = NULL;
     int result_fd = -1;
@@ -609,6 +613,7 @@ int main(int argc, char **argv) {
             }
         }
         else if (!strcmp(argv[i], "--style-image") && i + 1 < argc) o.style_image = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) o.tokenizer = argv[++i];
         else if (!strcmp(argv[i], "--keep")) o.keep = 1;
         else if (!strcmp(argv[i], "--no-warmup")) o.warmup = 0;
         else {
@@ -637,6 +642,9 @@ int main(int argc, char **argv) {
     }
     printf("\n");
     if (wanted(&o, "micro")) bench_micro(o.filter, o.effective == IS_PRECISION_BF16);
+    if (wanted(&o, "tokenizer") &&
+        bench_tokenizer(o.tokenizer ? o.tokenizer : "../shared/golden/models/tiny-sdxl/tokenizer"))
+        return 1;
 
 #define E2E_PARTS {"unet", "vae", "text_encoder", "text_encoder_2", "image_encoder", "pipeline", "ip-adapter"}
     static const struct {

@@ -14,6 +14,9 @@ double bench_sgemm_ceiling(int64_t n, int reps, double *cpu_gflops);
 /* Kernel micro-benchmark (labels containing filter; NULL = all). bf16: each matrix product,
  * convolution and attention row is followed by its bf16 row (is_dnn_*, kernels/dnn.h). */
 void bench_micro(const char *filter, int bf16);
+/* --only tokenizer (tokenizer_bench.c): long inputs through is_tokenizer_encode with the CLIP tokenizer
+ * in dir; 0 on success. */
+int bench_tokenizer(const char *dir);
 
 /* ---- bf16 ceiling (ceiling_bf16.c): oneDNN bf16 matmul 8192x640x5760 and 3x3 convolution
  * 2x640x64x64 -> 640, all threads, best of reps. Plain data: it travels through the result pipe. */

@@ -1,6 +1,7 @@
 /* CLIP tokenizer: every golden case for both SDXL tokenizers (ids, ids_77, num_truncated, exact), invalid
  * UTF-8, load errors on crafted folders; the O(n log n) BPE and the linear NFC against the old code on many
- * pseudo-random inputs, long words and worst-case prompts against time limits, the prompt length limit. */
+ * pseudo-random inputs, long words and worst-case prompts (their times printed; is_bench --only tokenizer
+ * measures them), the prompt length limit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,6 @@ static void test_golden(void) {
         free(dir);
         if (!th_ok(err, names[t])) continue;
         printf("  %s loaded in %.3f s\n", names[t], load_s);
-        th_check(load_s < 1.0, "%s: load took %.3f s (limit 1 s)", names[t], load_s);
         th_check(is_tokenizer_bos_id(tok) == 49406 && is_tokenizer_eos_id(tok) == 49407 &&
                      is_tokenizer_pad_id(tok) == pads[t],
                  "%s: bos/eos/pad ids %d/%d/%d", names[t], is_tokenizer_bos_id(tok), is_tokenizer_eos_id(tok),
@@ -136,13 +136,8 @@ static void test_golden(void) {
 
 /* ------------------------------------------------------------------ BPE: the heap against the old loop */
 
-/* Time limits are for optimised builds; sanitizer and -O0 builds run several times slower, yet the old
- * quadratic loop (2.6-2.9 s for 65,536 letters optimised) would still fail the scaled limits. */
-#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
-#define TIME_SCALE 10.0
-#else
-#define TIME_SCALE 1.0
-#endif
+/* Times are printed, not asserted: speed is the benchmark's job (is_bench --only tokenizer), a test
+ * checks the ids. */
 
 /* The BPE loop as it was before the heap (up to commit d933a80), verbatim: one scan for the lowest-ranked
  * pair per round, then every non-overlapping occurrence of it merged left to right. */
@@ -525,9 +520,6 @@ static void test_long_words(const is_tokenizer *tok) {
         if (th_ok(err, "long word"))
             th_check(ids.n == long_word_ids[k].n_ids && fnv_ids(ids.v, ids.n) == long_word_ids[k].fnv,
                      "%zu letters: the old loop's ids (got %zu ids)", n, ids.n);
-        /* O(n log n): 65,536 letters well under 0.2 s, 262,144 under 1 s, 1 Mi under 5 s. */
-        double limit = n <= 65536 ? 0.2 : n <= 262144 ? 1.0 : 5.0;
-        th_check(t < limit * TIME_SCALE, "BPE of %zu letters took %.3f s (limit %.1f s)", n, t, limit * TIME_SCALE);
         is_i32vec_free(&ids);
         free(w);
     }
@@ -557,7 +549,6 @@ static void test_regression_file(const is_tokenizer *tok) {
         th_check(n == 36298 + 2 && ids[0] == 49406 && ids[n - 1] == 49407 &&
                      fnv_ids(ids + 1, n - 2) == long_word_ids[1].fnv,
                  "long_word_65536.txt: BOS, the old loop's ids, EOS");
-    th_check(t < 0.2 * TIME_SCALE, "a 65,536-letter word took %.3f s (limit %.2f s)", t, 0.2 * TIME_SCALE);
     free(ids);
     free(want);
     free(text);
@@ -601,7 +592,6 @@ static void test_worst_case_prompts(const is_tokenizer *tok, const is_tokenizer 
         double t = now_s() - t0;
         printf("  64 KiB of %s: %.3f s, %zu ids\n", cases[c].what, t, n);
         th_ok(err, cases[c].what);
-        th_check(t < 0.2 * TIME_SCALE, "64 KiB of %s took %.3f s (limit %.2f s)", cases[c].what, t, 0.2 * TIME_SCALE);
         free(ids);
         free(prompt);
     }
