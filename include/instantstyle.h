@@ -95,6 +95,16 @@ typedef struct { int width, height; uint8_t *rgb; } is_image;
 /* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
 IS_API is_error *is_image_load(const char *path, is_image *out);
 IS_API void is_image_free(is_image *img);
+/* Decompression-bomb guard, as Pillow's (docs/LIMITS.md): is_image_load (and is_generate's style image)
+ * refuses, from the header and before decoding anything, an image of more than is_get_max_image_pixels()
+ * pixels (width x height). The default is Pillow's DecompressionBombError threshold, 2 x
+ * PIL.Image.MAX_IMAGE_PIXELS. 0, or anything above 268435456 (2^28), means 268435456: that hard
+ * ceiling (and 32768 per side) holds whatever is set.
+ * Progressive JPEGs also get at most 3 bytes per allowed pixel for libjpeg's coefficient buffers
+ * (512 MiB by default). Process-wide and thread-safe; applies to the loads that start afterwards. */
+#define IS_MAX_IMAGE_PIXELS_DEFAULT 178956970u
+IS_API void is_set_max_image_pixels(uint64_t n);
+IS_API uint64_t is_get_max_image_pixels(void);
 
 /* ---------------------------------------------------------------- sampler names */
 

@@ -8,10 +8,17 @@
 
 #include "core/error.h"
 
-/* Limits against absurd headers (decompression bombs). */
+/* Hard ceilings against absurd headers (decompression bombs), whatever is_set_max_image_pixels says:
+ * the settable pixel limit (default IS_MAX_IMAGE_PIXELS_DEFAULT, Pillow's) is clamped to
+ * IS_IMAGE_MAX_PIXELS, a bound every caller (and the fuzz harnesses) may rely on. docs/LIMITS.md. */
 #define IS_IMAGE_MAX_SIDE 32768
 #define IS_IMAGE_MAX_PIXELS (1LL << 28)
 #define IS_IMAGE_MAX_FILE_BYTES ((size_t)1 << 30)
+
+/* Multi-scan (progressive) JPEGs: libjpeg holds every DCT coefficient of the image (128 bytes per
+ * 8x8 block and component). They may take this many bytes per pixel of the pixel limit: 512 MiB
+ * at the default, a 4:2:0 colour JPEG at the limit or a 4:4:4 one at half of it. */
+#define IS_JPEG_COEF_BYTES_PER_PIXEL 3
 
 /* What the file held, named as Pillow names the mode it opens it in ("RGB", "RGBA", "L", "LA",
  * "P", "I", "1", "CMYK"); the pixels are always converted to RGB. */
@@ -26,7 +33,11 @@ is_error *is_image_load_info(const char *path, is_image *out, is_image_info *inf
 is_error *is_png_decode(const char *path, const uint8_t *data, size_t n, is_image *out, is_image_info *info);
 is_error *is_jpeg_decode(const char *path, const uint8_t *data, size_t n, is_image *out, is_image_info *info);
 
-/* Checks width/height against the limits above and allocates out->rgb (w*h*3 bytes). */
+/* Refuses a declared size over the limits (each side, then is_get_max_image_pixels()) with an error
+ * naming the file, the size, the limit and how to raise it. Allocates nothing. */
+is_error *is_image_check_size(const char *path, long long width, long long height);
+
+/* is_image_check_size, then allocates out->rgb (w*h*3 bytes). */
 is_error *is_image_alloc(const char *path, long long width, long long height, is_image *out);
 
 /* Pillow resampling filters, numbered as PIL.Image.Resampling. */

@@ -1,4 +1,5 @@
 /* is_image_load: read the file, pick the decoder by its magic bytes (never by the extension). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,12 +8,35 @@
 
 static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
-is_error *is_image_alloc(const char *path, long long width, long long height, is_image *out) {
+/* Read by every load, possibly from several threads at once. */
+static _Atomic uint64_t max_pixels = IS_MAX_IMAGE_PIXELS_DEFAULT;
+
+void is_set_max_image_pixels(uint64_t n) {
+    if (n == 0 || n > (uint64_t)IS_IMAGE_MAX_PIXELS) n = (uint64_t)IS_IMAGE_MAX_PIXELS;
+    atomic_store(&max_pixels, n);
+}
+
+uint64_t is_get_max_image_pixels(void) { return atomic_load(&max_pixels); }
+
+is_error *is_image_check_size(const char *path, long long width, long long height) {
     if (width <= 0 || height <= 0)
         return is_errorf(IS_E_FORMAT, "%s: image has no pixels (%lldx%lld)", path, width, height);
-    if (width > IS_IMAGE_MAX_SIDE || height > IS_IMAGE_MAX_SIDE || width * height > IS_IMAGE_MAX_PIXELS)
-        return is_errorf(IS_E_UNSUPPORTED, "%s: image of %lldx%lld pixels is too large (at most %d per side and %lld pixels)",
-                         path, width, height, IS_IMAGE_MAX_SIDE, IS_IMAGE_MAX_PIXELS);
+    if (width > IS_IMAGE_MAX_SIDE || height > IS_IMAGE_MAX_SIDE)
+        return is_errorf(IS_E_UNSUPPORTED, "%s: image too large: %lldx%lld has a side over %d pixels, the most any "
+                         "image may have", path, width, height, IS_IMAGE_MAX_SIDE);
+    unsigned long long limit = is_get_max_image_pixels(), pixels = (unsigned long long)width * height;
+    if (pixels <= limit) return NULL;
+    if (limit == (unsigned long long)IS_IMAGE_MAX_PIXELS)
+        return is_errorf(IS_E_UNSUPPORTED, "%s: image too large: %lldx%lld is %llu pixels, more than %llu, the most "
+                         "any image may have", path, width, height, pixels, limit);
+    return is_errorf(IS_E_UNSUPPORTED,
+                     "%s: image too large: %lldx%lld is %llu pixels, more than the limit of %llu (a decompression-bomb "
+                     "guard, as Pillow's); raise it with is_set_max_image_pixels() if the file is trusted",
+                     path, width, height, pixels, limit);
+}
+
+is_error *is_image_alloc(const char *path, long long width, long long height, is_image *out) {
+    IS_TRY(is_image_check_size(path, width, height));
     out->rgb = malloc((size_t)width * (size_t)height * 3);
     if (!out->rgb) return is_error_oom(path);
     out->width = (int)width;
