@@ -29,6 +29,8 @@ const char *const is_gen_help_text =
     "                           short form 'down.block_2=0,1;up.block_0=0,1,0' (docs/STYLE_BLOCKS.md)\n"
     "  --content-prompt TEXT    describe the style image's content to subtract it from the style\n"
     "  --content-scale X        strength of that subtraction (default 0.5)\n"
+    "  --max-image-pixels N     refuse a style image of more pixels (default 178956970, Pillow's; the\n"
+    "                           ceiling is 268435456; docs/LIMITS.md)\n"
     "sampling:\n"
     "  --width N, --height N    output size, multiples of 8 up to 8192 (default: the model's, 1024 for SDXL)\n"
     "  --steps N                denoising steps (default 30)\n"
@@ -74,7 +76,7 @@ static const char *const value_options[] = {
     "--negative-prompt-2", "--style-image", "--ip-scale", "--style-blocks", "--content-prompt", "--content-scale",
     "--width", "--height", "--steps", "--cfg", "--guidance-rescale", "--sampler", "--timestep-spacing", "--eta",
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
-    "--dump-tensors", "--threads", "--precision", NULL};
+    "--dump-tensors", "--threads", "--precision", "--max-image-pixels", NULL};
 
 static const char *canonical(const char *a) { return !strcmp(a, "-o") ? "--out" : a; }
 
@@ -122,6 +124,15 @@ static is_error *set_tiling(const char *v, int *out) {
     return NULL;
 }
 
+/* Raise (or lower) the decompression-bomb limit for the style image (Pillow's default). */
+static is_error *set_max_pixels(const char *v) {
+    uint64_t n = 0;
+    IS_TRY(is_arg_u64("--max-image-pixels", v, &n));
+    if (n < 1) return is_errorf(IS_E_ARGUMENT, "--max-image-pixels: must be at least 1");
+    is_set_max_image_pixels(n);
+    return NULL;
+}
+
 static is_error *set_threads(const char *v, is_gen_options *o) {
     int n = 0;
     IS_TRY(is_arg_int("--threads", v, 1, 1024, &n));
@@ -166,6 +177,7 @@ static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
     if (!strcmp(a, "--crop-top")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_top);
     if (!strcmp(a, "--crop-left")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_left);
     if (!strcmp(a, "--threads")) return set_threads(v, o);
+    if (!strcmp(a, "--max-image-pixels")) return set_max_pixels(v);
     if (!strcmp(a, "--sampler")) return set_sampler(v, &gp->sampler);
     if (!strcmp(a, "--vae-tiling")) return set_tiling(v, &gp->vae_tiling);
     if (!strcmp(a, "--timestep-spacing")) {

@@ -1,6 +1,7 @@
 /* Hostile style images (issue 12): the reproducers of the image review, built here byte by byte
  * (no zlib: stored deflate blocks, or one hand-made dynamic-Huffman block for the bomb), each loaded
- * in a child process that must finish within 1 s and 300 MB with a clear error or the right image.
+ * in a child process that must stay within 300 MB with a clear error or the right image (its time is
+ * printed, not asserted: no timed tests; a bomb shows in the memory bound).
  * They are also committed under tests/regressions/images/ as a fuzzing corpus; this test checks the
  * committed files equal what it builds (IS_WRITE_REGRESSIONS=1 rewrites them). docs/LIMITS.md. */
 #include <errno.h>
@@ -17,7 +18,6 @@
 #include "harness.h"
 #include "vision/image.h"
 
-#define MAX_SECONDS 1.0
 #define MAX_RSS_MB 300
 
 /* ------------------------------------------------------------------ byte buffers */
@@ -403,7 +403,7 @@ static void check_small_image(const char *path, const char *name) {
     is_image_free(&img);
 }
 
-/* Write, compare with the committed copy, load within the time and memory limits, check the outcome. */
+/* Write, compare with the committed copy, load within the memory limit, check the outcome. */
 static void check_repro(const repro *r, const buf *b) {
     check_committed(r->name, b);
     char *path = is_path_join(th_tmpdir(), r->name);
@@ -411,7 +411,6 @@ static void check_repro(const repro *r, const buf *b) {
     load_stats st = measure_load(path);
     printf("  %-44s %7zu bytes  %7.4f s  %+5ld MB  %s\n", r->name, b->n, st.seconds, st.rss_kb / 1024, st.message);
     th_check(st.ok, "%s: %s", r->name, st.message);
-    th_check(st.seconds < MAX_SECONDS, "%s: took %.3f s (at most %.1f)", r->name, st.seconds, MAX_SECONDS);
     th_check(st.rss_kb < MAX_RSS_MB * 1024L, "%s: took %ld MB (at most %d)", r->name, st.rss_kb / 1024, MAX_RSS_MB);
     if (r->error) {
         th_check(st.failed && strstr(st.message, r->error) && strstr(st.message, r->name),
@@ -447,7 +446,7 @@ static void make_ends_mid_row(buf *b) { make_idat_case(b, 0, STREAM_ENDS_MID_WAY
 static void make_ends_early_adam7(buf *b) { make_idat_case(b, 1, STREAM_ENDS_MID_WAY, TAIL_IEND, 0); }
 
 static void test_reproducers(void) {
-    printf("reproducers (each in a child process; limits %.1f s, %d MB):\n", MAX_SECONDS, MAX_RSS_MB);
+    printf("reproducers (each in a child process; limit %d MB):\n", MAX_RSS_MB);
     /* 1. text chunks declaring 2 GB: skipped unread, so only the missing bytes are an error */
     run_repro("png-text-chunk-2gb-tEXt.png", "truncated PNG", make_text_bomb_tEXt);
     run_repro("png-text-chunk-2gb-zTXt.png", "truncated PNG", make_text_bomb_zTXt);

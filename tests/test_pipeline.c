@@ -639,6 +639,10 @@ int main(void) {
     expect_cli_error("unknown style block", "block_9", badblocks, 2);
     char *badsampler[] = {"--sampler", "plms"};
     expect_cli_error("unknown sampler", "plms", badsampler, 2);
+    /* The decompression-bomb limit can be lowered (and raised): a 50x40 style image over a 100-pixel limit
+     * fails before any network loads. */
+    char *maxpx[] = {"--max-image-pixels", "100"};
+    free(cli_error("style image over --max-image-pixels", "is_set_max_image_pixels", maxpx, 2, CLI_LOUD));
     char *badprec[] = {"--precision", "fp16"};
     expect_cli_error("unknown precision", "fp16", badprec, 2);
 
