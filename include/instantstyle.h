@@ -236,7 +236,8 @@ typedef struct is_tokenizer is_tokenizer;
 /* dir holds vocab.json, merges.txt and special_tokens_map.json / tokenizer_config.json. */
 IS_API is_error *is_tokenizer_load(const char *dir, is_tokenizer **out);
 IS_API void is_tokenizer_free(is_tokenizer *tok);
-/* Untruncated ids [BOS, content..., EOS]; *ids is malloc'ed (caller frees), *n its length. */
+/* Untruncated ids [BOS, content..., EOS]; *ids is malloc'ed (caller frees), *n its length. Every encode
+ * refuses a text over 64 KiB (IS_E_ARGUMENT; CLIP reads only its first 77 tokens; docs/LIMITS.md). */
 IS_API is_error *is_tokenizer_encode(const is_tokenizer *tok, const char *utf8_text, int32_t **ids, size_t *n);
 /* Exactly max_length ids as the text encoder receives them (truncated keeping BOS and EOS, padded with the
  * pad token); *n_truncated (may be NULL) = number of content tokens cut off. */
