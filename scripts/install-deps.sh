@@ -2,7 +2,10 @@
 # Install the Debian packages instantstyle needs to build and test (run as root).
 set -euo pipefail
 packages=(build-essential cmake pkg-config
-  libcjson-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev libopenblas-openmp-dev libdnnl-dev)
+  libcjson-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev libopenblas-openmp-dev libdnnl-dev
+  # scripts/fuzz.sh: clang, libFuzzer + sanitizer runtimes (libclang_rt.fuzzer-x86_64.a is in
+  # libclang-rt-14-dev, only recommended by clang), clang's OpenMP runtime
+  clang libclang-rt-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 # UndefinedBehaviorSanitizer. Goldens come from ../shared/golden or $IS_GOLDEN_DIR.
 # Between the two: install into a temporary prefix and build and run examples/generate_twice.c
 # against it, through pkg-config and through find_package(instantstyle).
+# Last, a short run of every fuzz harness (scripts/fuzz.sh: clang + libFuzzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -47,3 +48,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DIS_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 1
+
+# Fuzzing (clang + libFuzzer, build-fuzz/): every harness replays its seeds and tests/regressions/ inputs,
+# then fuzzes for 15 s; any crash, leak, timeout or UB fails (tests/fuzz/README.md, about 5 min on 2 cores).
+bash scripts/fuzz.sh 15

@@ -287,6 +287,35 @@ static void check_params_errors(void) {
     th_check(!strcmp(is_status_name(IS_E_CANCELLED), "cancelled"), "status name of IS_E_CANCELLED");
 }
 
+static void write_at(const char *dir, const char *rel, const char *text) {
+    char *path = is_path_join(dir, rel);
+    th_ok(is_write_file_atomic(path, text, strlen(text)), path);
+    free(path);
+}
+
+/* A config whose sample_size overflowed the default size (an int multiplication; fuzz finding
+ * tests/fuzz/findings/config_pipeline) is refused with the file named. */
+static void check_hostile_config(void) {
+    char *dir = is_path_join(th_tmpdir(), "hostile-model");
+    const char *sub[] = {"", "/unet", "/vae", "/scheduler"};
+    for (size_t i = 0; i < 4; i++) {
+        char d[4200];
+        snprintf(d, sizeof d, "%s%s", dir, sub[i]);
+        mkdir(d, 0755);
+    }
+    write_at(dir, "model_index.json", "{}");
+    write_at(dir, "scheduler/scheduler_config.json", "{}");
+    write_at(dir, "unet/config.json", "{\"sample_size\": 1073741824, \"block_out_channels\": [1]}");
+    write_at(dir, "vae/config.json", "{\"block_out_channels\": [1, 1]}");
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = dir;
+    is_pipeline *p = NULL;
+    th_fails(is_pipeline_load(&pp, &p), "sample_size 1073741824", "sample_size that overflows the default size");
+    th_check(p == NULL, "no pipeline on a hostile config");
+    free(dir);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s/lifecycle", th_tmpdir());
     if (!th_ok(is_make_tiny_model(g_dir, 0, 1), "make tiny model")) return th_done();
@@ -294,6 +323,7 @@ int main(void) {
     g_ip = is_path_join(g_dir, "ip-adapter/ip-adapter_sdxl.safetensors");
     g_style = th_golden_path("images/odd_rgb_301x217.png");
     check_params_errors();
+    check_hostile_config();
     check_keep_and_low();
     check_cancel();
     check_style_in_memory();

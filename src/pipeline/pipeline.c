@@ -147,7 +147,7 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         int n_channels = 0;
         if (!err) err = is_config_int(&cfg, "sample_size", &sample_size);
         if (!err) err = is_config_int_list(&cfg, "block_out_channels", channels, 16, -1, 0, &n_channels);
-        p->unet_base_channels = n_channels > 0 ? (int)channels[0] : 320;
+        p->unet_base_channels = n_channels > 0 && channels[0] > 0 && channels[0] <= 65536 ? (int)channels[0] : 320;
         is_config_free(&cfg);
         /* VAE scale = 2^(number of VAE blocks - 1), as diffusers' vae_scale_factor. */
         int64_t blocks[16];
@@ -155,7 +155,15 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         if (!err) err = is_config_load_in(p->vae_dir, "config.json", &cfg);
         if (!err) err = is_config_int_list(&cfg, "block_out_channels", blocks, 16, -1, 0, &n_blocks);
         is_config_free(&cfg);
-        p->default_width = p->default_height = (int)sample_size * (1 << (n_blocks > 0 ? n_blocks - 1 : 3));
+        /* In 64 bits and bounded: a hostile config must not overflow the default size (fuzz finding). */
+        int64_t side = sample_size * ((int64_t)1 << (n_blocks > 0 && n_blocks <= 8 ? n_blocks - 1 : 3));
+        if (!err && (sample_size < 1 || side > 8192))
+            err = is_errorf(IS_E_CONFIG, "%s/config.json: sample_size %lld gives a default size of %lld pixels; "
+                            "expected 1..8192", p->unet_dir, (long long)sample_size, (long long)side);
+        if (!err && n_channels > 0 && (channels[0] < 1 || channels[0] > 65536))
+            err = is_errorf(IS_E_CONFIG, "%s/config.json: block_out_channels[0] = %lld, expected 1..65536", p->unet_dir,
+                            (long long)channels[0]);
+        if (!err) p->default_width = p->default_height = (int)side;
     }
     if (!err) {
         char *te1 = is_path_join(p->model_dir, "text_encoder"), *te2 = is_path_join(p->model_dir, "text_encoder_2");
