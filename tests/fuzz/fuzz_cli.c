@@ -38,9 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     is_gen_options o;
     is_gen_options_init(&o);
+    /* --threads N and --max-image-pixels N set process-wide values: restored for the next input */
     int threads = is_get_threads();
+    uint64_t max_pixels = is_get_max_image_pixels();
     is_error *err = is_gen_parse(argc, argv, &o);
-    is_set_threads(threads); /* --threads N sets the OpenMP thread count: not for the next input */
+    is_set_threads(threads);
+    is_set_max_image_pixels(max_pixels);
     if (!fz_error(err) && !o.help) {
         if (!o.paths.model_dir || !o.gp.prompt) fz_fail("parse succeeded without --model and --prompt");
         struct is_pipeline p;

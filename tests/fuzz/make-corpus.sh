@@ -227,10 +227,15 @@ done | sort -u | while IFS= read -r argv; do
     ["--ip-adapter", "tiny/ip-adapter/ip-adapter_sdxl.safetensors"] else [] end) + .) | map(. + "\u0000") | add' \
     >"$out/cli/golden_$i"
 done
-printf -- '--model\0m\0--prompt\0a cat\0--width\0512\0--height\0768\0--karras\0--sampler\0dpmpp_2m\0--timestep-spacing\0trailing\0--original-size\01024x1024\0--target-size\0512x512\0--crop-top\08\0--crop-left\00\0--vae-tiling\0on\0--threads\02\0--precision\0f32\0--seed\018446744073709551615\0--eta\00.5\0--guidance-rescale\00.7\0-q\0' \
-  >"$out/cli/every_option"
-printf -- '--model\0m\0--prompt\0p, "quoted": yes\nnewline\0--negative-prompt\0n\0--prompt-2\0p2\0--negative-prompt-2\0n2\0--style-image\0s.png\0--ip-adapter\0a/ip.safetensors\0--image-encoder\0enc\0--content-prompt\0c\0--content-scale\00.5\0--style-blocks\0{"up": {"block_0": [0, 1, 0]}}\0--out\0-\0--dump-tensors\0d.safetensors\0' \
+# argv: each argument followed by a NUL
+printf '%s\0' --model m --prompt 'a cat' --width 512 --height 768 --karras --sampler dpmpp_2m \
+  --timestep-spacing trailing --original-size 1024x1024 --target-size 512x512 --crop-top 8 --crop-left 0 \
+  --vae-tiling on --threads 2 --precision f32 --max-image-pixels 1000000 --seed 18446744073709551615 --eta 0.5 \
+  --guidance-rescale 0.7 -q >"$out/cli/every_option"
+printf '%s\0' --model m --prompt $'p, "quoted": yes\nnewline' --negative-prompt n --prompt-2 p2 \
+  --negative-prompt-2 n2 --style-image s.png --ip-adapter a/ip.safetensors --image-encoder enc --content-prompt c \
+  --content-scale 0.5 --style-blocks '{"up": {"block_0": [0, 1, 0]}}' --out - --dump-tensors d.safetensors \
   >"$out/cli/style_and_text"
-printf -- '--help\0' >"$out/cli/help"
+printf '%s\0' --help >"$out/cli/help"
 
 du -sh "$out"
