@@ -643,6 +643,10 @@ int main(void) {
      * fails before any network loads. */
     char *maxpx[] = {"--max-image-pixels", "100"};
     free(cli_error("style image over --max-image-pixels", "is_set_max_image_pixels", maxpx, 2, CLI_LOUD));
+    char *maxpx0[] = {"--max-image-pixels", "0"};
+    expect_cli_error("zero --max-image-pixels", "--max-image-pixels", maxpx0, 2);
+    char *maxpxbad[] = {"--max-image-pixels", "lots"};
+    expect_cli_error("non-numeric --max-image-pixels", "--max-image-pixels", maxpxbad, 2);
     char *badprec[] = {"--precision", "fp16"};
     expect_cli_error("unknown precision", "fp16", badprec, 2);
 
