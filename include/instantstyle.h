@@ -106,6 +106,13 @@ IS_API void is_image_free(is_image *img);
 IS_API void is_set_max_image_pixels(uint64_t n);
 IS_API uint64_t is_get_max_image_pixels(void);
 
+/* Canny edges exactly as OpenCV 4.6's cv2.Canny(cv2.imread(file), low, high) (aperture 3, L1 gradient)
+ * computes them on the file's decoded pixels: per pixel the colour channel with the largest |dx|+|dy|
+ * (ties: B, then G, then R), non-maximum suppression, 8-connected hysteresis. low > high are swapped;
+ * both are floored. edges: width*height bytes, 255 on an edge, 0 elsewhere. InstantStyle's control
+ * images use low 50, high 200. */
+IS_API is_error *is_canny(const is_image *rgb, double low, double high, uint8_t *edges);
+
 /* ---------------------------------------------------------------- sampler names */
 
 /* The samplers is_generate and is_scheduler_load know (diffusers 0.30.3 schedulers). */
@@ -135,6 +142,7 @@ typedef struct {
     const char *model_dir;         /* SDXL diffusers folder (model_index.json, unet/, vae/, ...) */
     const char *ip_adapter;        /* h94-layout IP-Adapter .safetensors, or NULL for plain SDXL */
     const char *image_encoder_dir; /* NULL: the image_encoder/ folder beside the adapter file */
+    const char *controlnet;        /* diffusers ControlNetModel folder (config.json + weights), or NULL */
     is_memory_mode memory;         /* default AUTO */
     int threads;                   /* compute threads of this pipeline's generations; 0: all cores */
 } is_pipeline_params;
@@ -179,7 +187,27 @@ typedef struct {
     int original_width, original_height;  /* SDXL size conditioning; 0: the output size */
     int crop_top, crop_left;
     int target_width, target_height;      /* 0: the output size */
-    int vae_tiling;                /* -1 auto, 0 off, 1 on */
+    int vae_tiling;                /* -1 auto, 0 off, 1 on (decode, and encode of init / masked images) */
+    /* Image-based stylization (docs/IMAGE_TO_IMAGE.md). Each image is a file path or, when the path is
+     * NULL, pixels in memory (not copied; valid during is_generate).
+     * img2img: an init image, partly noised (strength) and denoised; its size (rounded down to a multiple
+     *   of 8, LANCZOS) is the output size unless width/height are given.
+     * inpainting: init image + mask (white = repaint, black = keep; grey binarised at 128), with a
+     *   9-channel inpainting UNet or a plain one (latents re-blended after every step), as diffusers. */
+    const char *init_image;
+    const is_image *init_rgb;
+    float strength;                /* (0, 1]; < 0 (default): diffusers' default, 0.3 img2img, 0.9999 inpainting */
+    const char *mask_image;
+    const is_image *mask_rgb;
+    /* ControlNet (the pipeline's is_pipeline_params.controlnet): a control image ([0,1] RGB, resized to
+     * the output size with LANCZOS), or with control_canny a photo whose Canny edges are the control image. */
+    const char *control_image;
+    const is_image *control_rgb;
+    int control_canny;             /* 1: the control image is a photo: is_canny(canny_low, canny_high) first */
+    double canny_low, canny_high;  /* default 50, 200 (InstantStyle's) */
+    float control_scale;           /* controlnet_conditioning_scale, default 1 */
+    float control_start, control_end; /* fraction of the steps the ControlNet acts in, default 0 and 1 */
+    int guess_mode;                /* diffusers guess_mode: ControlNet on the conditional half only, residual k scaled by logspace(-1, 0) */
     const char *dump_tensors;      /* write named intermediates to this safetensors file */
     is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
     is_progress_fn progress;       /* called after each denoising step (may be NULL) */
@@ -349,6 +377,11 @@ typedef struct {
     const float *text_embeds;            /* [batch, pooled_dim] */
     const float *time_ids;               /* [batch, 6] */
     const float *ip_tokens;              /* [batch, ip_num_tokens, cross_attention_dim] or NULL (no IP branch) */
+    /* ControlNet residuals (is_controlnet_forward), or NULL: added to the skip connections after the down
+     * path (residual k to skip k, the layout is_controlnet_residual_shape gives, each [batch, C, H, W], one
+     * after the other) and to the mid block's output. */
+    const float *down_residuals;
+    const float *mid_residual;           /* [batch, C_mid, H_mid, W_mid] */
     is_tensor_hook hook; void *hook_user;  /* may be NULL */
 } is_unet_input;
 IS_API void is_unet_input_init(is_unet_input *in); /* all zero: no IP branch, no hook */
@@ -360,6 +393,42 @@ IS_API is_error *is_unet_set_precision(is_unet *u, is_precision p);
 IS_API is_precision is_unet_precision(const is_unet *u);
 /* One denoiser evaluation. Activation buffers are kept in u and reused while batch/size/seq_len stay the same. */
 IS_API is_error *is_unet_forward(is_unet *u, const is_unet_input *in, float *noise_pred /* [batch, out_channels, height, width] */);
+
+/* Number of skip connections of this UNet (the down residuals a ControlNet gives it: 9 for SDXL). */
+IS_API int is_unet_num_skips(const is_unet *u);
+
+/* ---------------------------------------------------------------- ControlNet */
+
+/* diffusers ControlNetModel (SDXL): the UNet's down path and mid block with their own weights, a
+ * conditioning embedding of the control image, and one 1x1 "zero" convolution per residual. Weights stay
+ * in the safetensors mmap (or are packed for bf16, like the UNet's). */
+typedef struct is_controlnet is_controlnet;
+IS_API is_error *is_controlnet_load(const char *dir, is_controlnet **out); /* config.json + diffusion_pytorch_model.safetensors */
+IS_API void is_controlnet_free(is_controlnet *c);
+IS_API is_error *is_controlnet_set_precision(is_controlnet *c, is_precision p);
+IS_API is_precision is_controlnet_precision(const is_controlnet *c);
+IS_API void is_controlnet_release_workspace(is_controlnet *c);
+/* NULL when the ControlNet's residuals fit this UNet (channels, skip count, text and time embedding
+ * sizes), else an error naming the first mismatch. */
+IS_API is_error *is_controlnet_check_unet(const is_controlnet *c, const is_unet *u);
+IS_API int is_controlnet_num_down_residuals(const is_controlnet *c);
+/* Shape [C, H, W] of down residual k (0 <= k < num_down_residuals) or, for k == num_down_residuals, of the
+ * mid residual, for an h x w latent; returns 0, or -1 for a bad k. */
+IS_API int is_controlnet_residual_shape(const is_controlnet *c, int k, int h, int w, int64_t shape[3]);
+/* Floats of all down residuals of one batch item together (is_unet_input.down_residuals holds batch times this). */
+IS_API int64_t is_controlnet_down_floats(const is_controlnet *c, int h, int w);
+typedef struct {
+    is_unet_input unet;            /* sample, timestep, text states, text_embeds, time_ids, batch and size
+                                      (ip_tokens ignored: the ControlNet has no IP-Adapter branch) */
+    const float *cond;             /* [batch, conditioning_channels, 8h, 8w] control image in [0, 1] */
+    float conditioning_scale;
+    int guess_mode;                /* residual k of N+1 scaled by logspace(-1, 0, N+1)[k] as well */
+} is_controlnet_input;
+IS_API void is_controlnet_input_init(is_controlnet_input *in); /* zeros, conditioning_scale 1 */
+/* down: the residuals one after the other, residual k as [batch, C_k, H_k, W_k] (the layout of
+ * is_unet_input.down_residuals), already multiplied by the scale; mid: [batch, C, H, W]. Hook names: "time_emb", "aug_emb", "conv_in",
+ * "cond_embedding", "down_blocks.<i>", "mid_block". */
+IS_API is_error *is_controlnet_forward(is_controlnet *c, const is_controlnet_input *in, float *down, float *mid);
 
 /* ---------------------------------------------------------------- VAE */
 
