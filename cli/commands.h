@@ -23,4 +23,6 @@ int is_cmd_tokenize(int argc, char **argv);
 
 int is_cmd_list_blocks(int argc, char **argv);
 
+int is_cmd_canny(int argc, char **argv);
+
 #endif
