@@ -1,6 +1,7 @@
 /* VAE (tiny SDXL AutoencoderKL) against the goldens in cases/vae: untiled decodes with their
- * intermediates and post-processing, diffusers' tiled decode, encode with intermediates;
- * plus the load / argument error paths. */
+ * intermediates and post-processing, diffusers' tiled decode, encode with intermediates; diffusers'
+ * tiled encode (no golden) against a plain second implementation built on untiled encodes; the
+ * tiling decisions for the real SDXL VAE config; plus the load / argument error paths. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/safetensors.h"
 #include "harness.h"
 #include "instantstyle.h"
+#include "vae/vae_internal.h" /* an is_vae holding only the SDXL config, and the workspace's size */
 
 #define MAX_CHECKED 64
 
@@ -330,6 +332,7 @@ static void test_errors(is_vae *v) {
     th_fails(is_vae_decode(v, NULL, 8, 8, NULL, img), "NULL", "NULL latents");
     th_fails(is_vae_encode(v, img, 60, 64, lat, NULL), "multiples of 8", "encode 60x64");
     th_fails(is_vae_encode(v, img, 0, 64, lat, NULL), "invalid", "encode 0x64");
+    th_fails(is_vae_encode_ex(v, img, 64, 64, &o, lat, NULL), "tiling", "encode tiling = 2");
 }
 
 /* Sensitivity: bugs of the kinds a bf16 path can have, simulated in the f32 VAE, must fail the bf16
@@ -414,6 +417,311 @@ static void test_bf16(is_vae *v) {
     test_bf16_sensitivity();
 }
 
+/* ------------------------------------------------------------------ tiled encode (no golden) */
+
+/* A smooth pattern plus pixel noise in [-1,1]: deterministic, different at every pixel. */
+static float *test_image(int H, int W) {
+    float *img = malloc((size_t)3 * H * W * sizeof(float));
+    uint32_t r = 12345u;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                r = r * 1664525u + 1013904223u;
+                float noise = ((float)(r >> 8) / 16777216.0f - 0.5f) * 0.3f;
+                float v = 0.7f * sinf(0.13f * (float)x + 0.9f * (float)c) * cosf(0.07f * (float)y - 0.4f * (float)c);
+                v += noise;
+                img[((size_t)c * H + y) * W + x] = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+            }
+    return img;
+}
+
+typedef struct {
+    float *m; /* a copy of the last "moments" seen */
+    int64_t n;
+} moments_capture;
+
+static void capture_moments(void *user, const char *name, int batch_index, const float *data, int ndim,
+                            const int64_t *shape) {
+    moments_capture *c = user;
+    if (strcmp(name, "moments") != 0) return;
+    c->n = shape[0] * shape[1] * shape[2];
+    free(c->m);
+    c->m = malloc((size_t)c->n * sizeof(float));
+    memcpy(c->m, data, (size_t)c->n * sizeof(float));
+}
+
+/* Untiled moments (before the clamp) of an H x W image, through the public hook. */
+static float *untiled_moments(is_vae *v, const float *img, int H, int W) {
+    moments_capture cap = {NULL, 0};
+    is_vae_options o = {0, capture_moments, &cap};
+    th_ok(is_vae_encode_ex(v, img, H, W, &o, NULL, NULL), "untiled encode of a tile");
+    th_check(cap.n == 8 * (int64_t)(H / 8) * (W / 8), "moments of %dx%d: 8 x %d x %d", H, W, H / 8, W / 8);
+    return cap.m;
+}
+
+static float clamp_logvar(float x) { return x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x; }
+
+/* diffusers' tiled_encode once more, written plainly for the tiny VAE (sample_size 64, scale 8):
+ * tiles of T = 64 pixels every O = int(64 * 0.75) = 48; tile_latent 8, blend E = int(8 * 0.25) = 2,
+ * row_limit R = 8 - 2 = 6. Every tile's moments come from an UNTILED encode of its crop and are all
+ * kept; then in raster order each is blended with the tile above and then the one to the left (both as
+ * they are after their own blending), cropped to R x R, concatenated, and the logvar clamped.
+ * clamp_first: the wrong order (clamp each tile before blending), to show the test can tell. */
+static void reference_tiled(is_vae *v, const float *img, int H, int W, int clamp_first, float *mean, float *logvar) {
+    enum { T = 64, O = 48, E = 2, R = 6, C = 8 };
+    int nr = (H + O - 1) / O, nc = (W + O - 1) / O, h = H / 8, w = W / 8;
+    float **tiles = calloc((size_t)(nr * nc), sizeof *tiles);
+    int *th = calloc((size_t)nr, sizeof *th), *tw = calloc((size_t)nc, sizeof *tw); /* tile latents */
+    float *crop = malloc((size_t)3 * T * T * sizeof(float));
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) {
+            int i = r * O, j = c * O, ph = H - i < T ? H - i : T, pw = W - j < T ? W - j : T;
+            for (int ch = 0; ch < 3; ch++)
+                for (int y = 0; y < ph; y++)
+                    for (int x = 0; x < pw; x++)
+                        crop[(ch * ph + y) * pw + x] = img[((size_t)ch * H + i + y) * W + j + x];
+            tiles[r * nc + c] = untiled_moments(v, crop, ph, pw);
+            th[r] = ph / 8;
+            tw[c] = pw / 8;
+            float *t = tiles[r * nc + c];
+            if (clamp_first)
+                for (int k = 4 * th[r] * tw[c]; k < C * th[r] * tw[c]; k++) t[k] = clamp_logvar(t[k]);
+        }
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) {
+            float *b = tiles[r * nc + c];
+            int hb = th[r], wb = tw[c];
+            if (r > 0) { /* blend_v: rows of the tile above, which has the same width */
+                const float *a = tiles[(r - 1) * nc + c];
+                int ha = th[r - 1], e = ha < hb ? ha : hb;
+                e = e < E ? e : E;
+                for (int y = 0; y < e; y++)
+                    for (int ch = 0; ch < C; ch++)
+                        for (int x = 0; x < wb; x++) {
+                            float fa = a[(ch * ha + ha - e + y) * wb + x] * (float)(1.0 - (double)y / e);
+                            float fb = b[(ch * hb + y) * wb + x] * (float)((double)y / e);
+                            b[(ch * hb + y) * wb + x] = fa + fb;
+                        }
+            }
+            if (c > 0) { /* blend_h: columns of the tile to the left, which has the same height */
+                const float *a = tiles[r * nc + c - 1];
+                int wa = tw[c - 1], e = wa < wb ? wa : wb;
+                e = e < E ? e : E;
+                for (int x = 0; x < e; x++)
+                    for (int ch = 0; ch < C; ch++)
+                        for (int y = 0; y < hb; y++) {
+                            float fa = a[(ch * hb + y) * wa + wa - e + x] * (float)(1.0 - (double)x / e);
+                            float fb = b[(ch * hb + y) * wb + x] * (float)((double)x / e);
+                            b[(ch * hb + y) * wb + x] = fa + fb;
+                        }
+            }
+        }
+    int oy = 0, ox = 0;
+    for (int r = 0; r < nr; r++) {
+        int kh = th[r] < R ? th[r] : R;
+        ox = 0;
+        for (int c = 0; c < nc; c++) {
+            int kw = tw[c] < R ? tw[c] : R;
+            for (int ch = 0; ch < C; ch++)
+                for (int y = 0; y < kh; y++)
+                    for (int x = 0; x < kw; x++) {
+                        float m = tiles[r * nc + c][(ch * th[r] + y) * tw[c] + x];
+                        size_t at = ((size_t)(ch % 4) * h + oy + y) * w + ox + x;
+                        if (ch < 4) mean[at] = m;
+                        else logvar[at] = clamp_logvar(m);
+                    }
+            ox += kw;
+        }
+        oy += kh;
+    }
+    th_check(oy == h && ox == w, "reference tiles cover %dx%d latents (got %dx%d)", h, w, oy, ox);
+    for (int k = 0; k < nr * nc; k++) free(tiles[k]);
+    free(tiles);
+    free(th);
+    free(tw);
+    free(crop);
+}
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* One image: tiled (forced) against the reference; returns the tiled-vs-untiled difference. */
+static double check_tiled(is_vae *v, int H, int W, const char *what, int expect_clamped) {
+    int64_t n = 4 * (int64_t)(H / 8) * (W / 8);
+    float *img = test_image(H, W), *mean = malloc((size_t)n * sizeof(float)), *lv = malloc((size_t)n * sizeof(float));
+    float *rmean = malloc((size_t)n * sizeof(float)), *rlv = malloc((size_t)n * sizeof(float));
+    float *umean = malloc((size_t)n * sizeof(float)), *ulv = malloc((size_t)n * sizeof(float));
+    double du = -1;
+    th_check(is_vae_encode_will_tile(v, H, W, 1) == 1, "%s: tiling 1 tiles %dx%d", what, H, W);
+    is_vae_release_workspace(v);
+    moments_capture cap = {NULL, 0};
+    is_vae_options on = {1, capture_moments, &cap}, off = {0, NULL, NULL};
+    int ok = th_ok(is_vae_encode_ex(v, img, H, W, &on, mean, lv), what);
+    /* the workspace held one tile's activations (the first, largest tile), not the image's */
+    int64_t tile = vae_encode_needs(v, H < 64 ? H : 64, W < 64 ? W : 64);
+    th_check(v->ws.cap == tile && tile < vae_encode_needs(v, H, W),
+             "%s: the workspace holds one tile (%lld of %lld floats)", what, (long long)v->ws.cap, (long long)vae_encode_needs(v, H, W));
+    if (ok && th_ok(is_vae_encode_ex(v, img, H, W, &off, umean, ulv), what)) {
+        th_check(cap.n == 2 * n, "%s: a tiled encode reports the blended moments", what);
+        reference_tiled(v, img, H, W, 0, rmean, rlv);
+        double dm = max_abs_diff(mean, rmean, n), dl = max_abs_diff(lv, rlv, n);
+        printf("  %s %dx%d: tiled vs reference max |diff| mean %.3g logvar %.3g\n", what, H, W, dm, dl);
+        th_check(!memcmp(mean, rmean, (size_t)n * sizeof(float)) && !memcmp(lv, rlv, (size_t)n * sizeof(float)),
+                 "%s: tiled encode == the plain reference bit for bit", what);
+        int64_t over = 0;
+        for (int64_t i = 0; cap.m && i < n; i++) over += cap.m[n + i] > 20.0f || cap.m[n + i] < -30.0f;
+        if (expect_clamped) { /* clamping each tile before blending must give another answer */
+            reference_tiled(v, img, H, W, 1, rmean, rlv);
+            double dc = max_abs_diff(lv, rlv, n);
+            printf("  %s: %lld logvar moments outside [-30, 20]; clamp-before-blend would differ by %.3g\n", what,
+                   (long long)over, dc);
+            th_check(over > 0 && dc > 1e-3, "%s: the clamp comes after the blending (%lld clamped, %.3g)", what,
+                     (long long)over, dc);
+        }
+        du = fmax(max_abs_diff(mean, umean, n), max_abs_diff(lv, ulv, n));
+        printf("  %s %dx%d: tiled vs untiled max |diff| mean %.4f logvar %.4f\n", what, H, W,
+               max_abs_diff(mean, umean, n), max_abs_diff(lv, ulv, n));
+    }
+    free(cap.m);
+    free(img);
+    free(mean);
+    free(lv);
+    free(rmean);
+    free(rlv);
+    free(umean);
+    free(ulv);
+    return du;
+}
+
+static void test_tiled_encode(is_vae *v) {
+    /* (1) no larger than one tile (64 pixels): tiling 1 does not tile, results identical */
+    static const int small[][2] = {{64, 64}, {64, 40}, {16, 64}};
+    for (size_t k = 0; k < sizeof small / sizeof *small; k++) {
+        int H = small[k][0], W = small[k][1];
+        int64_t n = 4 * (int64_t)(H / 8) * (W / 8);
+        float *img = test_image(H, W), *a = malloc((size_t)(4 * n) * sizeof(float)), *b = a + n, *c = b + n, *d = c + n;
+        is_vae_options on = {1, NULL, NULL}, off = {0, NULL, NULL};
+        th_check(is_vae_encode_will_tile(v, H, W, 1) == 0, "%dx%d: one tile, not tiled", H, W);
+        if (th_ok(is_vae_encode_ex(v, img, H, W, &on, a, b), "encode tiling 1") &&
+            th_ok(is_vae_encode_ex(v, img, H, W, &off, c, d), "encode tiling 0"))
+            th_check(!memcmp(a, c, (size_t)(2 * n) * sizeof(float)), "%dx%d: tiling 1 == tiling 0 bit for bit", H, W);
+        free(a);
+        free(img);
+    }
+    th_check(is_vae_encode_will_tile(v, 72, 64, 1) == 1 && is_vae_encode_will_tile(v, 64, 72, 1) == 1,
+             "one side over 64 pixels tiles");
+    th_check(is_vae_encode_will_tile(v, 72, 64, 0) == 0, "tiling 0 never tiles an encode");
+
+    /* (2) + (3) forced tiling against the reference: 3 x 4 tiles (edge tiles of 16 pixels), a single
+     * column of tiles, a single row of a full and a 16-pixel tile */
+    double d = check_tiled(v, 112, 160, "tiled 3x4", 0);
+    th_check(d > 1e-3, "tiled encode differs from the untiled one (%.4f)", d);
+    check_tiled(v, 136, 64, "tiled 3x1", 0);
+    check_tiled(v, 64, 72, "tiled 2x2", 0);
+
+    /* (4) automatic: these sizes are far below 4 GiB, so untiled (== tiling 0) */
+    int H = 112, W = 160;
+    int64_t n = 4 * (int64_t)(H / 8) * (W / 8);
+    th_check(is_vae_encode_will_tile(v, H, W, -1) == 0, "automatic mode does not tile a small encode");
+    float *img = test_image(H, W), *a = malloc((size_t)(3 * n) * sizeof(float)), *b = a + n, *c = b + n;
+    is_vae_options off = {0, NULL, NULL}, automatic;
+    is_vae_options_init(&automatic);
+    if (th_ok(is_vae_encode_ex(v, img, H, W, &off, a, NULL), "encode untiled") &&
+        th_ok(is_vae_encode_ex(v, img, H, W, &automatic, b, NULL), "encode automatic") &&
+        th_ok(is_vae_encode(v, img, H, W, c, NULL), "encode without options"))
+        th_check(!memcmp(a, b, (size_t)n * sizeof(float)) && !memcmp(a, c, (size_t)n * sizeof(float)),
+                 "automatic and default encodes == untiled");
+    free(a);
+    free(img);
+    th_check(is_vae_encode_workspace_bytes(v, 60, 64) == 0 && is_vae_encode_workspace_bytes(v, 0, 64) == 0,
+             "encode workspace bytes: 0 for invalid sizes");
+}
+
+/* The clamp after the blending: the tiny VAE with quant_conv's logvar biases raised by 20, so that
+ * about half the logvar moments are over 20. */
+static void test_tiled_encode_clamp(void) {
+    char *dir = make_dir("vae_logvar_shift");
+    write_config(dir, NULL);
+    char *src = th_golden_path("models/tiny-sdxl/vae/diffusion_pytorch_model.safetensors");
+    is_st *st = NULL;
+    if (th_ok(is_st_open(src, &st), src)) {
+        is_st_writer *w = is_st_writer_new();
+        for (size_t i = 0; i < is_st_count(st); i++) {
+            const is_tensor *t = is_st_at(st, i);
+            if (!strcmp(t->name, "quant_conv.bias")) {
+                float *b = is_tensor_dup_f32(t);
+                for (int k = 4; k < 8; k++) b[k] += 20.0f;
+                th_ok(is_st_writer_add_f32(w, t->name, t->ndim, t->shape, b), "add shifted bias");
+                free(b);
+            } else {
+                th_ok(is_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data), "copy tensor");
+            }
+        }
+        char *path = is_path_join(dir, "diffusion_pytorch_model.safetensors");
+        th_ok(is_st_writer_save(w, path), "save shifted weights");
+        free(path);
+        is_st_writer_free(w);
+        is_st_close(st);
+        is_vae *v = NULL;
+        if (th_ok(is_vae_load(dir, &v), "load the VAE with logvar + 20")) {
+            check_tiled(v, 112, 160, "logvar+20", 1);
+            is_vae_free(v);
+        }
+    }
+    /* a tile plan whose tiles would not line up with the latents is refused, not approximated:
+     * sample_size 40 gives tiles every int(40 * 0.75) = 30 pixels, not a multiple of 8 */
+    write_config_ex(dir, NULL, "{\"sample_size\": 40}");
+    is_vae *v = NULL;
+    if (th_ok(is_vae_load(dir, &v), "load the VAE with sample_size 40")) {
+        float *img = test_image(64, 64), lat[4 * 8 * 8];
+        is_vae_options on = {1, NULL, NULL};
+        th_fails(is_vae_encode_ex(v, img, 64, 64, &on, lat, NULL), "tiled encode", "tiles every 30 pixels");
+        free(img);
+        is_vae_free(v);
+    }
+    free(src);
+    free(dir);
+}
+
+/* The real SDXL VAE config (stabilityai/stable-diffusion-xl-base-1.0 vae/config.json: block_out_channels
+ * [128, 256, 512, 512], layers_per_block 2, latent_channels 4, sample_size 1024) as an is_vae without
+ * weights: the size queries read only the config. Hand-checked numbers:
+ *  encode: the first downsampler holds its 128-channel H x W input and its (H+1) x (W+1) padded copy,
+ *    4 * 128 * (H*W + (H+1)*(W+1)) bytes: 1024x1024 1074790912 (1.0 GiB); 2040x2040 4263567872 (< 4 GiB
+ *    = 4294967296); 2048x2048 4297064960 (> 4 GiB);
+ *  decode: the last block's first resnet holds 256 + 128 channels at 8h x 8w, 1536 bytes per pixel:
+ *    128x128 latents 1610612736; 210x210 (1680 px) 4335206400 (> 4 GiB); 208x208 4253024256. */
+static void test_sdxl_config(void) {
+    is_vae sdxl = {.in_channels = 3, .out_channels = 3, .latent_channels = 4, .groups = 32, .layers_per_block = 2,
+                   .nblocks = 4, .block_out = {128, 256, 512, 512}, .sample_size = 1024, .mid_attention = 1};
+    is_vae *v = &sdxl;
+    th_check(is_vae_scale(v) == 8, "SDXL: scale 8");
+    th_check(is_vae_encode_workspace_bytes(v, 1024, 1024) == 1074790912LL, "SDXL encode 1024x1024: %lld bytes",
+             (long long)is_vae_encode_workspace_bytes(v, 1024, 1024));
+    th_check(is_vae_encode_workspace_bytes(v, 2040, 2040) == 4263567872LL, "SDXL encode 2040x2040: %lld bytes",
+             (long long)is_vae_encode_workspace_bytes(v, 2040, 2040));
+    th_check(is_vae_encode_workspace_bytes(v, 2048, 2048) == 4297064960LL, "SDXL encode 2048x2048: %lld bytes",
+             (long long)is_vae_encode_workspace_bytes(v, 2048, 2048));
+    th_check(is_vae_encode_will_tile(v, 1024, 1024, 1) == 0, "SDXL: a 1024x1024 image is one tile");
+    th_check(is_vae_encode_will_tile(v, 1032, 1024, 1) == 1 && is_vae_encode_will_tile(v, 1024, 1032, 1) == 1,
+             "SDXL: 1032 pixels on a side tile when forced");
+    th_check(is_vae_encode_will_tile(v, 1032, 1024, -1) == 0, "SDXL: automatic leaves 1032x1024 untiled");
+    th_check(is_vae_encode_will_tile(v, 2040, 2040, -1) == 0, "SDXL: automatic leaves 2040x2040 untiled");
+    th_check(is_vae_encode_will_tile(v, 2048, 2048, -1) == 1, "SDXL: automatic tiles 2048x2048");
+    th_check(is_vae_encode_will_tile(v, 2048, 2048, 0) == 0, "SDXL: tiling 0 never tiles");
+    th_check(is_vae_decode_workspace_bytes(v, 128, 128) == 1610612736LL, "SDXL decode 128x128: %lld bytes",
+             (long long)is_vae_decode_workspace_bytes(v, 128, 128));
+    th_check(is_vae_decode_will_tile(v, 128, 128, -1) == 0 && is_vae_decode_will_tile(v, 208, 208, -1) == 0 &&
+                 is_vae_decode_will_tile(v, 210, 210, -1) == 1,
+             "SDXL decode: automatic tiling from 1680x1680 pixels");
+    vae_tiling_plan p = vae_tiling_params(v);
+    th_check(p.overlap_px == 768 && p.blend_latent == 32 && p.row_limit_latent == 96 && p.tile_latent == 128,
+             "SDXL encode tiles: 1024 px every 768, blend 32 latents, keep 96");
+}
+
 int main(void) {
     is_set_threads(2);
     char *dir = th_golden_path("models/tiny-sdxl/vae");
@@ -423,6 +731,9 @@ int main(void) {
         test_goldens(v);
         test_bf16(v);
         test_errors(v);
+        test_tiled_encode(v);
+        test_tiled_encode_clamp();
+        test_sdxl_config();
         test_latents_stats();
         is_vae_release_workspace(v);
         is_vae_free(v);

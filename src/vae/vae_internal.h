@@ -114,14 +114,36 @@ void vae_emit(is_tensor_hook hook, void *user, const char *name, const vae_act *
  * Writes [out_channels, 8h, 8w] to image. The workspace must hold vae_decode_needs(h, w). */
 void vae_decode_z(is_vae *v, vae_act z, float *image, is_tensor_hook hook, void *user);
 
+/* ---- vae_encode.c */
+/* Encoder + quant_conv of image [in_channels,H,W] (caller memory): the moments [2*latent_channels,
+ * H/scale, W/scale], before the logvar clamp, in the workspace, which must hold vae_encode_needs(H, W). */
+vae_act vae_encode_moments(is_vae *v, const float *image, int64_t H, int64_t W, is_tensor_hook hook, void *user);
+
 /* ---- vae_tiling.c */
 typedef struct {
-    int64_t tile_latent, tile_sample, overlap_latent, blend_px, row_limit_px;
+    int64_t tile_latent, tile_sample;
+    int64_t overlap_latent, blend_px, row_limit_px;     /* decode: tiles of latents */
+    int64_t overlap_px, blend_latent, row_limit_latent; /* encode: tiles of pixels */
 } vae_tiling_plan;
 vae_tiling_plan vae_tiling_params(const is_vae *v);
 /* diffusers' tiled decode would apply at this latent size (z larger than one tile). */
 int vae_tiling_applies(const is_vae *v, int64_t h, int64_t w);
+/* diffusers' tiled encode would apply at this image size (larger than one tile of pixels). */
+int vae_encode_tiling_applies(const is_vae *v, int64_t H, int64_t W);
+/* A [C,H,W] tile and diffusers' blend_v / blend_h: b's first rows / columns blended IN PLACE with
+ * a's last ones over min(extent, both sizes). */
+typedef struct {
+    float *data;
+    int64_t H, W;
+} vae_tile;
+void vae_blend_v(const vae_tile *a, vae_tile *b, int64_t C, int64_t extent);
+void vae_blend_h(const vae_tile *a, vae_tile *b, int64_t C, int64_t extent);
 /* diffusers' AutoencoderKL.tiled_decode of z [C,h,w] (already scaled) into image [3,8h,8w]. */
 is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, float *image);
+
+/* ---- vae_tiled_encode.c */
+/* diffusers' AutoencoderKL.tiled_encode of image [in_channels,H,W]: the blended moments
+ * [2*latent_channels, H/scale, W/scale] (before the logvar clamp) into moments. */
+is_error *vae_tiled_encode(is_vae *v, const float *image, int64_t H, int64_t W, float *moments);
 
 #endif

@@ -1,9 +1,10 @@
-/* diffusers' AutoencoderKL.tiled_decode (v0.30.3), reproduced exactly: z is cut into tiles of
- * tile_latent x tile_latent latents starting every overlap_latent latents; each tile is decoded on
- * its own; tiles are visited in raster order and blended IN PLACE with the (already blended,
- * uncropped) tile above (rows) and then the one to the left (columns) over blend_px pixels;
- * finally each tile's first row_limit_px x row_limit_px pixels are kept.
- * Only the tiles of the previous row are kept alive: tile (i-1,j) is last used by (i,j). */
+/* diffusers' tiling (AutoencoderKL v0.30.3): the tile plan, the two blends and tiled_decode,
+ * reproduced exactly (tiled_encode, with the same plan and blends, is vae_tiled_encode.c).
+ * tiled_decode: z is cut into tiles of tile_latent x tile_latent latents starting every
+ * overlap_latent latents; each tile is decoded on its own; tiles are visited in raster order and
+ * blended IN PLACE with the (already blended, uncropped) tile above (rows) and then the one to the
+ * left (columns) over blend_px pixels; finally each tile's first row_limit_px x row_limit_px pixels
+ * are kept. Only the tiles of the previous row are kept alive: tile (i-1,j) is last used by (i,j). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,9 @@ vae_tiling_plan vae_tiling_params(const is_vae *v) {
     p.overlap_latent = (int64_t)((double)p.tile_latent * (1.0 - OVERLAP_FACTOR));
     p.blend_px = (int64_t)((double)p.tile_sample * OVERLAP_FACTOR);
     p.row_limit_px = p.tile_sample - p.blend_px;
+    p.overlap_px = (int64_t)((double)p.tile_sample * (1.0 - OVERLAP_FACTOR));
+    p.blend_latent = (int64_t)((double)p.tile_latent * OVERLAP_FACTOR);
+    p.row_limit_latent = p.tile_latent - p.blend_latent;
     return p;
 }
 
@@ -27,16 +31,15 @@ int vae_tiling_applies(const is_vae *v, int64_t h, int64_t w) {
     return h > p.tile_latent || w > p.tile_latent;
 }
 
-typedef struct {
-    float *data;
-    int64_t H, W; /* pixels */
-} tile;
+int vae_encode_tiling_applies(const is_vae *v, int64_t H, int64_t W) {
+    return H > v->sample_size || W > v->sample_size; /* encode's test is on pixels */
+}
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* b's first e rows <- a's last e rows * (1 - y/e) + b * (y/e); weights are Python floats
  * cast to float32 as PyTorch does for a tensor * scalar. */
-static void blend_v(const tile *a, tile *b, int64_t C, int64_t extent) {
+void vae_blend_v(const vae_tile *a, vae_tile *b, int64_t C, int64_t extent) {
     int64_t e = min64(min64(a->H, b->H), extent), W = b->W;
     for (int64_t y = 0; y < e; y++) {
         float wb = (float)((double)y / (double)e), wa = (float)(1.0 - (double)y / (double)e);
@@ -51,7 +54,7 @@ static void blend_v(const tile *a, tile *b, int64_t C, int64_t extent) {
     }
 }
 
-static void blend_h(const tile *a, tile *b, int64_t C, int64_t extent) {
+void vae_blend_h(const vae_tile *a, vae_tile *b, int64_t C, int64_t extent) {
     int64_t e = min64(min64(a->W, b->W), extent);
     for (int64_t x = 0; x < e; x++) {
         float wb = (float)((double)x / (double)e), wa = (float)(1.0 - (double)x / (double)e);
@@ -84,7 +87,7 @@ is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, floa
     int64_t th0 = min64(p.tile_latent, h), tw0 = min64(p.tile_latent, w); /* the first tile is the largest */
     IS_TRY(vae_ws_reserve(&v->ws, vae_decode_needs(v, th0, tw0), vae_norm_needs(v)));
     int64_t ncols = (w + p.overlap_latent - 1) / p.overlap_latent;
-    tile *col = calloc((size_t)ncols, sizeof *col); /* latest decoded tile of each column */
+    vae_tile *col = calloc((size_t)ncols, sizeof *col); /* latest decoded tile of each column */
     if (!col) return is_error_oom("vae tiles");
     is_error *err = NULL;
     int64_t W = s * w, oy = 0;
@@ -92,7 +95,7 @@ is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, floa
         int64_t th = min64(p.tile_latent, h - i), ox = 0, crop_h = min64(p.row_limit_px, th * s);
         for (int64_t jj = 0, j = 0; j < w; j += p.overlap_latent, jj++) {
             int64_t tw = min64(p.tile_latent, w - j);
-            tile t = {malloc((size_t)(Co * th * s * tw * s) * sizeof(float)), th * s, tw * s};
+            vae_tile t = {malloc((size_t)(Co * th * s * tw * s) * sizeof(float)), th * s, tw * s};
             if (!t.data) {
                 err = is_error_oom("vae tile");
                 break;
@@ -102,10 +105,10 @@ is_error *vae_tiled_decode(is_vae *v, const float *z, int64_t h, int64_t w, floa
                 for (int64_t y = 0; y < th; y++)
                     memcpy(zt + (c * th + y) * tw, z + (c * h + i + y) * w + j, (size_t)tw * sizeof(float));
             vae_decode_z(v, (vae_act){zt, C, th, tw}, t.data, NULL, NULL);
-            if (i > 0) blend_v(&col[jj], &t, Co, p.blend_px);
+            if (i > 0) vae_blend_v(&col[jj], &t, Co, p.blend_px);
             free(col[jj].data); /* the tile above is no longer needed */
             col[jj] = t;
-            if (jj > 0) blend_h(&col[jj - 1], &col[jj], Co, p.blend_px);
+            if (jj > 0) vae_blend_h(&col[jj - 1], &col[jj], Co, p.blend_px);
             int64_t crop_w = min64(p.row_limit_px, t.W);
             for (int64_t c = 0; c < Co; c++)
                 for (int64_t y = 0; y < crop_h; y++)
