@@ -6,7 +6,8 @@
  * Every row is compared with an sgemm ceiling measured just before it in the same child (the
  * cores may be shared with other work; the ceiling moves with them); with --precision bf16 the
  * networks run in bf16 (is_*_set_precision after loading) and the ceiling is oneDNN's bf16 matmul
- * (ceiling_bf16.c). --only accuracy compares bf16 with f32 on the same inputs (accuracy.c). */
+ * (ceiling_bf16.c). --only accuracy compares bf16 with f32 on the same inputs (accuracy.c). The e2e
+ * rows run a whole is_generate; the e2e*cn ones add an SDXL-sized Canny ControlNet. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,7 @@ typedef struct {
     double stage_s[N_STAGES], stage_peak[N_STAGES], stage_rss[N_STAGES];
     double step_s;             /* denoising seconds per step */
     int steps, stages_seen;    /* bit i: stage i reported */
-    double unet_bytes, adapter_bytes;
+    double unet_bytes, adapter_bytes, controlnet_bytes;
     double t_origin;           /* bench_now() when the generation started (log timestamps) */
     double cpu_s;              /* CPU seconds of the generation (all threads): wall x cores it really got */
     char msg[400];
@@ -117,6 +118,7 @@ typedef struct {
     int warmup;
     int steps;               /* e2e; accuracy: 0 = no whole generation */
     const char *style_image; /* e2e */
+    int controlnet;          /* e2e: with <dir>/controlnet on the Canny edges of the style image */
     is_precision precision;  /* passed to is_*_set_precision / is_generate_params.precision */
 } job;
 
@@ -331,15 +333,19 @@ static void e2e_progress(void *user, int step, int total, double seconds) {
 }
 
 /* InstantStyle as a user runs it: 1024x1024 (or j->size), IP-Adapter with the style image, a
- * content prompt subtracted, style blocks "style", CFG 5. No warm-up: the run includes mapping
- * every network, as a real generation does. */
+ * content prompt subtracted, style blocks "style", CFG 5; with j->controlnet also a Canny ControlNet
+ * on the style image's edges at 0.6, as InstantStyle's ControlNet example. No warm-up: the run
+ * includes mapping every network, as a real generation does. */
 static is_error *run_e2e(const job *j, result *r) {
-    char adapter[4096], encoder[4096], unet_file[4096];
+    char adapter[4096], encoder[4096], unet_file[4096], controlnet[4096], controlnet_file[4200];
     snprintf(adapter, sizeof adapter, "%s/ip-adapter/ip-adapter_sdxl.safetensors", j->dir);
     snprintf(encoder, sizeof encoder, "%s/image_encoder", j->dir);
     snprintf(unet_file, sizeof unet_file, "%s/unet/diffusion_pytorch_model.safetensors", j->dir);
+    snprintf(controlnet, sizeof controlnet, "%s/controlnet", j->dir);
+    snprintf(controlnet_file, sizeof controlnet_file, "%s/diffusion_pytorch_model.safetensors", controlnet);
     r->unet_bytes = file_bytes(unet_file);
     r->adapter_bytes = file_bytes(adapter);
+    r->controlnet_bytes = j->controlnet ? file_bytes(controlnet_file) : 0;
     double t0 = bench_now(), c0 = bench_cpu_now();
     is_pipeline_params paths;
     is_pipeline_params_init(&paths);
@@ -347,6 +353,7 @@ static is_error *run_e2e(const job *j, result *r) {
     paths.model_dir = j->dir;
     paths.ip_adapter = adapter;
     paths.image_encoder_dir = encoder;
+    if (j->controlnet) paths.controlnet = controlnet;
     is_pipeline *p = NULL;
     IS_TRY(is_pipeline_load(&paths, &p));
     is_generate_params gp;
@@ -360,6 +367,11 @@ static is_error *run_e2e(const job *j, result *r) {
     gp.style_blocks = "style";
     gp.content_prompt = "a house";
     gp.precision = j->precision; /* set always: the library's default is AUTO */
+    if (j->controlnet) {
+        gp.control_image = j->style_image;
+        gp.control_canny = 1;      /* its Canny edges (default thresholds) are the control image */
+        gp.control_scale = 0.6f;   /* InstantStyle's controlnet_conditioning_scale */
+    }
     gp.log = e2e_log;
     gp.progress = e2e_progress;
     gp.user = r;
@@ -446,17 +458,21 @@ static int child_main(const options *o, const char *name, int result_fd) {
     static const struct {
         const char *name;
         runner fn;
-        int size, which;
-    } runners[] = {{"unet512", run_unet, 512, 0}, {"unet1024", run_unet, 1024, 0}, {"vae1024", run_vae, 1024, 0},
-                   {"text", run_text, 0, 1},      {"text2", run_text, 0, 2},       {"vision", run_vision, 0, 0},
-                   {"e2e1024", run_e2e, 1024, 0}, {"e2e512", run_e2e, 512, 0},  {"accuracy", run_accuracy, 512, 0}};
+        int size, which, controlnet;
+    } runners[] = {{"unet512", run_unet, 512, 0, 0},     {"unet1024", run_unet, 1024, 0, 0},
+                   {"vae1024", run_vae, 1024, 0, 0},     {"text", run_text, 0, 1, 0},
+                   {"text2", run_text, 0, 2, 0},         {"vision", run_vision, 0, 0, 0},
+                   {"e2e1024", run_e2e, 1024, 0, 0},     {"e2e512", run_e2e, 512, 0, 0},
+                   {"e2e1024cn", run_e2e, 1024, 0, 1},   {"e2e512cn", run_e2e, 512, 0, 1},
+                   {"accuracy", run_accuracy, 512, 0, 0}};
     result r;
     memset(&r, 0, sizeof r);
     snprintf(r.msg, sizeof r.msg, "unknown item '%s'", name);
     for (size_t i = 0; i < sizeof runners / sizeof runners[0]; i++) {
         if (strcmp(runners[i].name, name)) continue;
         job j = {.dir = o->model_dir, .size = runners[i].size, .which = runners[i].which, .warmup = o->warmup,
-                 .steps = o->steps, .style_image = o->style_image, .precision = o->precision};
+                 .steps = o->steps, .style_image = o->style_image, .controlnet = runners[i].controlnet,
+                 .precision = o->precision};
         r.msg[0] = 0;
         if (runners[i].fn != run_accuracy) {
             r.ceiling = r.sgemm = bench_sgemm_ceiling(2048, 4, NULL);
@@ -534,9 +550,17 @@ static int e2e_row(const options *o, const char *dir, const char *label, const c
     printf("| stage | peak so far | resident at its end |\n|---|---:|---:|\n");
     for (int i = 0; i < N_STAGES; i++)
         if (r.stages_seen >> i & 1) printf("| %s | %.2f | %.2f |\n", stage_names[i], r.stage_peak[i], r.stage_rss[i]);
+    if (r.controlnet_bytes > 0)
+        printf("\nControlNet f16 weights %.2f GiB (its time is part of denoising s/step; compare the row without it)\n",
+               r.controlnet_bytes / gib);
     printf("\npeak RSS %.2f GiB, reached in stage: %s", rss, peak_stage >= 0 ? stage_names[peak_stage] : "?");
-    if (r.stages_seen >> ST_DENOISE & 1)
-        printf("; UNet stage peak minus the UNet's f16 weights: %.2f GiB", r.stage_peak[ST_DENOISE] - unet_w);
+    if (r.stages_seen >> ST_DENOISE & 1) {
+        if (r.controlnet_bytes > 0)
+            printf("; UNet stage peak minus the UNet's and the ControlNet's f16 weights: %.2f GiB",
+                   r.stage_peak[ST_DENOISE] - unet_w - r.controlnet_bytes / gib);
+        else
+            printf("; UNet stage peak minus the UNet's f16 weights: %.2f GiB", r.stage_peak[ST_DENOISE] - unet_w);
+    }
     printf("\n");
     fflush(stdout);
     return 0;
@@ -579,6 +603,8 @@ static void usage(void) {
            "        --filter TEXT keeps the kernels whose label contains TEXT), e2e1024 and e2e512\n"
            "        (a whole is_generate with the IP-Adapter, style image and content prompt;\n"
            "        --steps N denoising steps, default 2; --style-image, default docs/examples/style.png),\n"
+           "        e2e1024cn and e2e512cn (the same plus an SDXL-sized Canny ControlNet on the style\n"
+           "        image's edges at scale 0.6; adds controlnet/, 2.5 GB, to the model folder),\n"
            "        accuracy (bf16 against f32 at 512x512 on the same inputs: one UNet CFG evaluation and\n"
            "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image),\n"
            "        tokenizer (long words and 64 KiB prompts through is_tokenizer_encode; --tokenizer DIR,\n"
@@ -646,9 +672,10 @@ int main(int argc, char **argv) {
         bench_tokenizer(o.tokenizer ? o.tokenizer : "../shared/golden/models/tiny-sdxl/tokenizer"))
         return 1;
 
-#define E2E_PARTS {"unet", "vae", "text_encoder", "text_encoder_2", "image_encoder", "pipeline", "ip-adapter"}
+#define E2E_PARTS "unet", "vae", "text_encoder", "text_encoder_2", "image_encoder", "pipeline", "ip-adapter"
+    enum { MAX_PARTS = 9 }; /* the e2e*cn rows' 8, and a NULL */
     static const struct {
-        const char *name, *label, *components[8];
+        const char *name, *label, *components[MAX_PARTS];
     } items[] = {
         {"unet512", "UNet, one CFG step (batch 2), 512x512", {"unet"}},
         {"unet1024", "UNet, one CFG step (batch 2), 1024x1024", {"unet"}},
@@ -656,10 +683,14 @@ int main(int argc, char **argv) {
         {"text", "CLIP ViT-L text encoder, 77 tokens", {"text_encoder"}},
         {"text2", "OpenCLIP bigG text encoder, 77 tokens", {"text_encoder_2"}},
         {"vision", "ViT-bigG image encoder, 224x224", {"image_encoder"}},
-        {"e2e1024", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5", E2E_PARTS},
-        {"e2e512", "is_generate 512x512, IP-Adapter + content prompt, CFG 5", E2E_PARTS},
+        {"e2e1024", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5", {E2E_PARTS}},
+        {"e2e512", "is_generate 512x512, IP-Adapter + content prompt, CFG 5", {E2E_PARTS}},
+        {"e2e1024cn", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5 + Canny ControlNet 0.6",
+         {E2E_PARTS, "controlnet"}},
+        {"e2e512cn", "is_generate 512x512, IP-Adapter + content prompt, CFG 5 + Canny ControlNet 0.6",
+         {E2E_PARTS, "controlnet"}},
         /* without --steps only unet, vae and ip-adapter are needed (see the component loop) */
-        {"accuracy", "bf16 against f32, 512x512", E2E_PARTS},
+        {"accuracy", "bf16 against f32, 512x512", {E2E_PARTS}},
     };
 #undef E2E_PARTS
     const int n_items = (int)(sizeof items / sizeof items[0]);
@@ -681,7 +712,7 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (int i = 0; i < n_items && !rc; i++) {
         if (!wanted(&o, items[i].name)) continue;
-        for (int k = 0; k < 8 && items[i].components[k] && !rc; k++) {
+        for (int k = 0; k < MAX_PARTS && items[i].components[k] && !rc; k++) {
             const char *c = items[i].components[k];
             if (!strcmp(items[i].name, "accuracy") && !o.steps_given && strcmp(c, "unet") && strcmp(c, "vae") &&
                 strcmp(c, "ip-adapter"))

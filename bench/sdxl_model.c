@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "tiny/tiny_model.h"
 
-/* stabilityai/stable-diffusion-xl-base-1.0 (unet/, vae/, text_encoder/, text_encoder_2/ config.json)
- * and h94/IP-Adapter sdxl_models/image_encoder/config.json (OpenCLIP ViT-bigG-14 vision tower). */
+/* stabilityai/stable-diffusion-xl-base-1.0 (unet/, vae/, text_encoder/, text_encoder_2/ config.json),
+ * h94/IP-Adapter sdxl_models/image_encoder/config.json (OpenCLIP ViT-bigG-14 vision tower) and
+ * diffusers/controlnet-canny-sdxl-1.0's config.json (the UNet's down path and mid block, a
+ * [16, 32, 96, 256] conditioning embedding). */
 static void sdxl_spec(tm_spec *s) {
     memset(s, 0, sizeof *s);
     s->text_encoder = (tm_clip_spec){
@@ -35,6 +37,8 @@ static void sdxl_spec(tm_spec *s) {
         .n_blocks = 4, .block_out_channels = {128, 256, 512, 512}, .layers_per_block = 2, .in_channels = 3,
         .out_channels = 3, .latent_channels = 4, .norm_num_groups = 32, .sample_size = 1024,
         .scaling_factor = 0.13025};
+    s->controlnet = (tm_controlnet_spec){.conditioning_channels = 3, .n_cond_levels = 4,
+                                         .cond_out_channels = {16, 32, 96, 256}};
     s->ip_tokens = 4;
     s->unet.cross_attention_dim = s->text_encoder.hidden_size + s->text_encoder_2.hidden_size;     /* 2048 */
     s->unet.projection_class_embeddings_input_dim =
@@ -84,6 +88,8 @@ is_error *bench_write_component(const char *root, const char *name) {
      * embedding, to_k_ip/to_v_ip for the 70 cross-attentions. */
     if (!strcmp(name, "ip-adapter")) return tm_write_ip_adapter(dir, &s, seed);
     if (!strcmp(name, "unet")) return tm_write_unet(dir, &s.unet, seed);
+    /* 1.25 B parameters in F16, 2.5 GB (the published file's size) */
+    if (!strcmp(name, "controlnet")) return tm_write_controlnet(dir, &s.unet, &s.controlnet, seed);
     if (!strcmp(name, "vae")) return tm_write_vae(dir, &s.vae, seed);
     if (!strcmp(name, "text_encoder")) return tm_write_clip(dir, &s.text_encoder, IS_DT_F16, seed, name);
     if (!strcmp(name, "text_encoder_2")) return tm_write_clip(dir, &s.text_encoder_2, IS_DT_F16, seed, name);

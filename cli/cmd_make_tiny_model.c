@@ -1,4 +1,4 @@
-/* instantstyle make-tiny-model DIR: a small random-weight SDXL + IP-Adapter for smoke tests. */
+/* instantstyle make-tiny-model DIR: a small random-weight SDXL + IP-Adapter + ControlNet for smoke tests. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +11,14 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: instantstyle make-tiny-model [--seed N] [--force] DIR\n\n"
-            "Writes a tiny SDXL pipeline with random weights and an IP-Adapter for it, in the same\n"
-            "file layouts as the real releases, so the whole pipeline can run without downloads:\n"
+            "Writes a tiny SDXL pipeline with random weights, an IP-Adapter and a ControlNet for it,\n"
+            "in the same file layouts as the real releases, so the whole pipeline can run without\n"
+            "downloads:\n"
             "  DIR/sdxl/        model_index.json, scheduler/, tokenizer/, tokenizer_2/ (byte-level\n"
             "                   vocabulary), text_encoder/, text_encoder_2/, unet/, vae/\n"
             "  DIR/ip-adapter/  ip-adapter_sdxl.safetensors (h94 layout), image_encoder/\n"
+            "  DIR/controlnet/  config.json, diffusion_pytorch_model.safetensors (diffusers\n"
+            "                   ControlNetModel; use with --controlnet DIR/controlnet)\n"
             "Images it generates are abstract: the weights are random. About 10 MB in all.\n\n"
             "options:\n"
             "  --seed N   seed of the random weights (default 0); the same seed writes the same files\n"
@@ -62,6 +65,6 @@ int is_cmd_make_tiny_model(int argc, char **argv) {
     }
     is_error *err = is_make_tiny_model(dir, seed, force);
     if (err) return is_cli_fail(err);
-    printf("wrote %s/sdxl and %s/ip-adapter (seed %llu)\n", dir, dir, (unsigned long long)seed);
+    printf("wrote %s/sdxl, %s/ip-adapter and %s/controlnet (seed %llu)\n", dir, dir, dir, (unsigned long long)seed);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* make-tiny-model: every file exists and parses; tensor names, shapes and dtypes match what the
  * loaders expect (checked against the golden tiny model, which the real diffusers / transformers
  * / h94 code saved); configs agree; every loader accepts the files and one forward of each network
- * (and a short end-to-end generate) gives finite numbers; weights are deterministic in the seed;
- * error paths. */
+ * (and a short end-to-end generate, also with the ControlNet) gives finite numbers; weights are
+ * deterministic in the seed; error paths. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <math.h>
@@ -45,6 +45,8 @@ static const component COMPONENTS[] = {
     /* The adapter has no config: its sizes follow the UNet's and the image encoder's. */
     {"tiny-ip-adapter/ip-adapter_sdxl.safetensors", "ip-adapter/ip-adapter_sdxl.safetensors",
      "tiny-sdxl/unet/config.json", "sdxl/unet/config.json", IS_DT_F16},
+    {"tiny-controlnet/diffusion_pytorch_model.safetensors", "controlnet/diffusion_pytorch_model.safetensors",
+     "tiny-controlnet/config.json", "controlnet/config.json", IS_DT_F16},
 };
 
 static const char *const JSON_FILES[] = {
@@ -53,7 +55,7 @@ static const char *const JSON_FILES[] = {
     "sdxl/tokenizer_2/vocab.json", "sdxl/tokenizer_2/special_tokens_map.json",
     "sdxl/tokenizer_2/tokenizer_config.json", "sdxl/text_encoder/config.json", "sdxl/text_encoder_2/config.json",
     "sdxl/unet/config.json", "sdxl/vae/config.json", "ip-adapter/image_encoder/config.json",
-    "ip-adapter/image_encoder/preprocessor_config.json",
+    "ip-adapter/image_encoder/preprocessor_config.json", "controlnet/config.json",
 };
 
 static char *mine(const char *rel) { return is_path_join(g_dir, rel); }
@@ -311,6 +313,29 @@ static void check_init(void) {
     free(p);
 }
 
+/* A trained ControlNet's zero convolutions (and its conditioning embedding's conv_out) start at zero;
+ * the generated ones are random, so the residuals the tests add are not all zero. */
+static void check_controlnet_init(void) {
+    char *p = mine("controlnet/diffusion_pytorch_model.safetensors");
+    is_st *st = NULL;
+    if (th_ok(is_st_open(p, &st), p)) {
+        static const char *const names[] = {"controlnet_down_blocks.0.weight", "controlnet_down_blocks.8.weight",
+                                            "controlnet_mid_block.weight", "controlnet_cond_embedding.conv_out.weight"};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            const is_tensor *w = is_st_find(st, names[i]);
+            double s2 = 0;
+            for (int64_t k = 0; w && k < w->numel; k++) {
+                const double x = is_tensor_get_f32(w, (size_t)k);
+                s2 += x * x;
+            }
+            const double sd = w ? sqrt(s2 / (double)w->numel) : 0;
+            th_check(w && fabs(sd - 0.02) < 0.004, "%s: random, not zero (rms %g)", names[i], sd);
+        }
+    }
+    is_st_close(st);
+    free(p);
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
@@ -337,8 +362,9 @@ static void check_determinism_and_errors(void) {
     th_ok(is_make_tiny_model(nested, 0, 0), "generate into a new nested folder without --force");
     th_ok(is_make_tiny_model(other, 1, 0), "generate with seed 1");
     const char *files[] = {"sdxl/unet/diffusion_pytorch_model.safetensors", "sdxl/vae/diffusion_pytorch_model.safetensors",
-                           "sdxl/text_encoder_2/model.safetensors", "ip-adapter/ip-adapter_sdxl.safetensors"};
-    for (int i = 0; i < 4; i++) {
+                           "sdxl/text_encoder_2/model.safetensors", "ip-adapter/ip-adapter_sdxl.safetensors",
+                           "controlnet/diffusion_pytorch_model.safetensors"};
+    for (int i = 0; i < (int)(sizeof files / sizeof *files); i++) {
         char *a = is_path_join(g_dir, files[i]), *b = is_path_join(nested, files[i]), *c = is_path_join(other, files[i]);
         th_check(same_file(a, b), "%s: same seed, same bytes", files[i]);
         th_check(!same_file(a, c), "%s: another seed, other weights", files[i]);
@@ -520,14 +546,68 @@ static void check_unet(void) {
     free(ip);
 }
 
+/* The ControlNet loads, fits the tiny UNet, and its residuals (random "zero" convolutions: non-zero)
+ * change a UNet step, which stays finite. */
+static void check_controlnet(void) {
+    char *dir = mine("controlnet"), *udir = mine("sdxl/unet");
+    is_controlnet *cn = NULL;
+    is_unet *u = NULL;
+    if (th_ok(is_controlnet_load(dir, &cn), dir) && th_ok(is_unet_load(udir, &u), udir)) {
+        th_ok(is_controlnet_check_unet(cn, u), "controlnet fits the tiny UNet");
+        const int n = is_controlnet_num_down_residuals(cn), h = 8, w = 8, seq = 77;
+        th_check(n == 9 && is_unet_num_skips(u) == 9, "9 down residuals for 9 UNet skips (got %d)", n);
+        int64_t ms[3] = {0, 0, 0};
+        th_check(is_controlnet_residual_shape(cn, n, h, w, ms) == 0 && ms[0] == 64 && ms[1] == 2 && ms[2] == 2,
+                 "mid residual [64, 2, 2] for an 8x8 latent");
+        const int64_t nd = is_controlnet_down_floats(cn, h, w), nm = ms[0] * ms[1] * ms[2];
+        float *x = malloc(sizeof(float) * 4 * h * w), *ctx = malloc(sizeof(float) * seq * 96), *te = malloc(sizeof(float) * 48);
+        float *cond = malloc(sizeof(float) * 3 * 64 * 64), *down = malloc(sizeof(float) * (size_t)(nd > 0 ? nd : 1));
+        float *mid = malloc(sizeof(float) * (size_t)(nm > 0 ? nm : 1));
+        float *plain = malloc(sizeof(float) * 4 * h * w), *ctrl = malloc(sizeof(float) * 4 * h * w);
+        const float time_ids[6] = {64, 64, 0, 0, 64, 64};
+        for (int i = 0; i < 4 * h * w; i++) x[i] = (float)((i * 37 % 17) - 8) / 8.0f;
+        for (int i = 0; i < seq * 96; i++) ctx[i] = (float)((i * 13 % 11) - 5) / 5.0f;
+        for (int i = 0; i < 48; i++) te[i] = (float)((i % 7) - 3) / 3.0f;
+        for (int i = 0; i < 3 * 64 * 64; i++) cond[i] = (float)(i * 7 % 13) / 12.0f;
+        is_controlnet_input in;
+        is_controlnet_input_init(&in);
+        in.unet = (is_unet_input){.batch = 1, .height = h, .width = w, .sample = x, .timestep = 999.0f,
+                                  .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids};
+        in.cond = cond;
+        in.conditioning_scale = 0.6f;
+        if (th_ok(is_controlnet_forward(cn, &in, down, mid), "controlnet forward")) {
+            double sum = 0;
+            for (int64_t i = 0; i < nd; i++) sum += fabs(down[i]);
+            th_check(all_finite(down, (size_t)nd) && all_finite(mid, (size_t)nm) && sum > 0,
+                     "controlnet residuals finite and not all zero (sum |down| %g)", sum);
+            is_unet_input ui = in.unet;
+            if (th_ok(is_unet_forward(u, &ui, plain), "unet forward without residuals")) {
+                ui.down_residuals = down;
+                ui.mid_residual = mid;
+                if (th_ok(is_unet_forward(u, &ui, ctrl), "unet forward with the residuals"))
+                    th_check(all_finite(ctrl, 4 * (size_t)(h * w)) && memcmp(plain, ctrl, sizeof(float) * 4 * h * w),
+                             "unet step with the ControlNet's residuals finite and different");
+            }
+        }
+        free(x), free(ctx), free(te), free(cond), free(down), free(mid), free(plain), free(ctrl);
+    }
+    is_controlnet_free(cn);
+    is_unet_free(u);
+    free(dir);
+    free(udir);
+}
+
 /* The README's first command in library form: the whole pipeline on the tiny model, small and short. */
-static void check_generate(void) {
-    char *sdxl = mine("sdxl"), *ip = mine("ip-adapter/ip-adapter_sdxl.safetensors");
+static void check_generate(int controlnet) {
+    char *sdxl = mine("sdxl"), *ip = mine("ip-adapter/ip-adapter_sdxl.safetensors"), *cn = mine("controlnet");
     char *style = th_golden_path("images/odd_rgb_301x217.png");
+    const char *what = controlnet ? "generate on the tiny model with the ControlNet (Canny of the style image, 0.6)"
+                                  : "generate on the tiny model";
     is_pipeline_params paths;
     is_pipeline_params_init(&paths);
     paths.model_dir = sdxl;
     paths.ip_adapter = ip;
+    if (controlnet) paths.controlnet = cn;
     is_pipeline *p = NULL;
     if (th_ok(is_pipeline_load(&paths, &p), "pipeline load")) {
         is_generate_params g;
@@ -539,13 +619,18 @@ static void check_generate(void) {
         g.height = 48;
         g.steps = 3;
         g.seed = 42;
+        if (controlnet) { /* InstantStyle's: Canny edges of the style image at 0.6 */
+            g.control_image = style;
+            g.control_canny = 1;
+            g.control_scale = 0.6f;
+        }
         is_image_result r = {0};
-        if (th_ok(is_generate(p, &g, &r), "generate on the tiny model")) {
+        if (th_ok(is_generate(p, &g, &r), what)) {
             const size_t n = 3 * (size_t)r.width * (size_t)r.height;
             int in_range = r.width == 64 && r.height == 48 && r.image && r.rgb;
             for (size_t i = 0; in_range && i < n; i++) in_range = r.image[i] >= 0.0f && r.image[i] <= 1.0f;
-            th_check(in_range, "generated a 64x48 image with values in 0..1");
-            char *png = mine("tiny.png");
+            th_check(in_range, "%s: a 64x48 image with values in 0..1", what);
+            char *png = mine(controlnet ? "tiny-controlnet.png" : "tiny.png");
             th_ok(is_save_png(png, &r, p, &g), png);
             free(png);
         }
@@ -554,6 +639,7 @@ static void check_generate(void) {
     is_pipeline_free(p);
     free(sdxl);
     free(ip);
+    free(cn);
     free(style);
 }
 
@@ -566,13 +652,16 @@ int main(void) {
     check_vocab();
     check_adapter_numbering();
     check_init();
+    check_controlnet_init();
     check_text_encoders();
     check_tokenizers();
     check_prompt();
     check_image_encoder();
     check_unet();
     check_vae();
-    check_generate();
+    check_controlnet();
+    check_generate(0);
+    check_generate(1);
     check_determinism_and_errors();
     return th_done();
 }

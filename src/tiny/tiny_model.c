@@ -10,7 +10,8 @@
 /* Structurally SDXL, a few MB: three UNet levels [DownBlock2D, CrossAttnDownBlock2D x2] with
  * [1, 1, 2] transformer layers (11 Transformer2DModels, 17 cross-attentions), head counts in
  * attention_head_dim, text_time added conditions, two text encoders whose hidden states are
- * concatenated, a CLIP vision encoder for the adapter. */
+ * concatenated, a CLIP vision encoder for the adapter, a ControlNet whose conditioning embedding
+ * is narrower than SDXL's [16, 32, 96, 256] but has its four levels (the golden tiny one's sizes). */
 void tm_spec_default(tm_spec *s) {
     memset(s, 0, sizeof *s);
     s->text_encoder = (tm_clip_spec){
@@ -34,6 +35,8 @@ void tm_spec_default(tm_spec *s) {
         .n_blocks = 4, .block_out_channels = {32, 32, 64, 64}, .layers_per_block = 1, .in_channels = 3,
         .out_channels = 3, .latent_channels = 4, .norm_num_groups = 32, .sample_size = 64,
         .scaling_factor = 0.13025};
+    s->controlnet = (tm_controlnet_spec){.conditioning_channels = 3, .n_cond_levels = 4,
+                                         .cond_out_channels = {8, 16, 16, 32}};
     s->ip_tokens = 4;
     /* SDXL's wiring: cross-attention sees both text encoders' hidden states side by side; the
      * added condition is the pooled projection plus six Fourier-embedded size/crop numbers. */
@@ -157,7 +160,9 @@ static is_error *make_all(const char *dir, uint64_t seed) {
     IS_TRY(tm_write_ip_adapter(p, &s, seed));
     IS_TRY(sub_dir(p, sizeof p, dir, "ip-adapter", "image_encoder"));
     IS_TRY(tm_write_clip(p, &s.image_encoder, IS_DT_F16, seed, "image_encoder"));
-    return tm_write_preprocessor_config(p, &s.image_encoder);
+    IS_TRY(tm_write_preprocessor_config(p, &s.image_encoder));
+    IS_TRY(sub_dir(p, sizeof p, dir, "controlnet", NULL));
+    return tm_write_controlnet(p, &s.unet, &s.controlnet, seed);
 }
 
 is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force) {

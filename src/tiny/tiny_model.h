@@ -1,10 +1,11 @@
-/* The smoke-model generator: a small random-weight SDXL pipeline folder + IP-Adapter in the
- * real file layouts (diffusers / transformers / h94 names, configs and dtypes).
+/* The smoke-model generator: a small random-weight SDXL pipeline folder + IP-Adapter + ControlNet
+ * in the real file layouts (diffusers / transformers / h94 names, configs and dtypes).
  *
  * Every size lives in one table (tm_spec); every tensor name and shape is derived from it the way
  * diffusers and transformers build their modules, so changing a size keeps the files consistent.
  * The pieces: tiny_model.c (sizes, folders, model_index, scheduler), tiny_model_weights.c (seeded
  * random tensors), tiny_model_json.c (config output), tiny_model_unet.c, tiny_model_vae.c,
+ * tiny_model_controlnet.c (the UNet's down path and mid block with a conditioning embedding),
  * tiny_model_clip.c (text encoders, image encoder), tiny_model_tokenizer.c, tiny_model_adapter.c. */
 #ifndef IS_PIPELINE_TINY_MODEL_H
 #define IS_PIPELINE_TINY_MODEL_H
@@ -28,6 +29,15 @@ typedef struct {
     int cross_attention_dim, projection_class_embeddings_input_dim;
 } tm_unet_spec;
 
+/* The ControlNet's own sizes; its down path and mid block mirror the UNet's spec. */
+typedef struct {
+    int conditioning_channels; /* of the control image: 3 (RGB) */
+    /* ControlNetConditioningEmbedding's conditioning_embedding_out_channels: n levels, n - 1 stride-2
+     * convolutions between them, so n = 4 takes the image to the latent's size (VAE factor 8). */
+    int n_cond_levels;
+    int cond_out_channels[TM_MAX_BLOCKS];
+} tm_controlnet_spec;
+
 typedef struct {
     int n_blocks;
     int block_out_channels[TM_MAX_BLOCKS];
@@ -49,6 +59,7 @@ typedef struct {
     tm_unet_spec unet;
     tm_vae_spec vae;
     tm_clip_spec text_encoder, text_encoder_2, image_encoder;
+    tm_controlnet_spec controlnet;
     int ip_tokens; /* image_proj context tokens (h94 SDXL: 4) */
 } tm_spec;
 
@@ -107,6 +118,11 @@ void tm_json_free(tm_json *j);
 
 /* ---- the components; each writes its folder (which must exist). */
 is_error *tm_write_unet(const char *dir, const tm_unet_spec *s, uint64_t seed);
+/* diffusers ControlNetModel for the UNet of spec u: config.json and diffusion_pytorch_model.safetensors. */
+is_error *tm_write_controlnet(const char *dir, const tm_unet_spec *u, const tm_controlnet_spec *c, uint64_t seed);
+/* The part of the UNet a ControlNet copies, weights named as in both: conv_in, the time and added-
+ * condition embeddings, the down blocks and the mid block (tiny_model_unet.c). */
+void tm_unet_trunk(tm_weights *g, const tm_unet_spec *s);
 is_error *tm_write_vae(const char *dir, const tm_vae_spec *s, uint64_t seed);
 is_error *tm_write_clip(const char *dir, const tm_clip_spec *s, is_dtype dtype, uint64_t seed,
                         const char *stream);

@@ -43,7 +43,9 @@ static void transformer(tm_weights *g, const char *p, int64_t dim, int layers, i
     tm_linear(g, p, "proj_out", dim, dim, 1);
 }
 
-static void weights(tm_weights *g, const tm_unet_spec *s) {
+/* Shared with the ControlNet, which has these modules under the same names. They are drawn first, in
+ * the UNet's original order, so the UNet's file is the same as before the split. */
+void tm_unet_trunk(tm_weights *g, const tm_unet_spec *s) {
     const int n = s->n_blocks, lpb = s->layers_per_block;
     const int *ch = s->block_out_channels;
     const int64_t temb = 4 * (int64_t)ch[0], cross = s->cross_attention_dim;
@@ -70,6 +72,16 @@ static void weights(tm_weights *g, const tm_unet_spec *s) {
     resnet(g, "mid_block.resnets.0", ch[n - 1], ch[n - 1], temb);
     transformer(g, "mid_block.attentions.0", ch[n - 1], s->transformer_layers[n - 1], cross);
     resnet(g, "mid_block.resnets.1", ch[n - 1], ch[n - 1], temb);
+}
+
+/* The trunk, then the up path and the output. */
+static void weights(tm_weights *g, const tm_unet_spec *s) {
+    const int n = s->n_blocks, lpb = s->layers_per_block;
+    const int *ch = s->block_out_channels;
+    const int64_t temb = 4 * (int64_t)ch[0], cross = s->cross_attention_dim;
+    char p[512];
+
+    tm_unet_trunk(g, s);
 
     for (int i = 0; i < n; i++) { /* up: mirror of down, one more resnet each, fed by the skips */
         const int r = n - 1 - i; /* the down block this one mirrors */
