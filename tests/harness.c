@@ -233,6 +233,16 @@ static const struct {
     {"unet", "ip_tokens", 1}, {"unet", "conv_in", 1}, {"unet", "down_blocks.0", 6}, {"unet", "down_blocks.1", 35},
     {"unet", "down_blocks.2", 83}, {"unet", "mid_block", 109}, {"unet", "up_blocks.0", 182},
     {"unet", "up_blocks.1", 225}, {"unet", "up_blocks.2", 231}, {"unet", "noise_pred", 232},
+    /* ControlNet (the tiny UNet's down path and mid block; the conditioning embedding, 8 convolutions, joins
+     * conv_in) and the UNet step taking its residuals */
+    {"controlnet", "cn.time_emb", 2}, {"controlnet", "cn.aug_emb", 2}, {"controlnet", "cn.conv_in", 1},
+    {"controlnet", "cn.cond_embedding", 8}, {"controlnet", "cn.mid_block", 116},
+    {"controlnet", "down_block_res_samples.0", 9}, {"controlnet", "down_block_res_samples.1", 11},
+    {"controlnet", "down_block_res_samples.2", 13}, {"controlnet", "down_block_res_samples.3", 14},
+    {"controlnet", "down_block_res_samples.4", 28}, {"controlnet", "down_block_res_samples.5", 42},
+    {"controlnet", "down_block_res_samples.6", 43}, {"controlnet", "down_block_res_samples.7", 67},
+    {"controlnet", "down_block_res_samples.8", 91}, {"controlnet", "mid_block_res_sample", 117},
+    {"controlnet", "noise_pred", 240}, {"controlnet", "noise_pred_without_control", 232},
     /* VAE (blocks 32/32/64/64, 1 resnet per encoder block, 2 per decoder block, mid-block attention) */
     {"vae", "latents", 0}, {"vae", "z", 0}, {"vae", "post_quant_conv", 1}, {"vae", "decoder.conv_in", 2},
     {"vae", "decoder.mid_block", 10}, {"vae", "image", 30}, {"vae", "image_pt", 30}, {"vae", "image_u8", 30},

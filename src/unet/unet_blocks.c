@@ -5,7 +5,7 @@
 #include "unet/unet_internal.h"
 
 /* ResnetBlock2D (pre-norm, time_embedding_norm "default"):
- * y = (shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + temb_proj)))) / output_scale_factor.
+ * y = (shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + temb_proj)))) / output_scale_factor (r->out_scale).
  * tmp holds max(cin, cout) * H * W floats. */
 void unet_resnet_forward(const is_unet *u, const unet_resnet *r, const float *x, float *y, int64_t H, int64_t W,
                          const float *temb_proj, float *tmp) {
@@ -25,8 +25,8 @@ void unet_resnet_forward(const is_unet *u, const unet_resnet *r, const float *x,
     } else {
         is_k_add(y, x, r->cout * HW);
     }
-    if (c->resnet_out_scale != 1.0f) {
-        float s = c->resnet_out_scale;
+    if (r->out_scale != 1.0f) {
+        float s = r->out_scale;
         for (int64_t i = 0; i < r->cout * HW; i++) y[i] /= s;
     }
 }

@@ -71,14 +71,20 @@ static is_error *positive_list(const is_config *cfg, const char *key, int n, int
     return NULL;
 }
 
-is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
+is_error *unet_config_parse(const is_config *cfg, unet_config *c) { return unet_config_parse_as(cfg, 0, c); }
+
+/* ControlNetModel.__init__ takes the down half of UNet2DConditionModel's arguments; the others (up blocks,
+ * conv_out, conv kernels, time_embedding_dim, ...) are not its parameters, so diffusers ignores them there. */
+is_error *unet_config_parse_as(const is_config *cfg, int down_only, unet_config *c) {
     memset(c, 0, sizeof *c);
+    c->down_only = down_only;
     static const char *const unet_class[] = {"UNet2DConditionModel", NULL};
+    static const char *const controlnet_class[] = {"ControlNetModel", NULL};
     const char *s = NULL;
-    IS_TRY(expect_string(cfg, "_class_name", unet_class, 1, &s));
+    IS_TRY(expect_string(cfg, "_class_name", down_only ? controlnet_class : unet_class, 1, &s));
 
     IS_TRY(int_field(cfg, "in_channels", 4, 1, &c->in_channels));
-    IS_TRY(int_field(cfg, "out_channels", 4, 1, &c->out_channels));
+    if (!down_only) IS_TRY(int_field(cfg, "out_channels", 4, 1, &c->out_channels));
 
     int64_t bo[UNET_MAX_BLOCKS];
     IS_TRY(is_config_int_list(cfg, "block_out_channels", bo, UNET_MAX_BLOCKS, -1, 0, &c->n_blocks));
@@ -88,8 +94,11 @@ is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
     const char *down[UNET_MAX_BLOCKS], *up[UNET_MAX_BLOCKS];
     int nd = 0, nu = 0;
     IS_TRY(is_config_string_list(cfg, "down_block_types", down, UNET_MAX_BLOCKS, &nd));
-    IS_TRY(is_config_string_list(cfg, "up_block_types", up, UNET_MAX_BLOCKS, &nu));
-    if (nd != c->n_blocks || nu != c->n_blocks)
+    if (down_only && nd != c->n_blocks)
+        return is_errorf(IS_E_CONFIG, "%s: down_block_types (%d) must have one entry per block_out_channels (%d)",
+                         cfg->path, nd, c->n_blocks);
+    if (!down_only) IS_TRY(is_config_string_list(cfg, "up_block_types", up, UNET_MAX_BLOCKS, &nu));
+    if (!down_only && (nd != c->n_blocks || nu != c->n_blocks))
         return is_errorf(IS_E_CONFIG, "%s: down_block_types (%d) and up_block_types (%d) must have one entry per "
                          "block_out_channels (%d)", cfg->path, nd, nu, c->n_blocks);
     for (int i = 0; i < c->n_blocks; i++) {
@@ -97,6 +106,7 @@ is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
         else if (strcmp(down[i], "DownBlock2D"))
             return is_errorf(IS_E_UNSUPPORTED, "%s: down_block_types[%d] = \"%s\" is not supported (CrossAttnDownBlock2D, "
                              "DownBlock2D)", cfg->path, i, down[i]);
+        if (down_only) continue;
         if (!strcmp(up[i], "CrossAttnUpBlock2D")) c->up_cross[i] = 1;
         else if (strcmp(up[i], "UpBlock2D"))
             return is_errorf(IS_E_UNSUPPORTED, "%s: up_block_types[%d] = \"%s\" is not supported (CrossAttnUpBlock2D, "
@@ -113,7 +123,7 @@ is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
     } else {
         for (int i = 0; i < c->n_blocks; i++) c->transformer_layers[i] = 1;
     }
-    IS_TRY(expect_null(cfg, "reverse_transformer_layers_per_block"));
+    if (!down_only) IS_TRY(expect_null(cfg, "reverse_transformer_layers_per_block"));
 
     /* The quirk: "attention_head_dim" holds head counts unless num_attention_heads is given. */
     const char *heads_key = is_config_has(cfg, "num_attention_heads") ? "num_attention_heads" : "attention_head_dim";
@@ -142,24 +152,27 @@ is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
     IS_TRY(is_config_bool_or(cfg, "flip_sin_to_cos", 1, &c->flip_sin_to_cos));
     IS_TRY(is_config_float_or(cfg, "freq_shift", 0, &d));
     c->freq_shift = (float)d;
+    /* resnet_out_scale_factor reaches only block types this engine refuses (ResnetDownsampleBlock2D, ...):
+     * DownBlock2D, CrossAttnDownBlock2D and their up versions build their resnets with scale 1. */
     IS_TRY(is_config_float_or(cfg, "mid_block_scale_factor", 1, &d));
     c->mid_block_scale = (float)d;
-    IS_TRY(is_config_float_or(cfg, "resnet_out_scale_factor", 1, &d));
-    c->resnet_out_scale = (float)d;
-    if (c->mid_block_scale == 0 || c->resnet_out_scale == 0)
-        return is_errorf(IS_E_CONFIG, "%s: mid_block_scale_factor / resnet_out_scale_factor must not be 0", cfg->path);
-    IS_TRY(is_config_bool_or(cfg, "center_input_sample", 0, &c->center_input_sample));
-    IS_TRY(int_field(cfg, "conv_in_kernel", 3, 1, &c->conv_in_kernel));
-    IS_TRY(int_field(cfg, "conv_out_kernel", 3, 1, &c->conv_out_kernel));
-    if (c->conv_in_kernel % 2 == 0 || c->conv_out_kernel % 2 == 0)
-        return is_errorf(IS_E_UNSUPPORTED, "%s: conv_in_kernel/conv_out_kernel must be odd", cfg->path);
+    if (!(c->mid_block_scale != 0 && isfinite(c->mid_block_scale)))
+        return is_errorf(IS_E_CONFIG, "%s: mid_block_scale_factor must be a non-zero number", cfg->path);
+    c->conv_in_kernel = c->conv_out_kernel = 3; /* ControlNetModel: always 3 */
+    if (!down_only) {
+        IS_TRY(is_config_bool_or(cfg, "center_input_sample", 0, &c->center_input_sample));
+        IS_TRY(int_field(cfg, "conv_in_kernel", 3, 1, &c->conv_in_kernel));
+        IS_TRY(int_field(cfg, "conv_out_kernel", 3, 1, &c->conv_out_kernel));
+        if (c->conv_in_kernel % 2 == 0 || c->conv_out_kernel % 2 == 0)
+            return is_errorf(IS_E_UNSUPPORTED, "%s: conv_in_kernel/conv_out_kernel must be odd", cfg->path);
+    }
     IS_TRY(int_field(cfg, "downsample_padding", 1, 1, &c->downsample_padding));
     if (c->downsample_padding > 1)
         return is_errorf(IS_E_UNSUPPORTED, "%s: downsample_padding = %d is not supported (0 or 1)", cfg->path,
                          c->downsample_padding);
 
     int ted = 0;
-    IS_TRY(int_field(cfg, "time_embedding_dim", 0, 1, &ted));
+    if (!down_only) IS_TRY(int_field(cfg, "time_embedding_dim", 0, 1, &ted));
     c->time_embed_dim = ted ? ted : 4 * c->block_out[0];
 
     static const char *const text_time[] = {"text_time", NULL};
@@ -178,23 +191,31 @@ is_error *unet_config_parse(const is_config *cfg, unet_config *c) {
     IS_TRY(expect_string(cfg, "mid_block_type", mid_type, 1, &s));
     cJSON *mid = cJSON_GetObjectItemCaseSensitive(cfg->root, "mid_block_type");
     c->has_mid = !(mid && cJSON_IsNull(mid)); /* absent = diffusers' default cross-attention mid block; null = none */
+    if (down_only && !c->has_mid) /* diffusers: "unknown mid_block_type : None" */
+        return is_errorf(IS_E_UNSUPPORTED, "%s: field 'mid_block_type' = null: a ControlNetModel needs a mid block "
+                         "(supported: UNetMidBlock2DCrossAttn)", cfg->path);
 
     static const char *const silu[] = {"silu", "swish", NULL};
     IS_TRY(expect_string(cfg, "act_fn", silu, 1, &s));
-    static const char *const positional[] = {"positional", NULL};
-    IS_TRY(expect_string(cfg, "time_embedding_type", positional, 1, &s));
     static const char *const def[] = {"default", NULL};
     IS_TRY(expect_string(cfg, "resnet_time_scale_shift", def, 1, &s));
+    IS_TRY(expect_null(cfg, "class_embed_type"));
+    IS_TRY(expect_null(cfg, "num_class_embeds"));
+    IS_TRY(expect_false(cfg, "only_cross_attention"));
+    if (down_only) { /* a ControlNet's text projection (encoder_hid_dim) is not implemented */
+        IS_TRY(expect_null(cfg, "encoder_hid_dim_type"));
+        IS_TRY(expect_null(cfg, "encoder_hid_dim"));
+        return NULL;
+    }
+    static const char *const positional[] = {"positional", NULL};
+    IS_TRY(expect_string(cfg, "time_embedding_type", positional, 1, &s));
     IS_TRY(expect_string(cfg, "attention_type", def, 1, &s));
     static const char *const ip_proj[] = {"ip_image_proj", NULL};
     IS_TRY(expect_string(cfg, "encoder_hid_dim_type", ip_proj, 1, &s));
-    IS_TRY(expect_null(cfg, "class_embed_type"));
-    IS_TRY(expect_null(cfg, "num_class_embeds"));
     IS_TRY(expect_null(cfg, "time_cond_proj_dim"));
     IS_TRY(expect_null(cfg, "timestep_post_act"));
     IS_TRY(expect_null(cfg, "time_embedding_act_fn"));
     IS_TRY(expect_null(cfg, "cross_attention_norm"));
-    IS_TRY(expect_false(cfg, "only_cross_attention"));
     IS_TRY(expect_false(cfg, "dual_cross_attention"));
     IS_TRY(expect_false(cfg, "resnet_skip_time_act"));
     IS_TRY(expect_false(cfg, "class_embeddings_concat"));

@@ -1,5 +1,6 @@
 /* UNet2DConditionModel internals shared by the unet/ files: parsed config, weight views
- * (is_tensor pointers into the mmap), the IP-Adapter, per-layer IP scales and the activation workspace. */
+ * (is_tensor pointers into the mmap), the IP-Adapter, per-layer IP scales and the activation workspace.
+ * The ControlNet (src/controlnet/) is an is_unet loaded down-path-only and uses the same functions. */
 #ifndef IS_UNET_INTERNAL_H
 #define IS_UNET_INTERNAL_H
 
@@ -10,10 +11,12 @@
 #include "unet/block_scales.h"
 
 #define UNET_MAX_BLOCKS 8
+#define UNET_MAX_SKIPS 160 /* 1 + UNET_MAX_BLOCKS * (16 layers + downsampler) = 137 */
 
 /* ---- config.json, resolved into per-block numbers (diffusers' constructor logic). */
 typedef struct {
-    int in_channels, out_channels;
+    int down_only;                               /* ControlNetModel: conv_in, embeddings, down blocks, mid block */
+    int in_channels, out_channels;               /* out_channels 0 when down_only */
     int n_blocks;                                /* len(block_out_channels) */
     int block_out[UNET_MAX_BLOCKS];
     int down_cross[UNET_MAX_BLOCKS];             /* down block i is CrossAttnDownBlock2D */
@@ -33,12 +36,14 @@ typedef struct {
     int add_in_dim;                              /* projection_class_embeddings_input_dim */
     int conv_in_kernel, conv_out_kernel;
     int downsample_padding;
-    float mid_block_scale, resnet_out_scale;
+    float mid_block_scale;                       /* the mid block's resnets divide by it */
     int center_input_sample;
     int has_mid;                                 /* mid_block_type == UNetMidBlock2DCrossAttn */
 } unet_config;
 
 is_error *unet_config_parse(const is_config *cfg, unet_config *c);
+/* down_only: a ControlNetModel config (its keys, no up blocks, no conv_out). */
+is_error *unet_config_parse_as(const is_config *cfg, int down_only, unet_config *c);
 
 /* ---- weights (views into the mmap; b may be NULL). Conv weights are [Cout, Cin, kh, kw]. */
 typedef struct { const is_tensor *w, *b; } unet_linear;
@@ -46,6 +51,7 @@ typedef struct { const is_tensor *w, *b; } unet_norm;
 
 typedef struct {
     int cin, cout;
+    float out_scale;             /* output_scale_factor: 1, mid_block_scale_factor in the mid block */
     unet_norm norm1, norm2;
     unet_linear conv1, conv2, temb_proj;
     unet_linear shortcut;        /* 1x1 conv, w NULL when cin == cout */
@@ -90,6 +96,23 @@ typedef struct {
     int embed_dim, num_tokens;
 } unet_ip_adapter;
 
+/* ---- activation plan: buffer sizes and skip-connection slots for one latent size, found by walking the
+ * architecture the forward walks (unet_workspace.c). Skip slot k of item b lives at
+ * ws->skips + batch * slot[k].off + b * c*h*w, so the slots are one after the other, each [batch, c, h, w]:
+ * the layout of is_unet_input.down_residuals. */
+typedef struct {
+    int64_t c, h, w;
+    size_t off;                  /* per-item offset */
+} unet_skip_slot;
+
+typedef struct {
+    size_t map, skips, tok, qkv, ff, inner, cout;
+    int n_skips;
+    unet_skip_slot slot[UNET_MAX_SKIPS];
+} unet_plan;
+
+void unet_make_plan(const is_unet *u, int64_t H, int64_t W, unet_plan *p);
+
 /* ---- activation workspace, sized for one (batch, height, width, seq_len, ip tokens). */
 typedef struct {
     int batch, height, width, seq_len, ip_tokens;
@@ -105,6 +128,7 @@ typedef struct {
     float *ck, *cv;              /* text keys/values [batch*seq, inner] */
     float *ik, *iv;              /* image keys/values [batch*ip_tokens, inner] */
     float *temb, *temb_act, *temb_proj, *emb_tmp; /* small embedding vectors */
+    unet_plan plan;              /* of the current call (set by unet_workspace_ensure) */
 } unet_workspace;
 
 struct is_unet {
@@ -124,9 +148,14 @@ struct is_unet {
     is_dnn *dnn;                 /* bf16 path with packed weights, or NULL: f32 */
 };
 
+/* unet_model.c: config.json + weights of dir, without wrapping errors (the caller names the model). */
+is_error *unet_load_dir(const char *dir, int down_only, is_unet **out);
+
 /* unet_load.c */
 is_error *unet_load_weights(is_unet *u);
 void unet_free_weights(is_unet *u);
+/* prefix.weight [cout, cin, k, k] and prefix.bias [cout] of st, float dtypes. */
+is_error *unet_load_conv(const is_st *st, unet_linear *l, const char *prefix, int64_t cout, int64_t cin, int64_t k);
 
 /* unet_embed.c: sinusoidal embedding of n values (diffusers get_timestep_embedding, float32 argument). */
 void unet_timestep_embedding(float *out, const float *t, int n, int dim, int flip_sin_to_cos, float freq_shift);
@@ -152,8 +181,24 @@ void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, i
 is_error *unet_pack_fused_qkv(is_unet *u);
 int unet_pack_individually(const char *name);
 
-/* unet_forward.c */
+/* unet_workspace.c: plan the call and (re)allocate the workspace when its sizes changed. */
+is_error *unet_workspace_ensure(is_unet *u, const is_unet_input *in);
 void unet_workspace_free(unet_workspace *ws);
+
+/* unet_path.c: the stages the UNet and the ControlNet share, on all batch items, in u->ws. */
+is_error *unet_check_input(const is_unet *u, const is_unet_input *in, const char *fn);
+void unet_hook_map(const is_unet_input *in, const char *name, const float *x, int64_t C, int64_t H, int64_t W);
+/* Skip slot k of the current call: [batch, c, h, w]. */
+float *unet_skip(const is_unet *u, int k);
+/* ws->temb = time + add embeddings, ws->temb_act = silu(temb) (what every resnet takes). */
+void unet_embed(is_unet *u, const is_unet_input *in);
+/* conv_in(sample) -> skip slot 0 (hook "conv_in"). */
+void unet_conv_in(is_unet *u, const is_unet_input *in);
+/* Down blocks from skip slot 0 on: every resnet/attention and downsampler output is the next skip slot
+ * (hooks "down_blocks.<i>"). Returns the last one, *H x *W updated to its size. */
+float *unet_down_path(is_unet *u, const is_unet_input *in, int64_t *H, int64_t *W);
+/* Mid block on x [batch, C_last, H, W] (not modified) -> ws->b (hook "mid_block"). */
+float *unet_mid_block(is_unet *u, const is_unet_input *in, const float *x, int64_t H, int64_t W);
 
 /* ip_adapter.c */
 void unet_ip_adapter_free(is_unet *u);

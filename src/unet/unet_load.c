@@ -1,6 +1,7 @@
 /* UNet weights: every tensor is looked up by its diffusers name with the shape the config implies,
  * and kept as a view into the mmap (stored dtype). Also builds the list of attention modules and
- * cross-attention (attn2) layers in diffusers' attn_processors order: down_blocks, up_blocks, mid_block. */
+ * cross-attention (attn2) layers in diffusers' attn_processors order: down_blocks, up_blocks, mid_block.
+ * A down-path-only model (ControlNetModel) has no up blocks, conv_norm_out or conv_out. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,7 @@ static is_error *load_linear(const is_st *st, unet_linear *l, const char *prefix
     return NULL;
 }
 
-static is_error *load_conv(const is_st *st, unet_linear *l, const char *prefix, int64_t cout, int64_t cin, int64_t k) {
+is_error *unet_load_conv(const is_st *st, unet_linear *l, const char *prefix, int64_t cout, int64_t cin, int64_t k) {
     int64_t shape[4] = {cout, cin, k, k};
     IS_TRY(get(st, &l->w, 4, shape, "%s.weight", prefix));
     return get_vec(st, &l->b, cout, prefix, "bias");
@@ -60,24 +61,25 @@ static is_error *load_norm(const is_st *st, unet_norm *n, const char *prefix, in
     return get_vec(st, &n->b, c, prefix, "bias");
 }
 
-static is_error *load_resnet(const is_unet *u, unet_resnet *r, const char *prefix, int cin, int cout) {
+static is_error *load_resnet(const is_unet *u, unet_resnet *r, const char *prefix, int cin, int cout, float out_scale) {
     char p[256];
     r->cin = cin;
     r->cout = cout;
+    r->out_scale = out_scale;
     fmt_name(p, sizeof p, "%s.norm1", prefix);
     IS_TRY(load_norm(u->st, &r->norm1, p, cin));
     fmt_name(p, sizeof p, "%s.conv1", prefix);
-    IS_TRY(load_conv(u->st, &r->conv1, p, cout, cin, 3));
+    IS_TRY(unet_load_conv(u->st, &r->conv1, p, cout, cin, 3));
     fmt_name(p, sizeof p, "%s.time_emb_proj", prefix);
     IS_TRY(load_linear(u->st, &r->temb_proj, p, cout, u->cfg.time_embed_dim, 1));
     fmt_name(p, sizeof p, "%s.norm2", prefix);
     IS_TRY(load_norm(u->st, &r->norm2, p, cout));
     fmt_name(p, sizeof p, "%s.conv2", prefix);
-    IS_TRY(load_conv(u->st, &r->conv2, p, cout, cout, 3));
+    IS_TRY(unet_load_conv(u->st, &r->conv2, p, cout, cout, 3));
     memset(&r->shortcut, 0, sizeof r->shortcut);
     if (cin != cout) {
         fmt_name(p, sizeof p, "%s.conv_shortcut", prefix);
-        IS_TRY(load_conv(u->st, &r->shortcut, p, cout, cin, 1));
+        IS_TRY(unet_load_conv(u->st, &r->shortcut, p, cout, cin, 1));
     }
     return NULL;
 }
@@ -119,9 +121,9 @@ static is_error *load_transformer(const is_unet *u, unet_transformer *t, const c
         IS_TRY(load_linear(u->st, &t->proj_out, p, channels, t->inner, 1));
     } else { /* 1x1 convolutions: the same product applied to tokens */
         fmt_name(p, sizeof p, "%s.proj_in", prefix);
-        IS_TRY(load_conv(u->st, &t->proj_in, p, t->inner, channels, 1));
+        IS_TRY(unet_load_conv(u->st, &t->proj_in, p, t->inner, channels, 1));
         fmt_name(p, sizeof p, "%s.proj_out", prefix);
-        IS_TRY(load_conv(u->st, &t->proj_out, p, channels, t->inner, 1));
+        IS_TRY(unet_load_conv(u->st, &t->proj_out, p, channels, t->inner, 1));
     }
     t->blocks = calloc((size_t)depth, sizeof *t->blocks);
     if (!t->blocks) return is_error_oom("transformer blocks");
@@ -183,15 +185,17 @@ is_error *unet_load_weights(is_unet *u) {
     const int n = c->n_blocks, C0 = c->block_out[0], TE = c->time_embed_dim;
     char p[256];
 
-    IS_TRY(load_conv(u->st, &u->conv_in, "conv_in", C0, c->in_channels, c->conv_in_kernel));
+    IS_TRY(unet_load_conv(u->st, &u->conv_in, "conv_in", C0, c->in_channels, c->conv_in_kernel));
     IS_TRY(load_linear(u->st, &u->time_lin1, "time_embedding.linear_1", TE, C0, 1));
     IS_TRY(load_linear(u->st, &u->time_lin2, "time_embedding.linear_2", TE, TE, 1));
     if (c->has_text_time) {
         IS_TRY(load_linear(u->st, &u->add_lin1, "add_embedding.linear_1", TE, c->add_in_dim, 1));
         IS_TRY(load_linear(u->st, &u->add_lin2, "add_embedding.linear_2", TE, TE, 1));
     }
-    IS_TRY(load_norm(u->st, &u->norm_out, "conv_norm_out", C0));
-    IS_TRY(load_conv(u->st, &u->conv_out, "conv_out", c->out_channels, C0, c->conv_out_kernel));
+    if (!c->down_only) {
+        IS_TRY(load_norm(u->st, &u->norm_out, "conv_norm_out", C0));
+        IS_TRY(unet_load_conv(u->st, &u->conv_out, "conv_out", c->out_channels, C0, c->conv_out_kernel));
+    }
 
     /* Skip-connection channels as the down path produces them, to check the up path against. */
     int skip_ch[256], n_skip = 0;
@@ -204,7 +208,7 @@ is_error *unet_load_weights(is_unet *u) {
         b->cout = cout;
         for (int j = 0; j < b->n_resnets; j++) {
             fmt_name(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
-            IS_TRY(load_resnet(u, &b->resnets[j], p, j == 0 ? cin : cout, cout));
+            IS_TRY(load_resnet(u, &b->resnets[j], p, j == 0 ? cin : cout, cout, 1.0f));
             if (n_skip < 256) skip_ch[n_skip++] = cout;
         }
         for (int j = 0; j < b->n_attn; j++) {
@@ -214,7 +218,7 @@ is_error *unet_load_weights(is_unet *u) {
         b->has_sampler = i < n - 1;
         if (b->has_sampler) {
             fmt_name(p, sizeof p, "down_blocks.%d.downsamplers.0.conv", i);
-            IS_TRY(load_conv(u->st, &b->sampler, p, cout, cout, 3));
+            IS_TRY(unet_load_conv(u->st, &b->sampler, p, cout, cout, 3));
             if (n_skip < 256) skip_ch[n_skip++] = cout;
         }
     }
@@ -225,13 +229,13 @@ is_error *unet_load_weights(is_unet *u) {
         u->mid.cout = C;
         for (int j = 0; j < 2; j++) {
             fmt_name(p, sizeof p, "mid_block.resnets.%d", j);
-            IS_TRY(load_resnet(u, &u->mid.resnets[j], p, C, C));
+            IS_TRY(load_resnet(u, &u->mid.resnets[j], p, C, C, c->mid_block_scale));
         }
         IS_TRY(load_transformer(u, &u->mid.attn[0], "mid_block.attentions.0", C, c->heads[n - 1],
                                 c->transformer_layers[n - 1]));
     }
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !c->down_only; i++) {
         unet_block *b = &u->up[i];
         int rev = n - 1 - i;
         int prev_out = c->block_out[i == 0 ? n - 1 : n - i], cout = c->block_out[rev];
@@ -247,7 +251,7 @@ is_error *unet_load_weights(is_unet *u) {
                                  skip, n_skip > 0 ? skip_ch[n_skip - 1] : 0);
             n_skip--;
             fmt_name(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
-            IS_TRY(load_resnet(u, &b->resnets[j], p, rin + skip, cout));
+            IS_TRY(load_resnet(u, &b->resnets[j], p, rin + skip, cout, 1.0f));
         }
         for (int j = 0; j < b->n_attn; j++) {
             fmt_name(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
@@ -256,10 +260,10 @@ is_error *unet_load_weights(is_unet *u) {
         b->has_sampler = i < n - 1;
         if (b->has_sampler) {
             fmt_name(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
-            IS_TRY(load_conv(u->st, &b->sampler, p, cout, cout, 3));
+            IS_TRY(unet_load_conv(u->st, &b->sampler, p, cout, cout, 3));
         }
     }
-    if (n_skip != 0)
+    if (n_skip != 0 && !c->down_only)
         return is_errorf(IS_E_UNSUPPORTED, "%s: %d skip connections left unused by the up blocks (unsupported "
                          "layers_per_block layout)", u->dir, n_skip);
 

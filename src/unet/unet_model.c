@@ -7,12 +7,12 @@
 #include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
-static is_error *load(is_unet *u, const char *dir) {
+static is_error *load(is_unet *u, const char *dir, int down_only) {
     u->dir = strdup(dir);
     if (!u->dir) return is_error_oom("unet dir");
     is_config cfg = {0};
     IS_TRY(is_config_load_in(dir, "config.json", &cfg));
-    is_error *err = unet_config_parse(&cfg, &u->cfg);
+    is_error *err = unet_config_parse_as(&cfg, down_only, &u->cfg);
     is_config_free(&cfg);
     IS_TRY(err);
 
@@ -21,19 +21,25 @@ static is_error *load(is_unet *u, const char *dir) {
     return unet_load_weights(u);
 }
 
+is_error *unet_load_dir(const char *dir, int down_only, is_unet **out) {
+    *out = NULL;
+    is_unet *u = calloc(1, sizeof *u);
+    if (!u) return is_error_oom("is_unet");
+    is_error *err = load(u, dir, down_only);
+    if (err) {
+        is_unet_free(u);
+        return err;
+    }
+    *out = u;
+    return NULL;
+}
+
 is_error *is_unet_load(const char *unet_dir, is_unet **out) {
     if (!out) return is_errorf(IS_E_ARGUMENT, "is_unet_load: NULL output");
     *out = NULL;
     if (!unet_dir) return is_errorf(IS_E_ARGUMENT, "is_unet_load: NULL directory");
-    is_unet *u = calloc(1, sizeof *u);
-    if (!u) return is_error_oom("is_unet");
-    is_error *err = load(u, unet_dir);
-    if (err) {
-        is_unet_free(u);
-        return is_error_wrap(err, "loading UNet from %s", unet_dir);
-    }
-    *out = u;
-    return NULL;
+    is_error *err = unet_load_dir(unet_dir, 0, out);
+    return err ? is_error_wrap(err, "loading UNet from %s", unet_dir) : NULL;
 }
 
 void is_unet_release_workspace(is_unet *u) {
@@ -58,6 +64,13 @@ int is_unet_pooled_dim(const is_unet *u) {
     return u && u->cfg.has_text_time ? u->cfg.add_in_dim - 6 * u->cfg.add_time_dim : 0;
 }
 int is_unet_time_ids_count(const is_unet *u) { return u && u->cfg.has_text_time ? 6 : 0; }
+
+int is_unet_num_skips(const is_unet *u) {
+    if (!u) return 0;
+    int n = 1; /* conv_in */
+    for (int i = 0; i < u->cfg.n_blocks; i++) n += u->down[i].n_resnets + (u->down[i].has_sampler ? 1 : 0);
+    return n;
+}
 
 int is_unet_num_cross_attn(const is_unet *u) { return u ? u->n_xattn : 0; }
 const char *is_unet_cross_attn_name(const is_unet *u, int i) {
