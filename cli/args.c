@@ -59,6 +59,17 @@ is_error *is_arg_float(const char *opt, const char *s, float *out) {
     return NULL;
 }
 
+is_error *is_arg_double(const char *opt, const char *s, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    is_arg_quoted q;
+    if (!*s || *end || errno || !isfinite(v))
+        return is_errorf(IS_E_ARGUMENT, "%s: %s is not a number", opt, is_arg_quote(s, &q));
+    *out = v;
+    return NULL;
+}
+
 is_error *is_arg_size(const char *opt, const char *s, int *w, int *h) {
     const char *x = strchr(s, 'x');
     char left[32];

@@ -19,6 +19,7 @@ const char *is_arg_quote(const char *value, is_arg_quoted *q);
 is_error *is_arg_int(const char *opt, const char *s, long min, long max, int *out);
 is_error *is_arg_u64(const char *opt, const char *s, uint64_t *out);
 is_error *is_arg_float(const char *opt, const char *s, float *out);
+is_error *is_arg_double(const char *opt, const char *s, double *out); /* a Python float: no float32 rounding */
 /* "WxH" */
 is_error *is_arg_size(const char *opt, const char *s, int *w, int *h);
 /* Value of an option that needs one: argv[*i+1]; advances *i. */

@@ -31,6 +31,20 @@ const char *const is_gen_help_text =
     "  --content-scale X        strength of that subtraction (default 0.5)\n"
     "  --max-image-pixels N     refuse a style image of more pixels (default 178956970, Pillow's; the\n"
     "                           ceiling is 268435456; docs/LIMITS.md)\n"
+    "image to image (docs/IMAGE_TO_IMAGE.md):\n"
+    "  --init-image FILE        img2img: start from this image (PNG/JPEG), partly noised; its size (rounded\n"
+    "                           down to a multiple of 8) is the output size unless --width/--height say\n"
+    "  --strength X             how much of it is repainted, (0, 1]: int(steps * X) steps run (default 0.3;\n"
+    "                           0.9999 when inpainting)\n"
+    "  --mask-image FILE        inpainting: white = repaint, black = keep (same size as --init-image); with\n"
+    "                           a 9-channel inpainting UNet or a plain one\n"
+    "  --controlnet DIR         a diffusers ControlNetModel folder (SDXL), e.g. a Canny ControlNet\n"
+    "  --control-image FILE     its control image (e.g. an edge map), resized to the output size\n"
+    "  --control-canny FILE     or a photo: its Canny edges are the control image (exactly cv2.Canny)\n"
+    "  --canny-low L, --canny-high H  Canny thresholds (default 50 and 200, InstantStyle's)\n"
+    "  --control-scale X        ControlNet conditioning scale (default 1; InstantStyle uses 0.6)\n"
+    "  --control-start A, --control-end B  the fraction of the steps it acts in (default 0 and 1)\n"
+    "  --guess-mode             diffusers' guess mode (ControlNet on the conditional half only)\n"
     "sampling:\n"
     "  --width N, --height N    output size, multiples of 8 up to 8192 (default: the model's, 1024 for SDXL)\n"
     "  --steps N                denoising steps (default 30)\n"
@@ -76,7 +90,9 @@ static const char *const value_options[] = {
     "--negative-prompt-2", "--style-image", "--ip-scale", "--style-blocks", "--content-prompt", "--content-scale",
     "--width", "--height", "--steps", "--cfg", "--guidance-rescale", "--sampler", "--timestep-spacing", "--eta",
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
-    "--dump-tensors", "--threads", "--precision", "--max-image-pixels", NULL};
+    "--dump-tensors", "--threads", "--precision", "--max-image-pixels", "--init-image", "--strength", "--mask-image",
+    "--controlnet", "--control-image", "--control-canny", "--canny-low", "--canny-high", "--control-scale",
+    "--control-start", "--control-end", NULL};
 
 static const char *canonical(const char *a) { return !strcmp(a, "-o") ? "--out" : a; }
 
@@ -89,6 +105,7 @@ static int takes_value(const char *name) {
 static const char *why_once(const char *name) {
     if (!strcmp(name, "--style-image")) return "several style images are not supported yet";
     if (!strcmp(name, "--ip-adapter")) return "several IP-Adapters are not supported yet";
+    if (!strcmp(name, "--controlnet")) return "several ControlNets are not supported yet";
     return "each option takes one value (the second would silently replace the first)";
 }
 
@@ -133,6 +150,14 @@ static is_error *set_max_pixels(const char *v) {
     return NULL;
 }
 
+/* strength: (0, 1]; control start / end: [0, 1]. Kept as Python floats (double): they decide step counts. */
+static is_error *set_fraction(const char *opt, const char *v, int zero_ok, double *out) {
+    IS_TRY(is_arg_double(opt, v, out));
+    if (*out < 0 || *out > 1 || (!zero_ok && *out == 0))
+        return is_errorf(IS_E_ARGUMENT, "%s: %s is outside %s", opt, v, zero_ok ? "0..1" : "(0, 1]");
+    return NULL;
+}
+
 static is_error *set_threads(const char *v, is_gen_options *o) {
     int n = 0;
     IS_TRY(is_arg_int("--threads", v, 1, 1024, &n));
@@ -155,6 +180,10 @@ static int set_text(is_gen_options *o, const char *a, const char *v) {
                         : !strcmp(a, "--content-prompt")    ? &o->gp.content_prompt
                         : !strcmp(a, "--out")               ? &o->out
                         : !strcmp(a, "--dump-tensors")      ? &o->gp.dump_tensors
+                        : !strcmp(a, "--init-image")        ? &o->gp.init_image
+                        : !strcmp(a, "--mask-image")        ? &o->gp.mask_image
+                        : !strcmp(a, "--controlnet")        ? &o->paths.controlnet
+                        : !strcmp(a, "--control-image")     ? &o->gp.control_image
                                                             : NULL;
     if (slot) *slot = v;
     return slot != NULL;
@@ -162,6 +191,9 @@ static int set_text(is_gen_options *o, const char *a, const char *v) {
 
 static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
     is_generate_params *gp = &o->gp;
+    if ((!strcmp(a, "--control-image") || !strcmp(a, "--control-canny")) && gp->control_image)
+        return is_errorf(IS_E_ARGUMENT, "--control-image and --control-canny are two ways to give the one control image: "
+                         "use one");
     if (set_text(o, a, v)) return NULL;
     if (!strcmp(a, "--ip-scale")) return is_arg_float(a, v, &gp->ip_scale);
     if (!strcmp(a, "--content-scale")) return is_arg_float(a, v, &gp->content_scale);
@@ -177,6 +209,17 @@ static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
     if (!strcmp(a, "--crop-top")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_top);
     if (!strcmp(a, "--crop-left")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_left);
     if (!strcmp(a, "--threads")) return set_threads(v, o);
+    if (!strcmp(a, "--strength")) return set_fraction(a, v, 0, &gp->strength);
+    if (!strcmp(a, "--control-start")) return set_fraction(a, v, 1, &gp->control_start);
+    if (!strcmp(a, "--control-end")) return set_fraction(a, v, 1, &gp->control_end);
+    if (!strcmp(a, "--control-scale")) return is_arg_float(a, v, &gp->control_scale);
+    if (!strcmp(a, "--canny-low")) return is_arg_double(a, v, &gp->canny_low);
+    if (!strcmp(a, "--canny-high")) return is_arg_double(a, v, &gp->canny_high);
+    if (!strcmp(a, "--control-canny")) {
+        gp->control_image = v;
+        gp->control_canny = 1;
+        return NULL;
+    }
     if (!strcmp(a, "--max-image-pixels")) return set_max_pixels(v);
     if (!strcmp(a, "--sampler")) return set_sampler(v, &gp->sampler);
     if (!strcmp(a, "--vae-tiling")) return set_tiling(v, &gp->vae_tiling);
@@ -197,6 +240,12 @@ static is_error *check_required(const is_gen_options *o) {
     if (!o->paths.model_dir) return is_errorf(IS_E_ARGUMENT, "--model DIR is required");
     if (!o->gp.prompt) return is_errorf(IS_E_ARGUMENT, "--prompt TEXT is required");
     if (o->style_path && !o->paths.ip_adapter) return is_errorf(IS_E_ARGUMENT, "--style-image needs --ip-adapter FILE");
+    if (o->gp.control_image && !o->paths.controlnet)
+        return is_errorf(IS_E_ARGUMENT, "--control-%s needs --controlnet DIR", o->gp.control_canny ? "canny" : "image");
+    if (o->paths.controlnet && !o->gp.control_image)
+        return is_errorf(IS_E_ARGUMENT, "--controlnet needs a control image (--control-image FILE or --control-canny FILE)");
+    if (o->gp.strength >= 0 && !o->gp.init_image) return is_errorf(IS_E_ARGUMENT, "--strength needs --init-image FILE");
+    if (o->gp.mask_image && !o->gp.init_image) return is_errorf(IS_E_ARGUMENT, "--mask-image needs --init-image FILE");
     if (o->gp.content_prompt && !o->style_path)
         return is_errorf(IS_E_ARGUMENT, "--content-prompt is subtracted from the style image: give --style-image too");
     return NULL;
@@ -215,6 +264,8 @@ is_error *is_gen_parse(int argc, char **argv, is_gen_options *o) {
             o->quiet = 1;
         } else if (!strcmp(a, "--karras")) {
             o->gp.karras = 1;
+        } else if (!strcmp(a, "--guess-mode")) {
+            o->gp.guess_mode = 1;
         } else if (!takes_value(name)) {
             return is_errorf(IS_E_ARGUMENT, "%s %s (see instantstyle generate --help)",
                              strncmp(a, "-", 1) ? "unexpected argument" : "unknown option", is_arg_quote(a, &q));

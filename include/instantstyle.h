@@ -196,7 +196,8 @@ typedef struct {
      *   9-channel inpainting UNet or a plain one (latents re-blended after every step), as diffusers. */
     const char *init_image;
     const is_image *init_rgb;
-    float strength;                /* (0, 1]; < 0 (default): diffusers' default, 0.3 img2img, 0.9999 inpainting */
+    double strength;               /* (0, 1]; < 0 (default): diffusers' default, 0.3 img2img, 0.9999 inpainting.
+                                      double, as Python's: int(steps * strength) decides how many steps run */
     const char *mask_image;
     const is_image *mask_rgb;
     /* ControlNet (the pipeline's is_pipeline_params.controlnet): a control image ([0,1] RGB, resized to
@@ -206,7 +207,7 @@ typedef struct {
     int control_canny;             /* 1: the control image is a photo: is_canny(canny_low, canny_high) first */
     double canny_low, canny_high;  /* default 50, 200 (InstantStyle's) */
     float control_scale;           /* controlnet_conditioning_scale, default 1 */
-    float control_start, control_end; /* fraction of the steps the ControlNet acts in, default 0 and 1 */
+    double control_start, control_end; /* fraction of the steps the ControlNet acts in, default 0 and 1 */
     int guess_mode;                /* diffusers guess_mode: ControlNet on the conditional half only, residual k scaled by logspace(-1, 0) */
     const char *dump_tensors;      /* write named intermediates to this safetensors file */
     is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
@@ -447,18 +448,22 @@ IS_API float is_vae_scaling_factor(const is_vae *v);
 IS_API int is_vae_latent_channels(const is_vae *v);
 IS_API int is_vae_scale(const is_vae *v); /* pixels per latent: 2^(len(block_out_channels)-1), 8 for SDXL */
 
-/* tiling: -1 automatic, 0 never, 1 always (diffusers' enable_tiling algorithm: tiles of
- * config sample_size pixels / sample_size/scale latents, overlap factor 0.25, blended in raster
- * order). As in diffusers, tiling only happens when the latents are larger than one tile.
- * Automatic: tiled exactly when tiling would apply AND the untiled decode's activation
- * workspace (is_vae_decode_workspace_bytes) exceeds IS_VAE_AUTO_TILE_BYTES (4 GiB): for the
- * SDXL VAE that is 1536 bytes per output pixel (the last block's first resnet holds its 256-channel
- * input and 128-channel hidden map), so 1024x1024 (1.5 GiB) decodes untiled and square images from
- * about 1680x1680 up (1792x1792: 4.6 GiB) are tiled.
+/* tiling: -1 automatic, 0 never, 1 always (diffusers' enable_tiling algorithm, for decode and
+ * encode: tiles of config sample_size pixels / sample_size/scale latents, overlap factor 0.25,
+ * blended in raster order; the result differs from the untiled one, as in diffusers). As in
+ * diffusers, tiling only happens when the input is larger than one tile: the latents (decode), the
+ * image's pixels (encode). A tiled call holds one tile's activations (plus the tiles' outputs).
+ * Automatic: tiled exactly when tiling would apply AND the untiled call's activation workspace
+ * (is_vae_decode_workspace_bytes / is_vae_encode_workspace_bytes) exceeds IS_VAE_AUTO_TILE_BYTES
+ * (4 GiB). SDXL VAE decode: 1536 bytes per output pixel (the last block's first resnet holds its
+ * 256-channel input and 128-channel hidden map), so 1024x1024 (1.5 GiB) decodes untiled and square
+ * images from about 1680x1680 up (1792x1792: 4.6 GiB) are tiled. SDXL VAE encode: about 1024 bytes
+ * per input pixel (the first downsampler holds its 128-channel input and its padded copy), so
+ * 1024x1024 (1.0 GiB) and 2040x2040 (3.97 GiB) encode untiled, 2048x2048 (4.002 GiB) is tiled.
  * hook (may be NULL) receives "z", "post_quant_conv", "decoder.conv_in", "decoder.mid_block",
  * "decoder.up_blocks.<i>" and "image" (untiled decodes; tiled ones report only "z" and "image"),
  * and for encodes "encoder.conv_in", "encoder.down_blocks.<i>", "encoder.mid_block",
- * "encoder.conv_out", "moments". */
+ * "encoder.conv_out", "moments" (tiled encodes report only "moments": the blended ones, unclamped). */
 #define IS_VAE_AUTO_TILE_BYTES ((int64_t)4 << 30)
 typedef struct {
     int tiling;
@@ -472,15 +477,19 @@ IS_API void is_vae_options_init(is_vae_options *o); /* automatic tiling, no hook
  * model output (about -1..1). opt may be NULL (automatic tiling, no hook). */
 IS_API is_error *is_vae_decode(is_vae *v, const float *latents, int h, int w, const is_vae_options *opt, float *image);
 /* image [3,H,W] in [-1,1] (H, W positive multiples of is_vae_scale) -> latent distribution mean and
- * logvar (clamped to [-30, 20]) [C, H/8, W/8]; either may be NULL. Never tiled. */
+ * logvar (clamped to [-30, 20], after any tiling's blending) [C, H/8, W/8]; either may be NULL.
+ * Automatic tiling (see is_vae_options). */
 IS_API is_error *is_vae_encode(is_vae *v, const float *image, int H, int W, float *mean, float *logvar);
-/* Same with a hook (opt->tiling is ignored; opt may be NULL). */
+/* Same with a tiling option and a hook (opt may be NULL: automatic tiling, no hook). */
 IS_API is_error *is_vae_encode_ex(is_vae *v, const float *image, int H, int W, const is_vae_options *opt, float *mean,
                                   float *logvar);
 /* Bytes of activation workspace an untiled decode of h x w latents needs, and whether
  * is_vae_decode will tile with the given tiling option. */
 IS_API int64_t is_vae_decode_workspace_bytes(const is_vae *v, int h, int w);
 IS_API int is_vae_decode_will_tile(const is_vae *v, int h, int w, int tiling);
+/* The same for an encode of an H x W image (0 bytes when the size is invalid). */
+IS_API int64_t is_vae_encode_workspace_bytes(const is_vae *v, int H, int W);
+IS_API int is_vae_encode_will_tile(const is_vae *v, int H, int W, int tiling);
 /* Free the activation workspace now (it is re-allocated by the next decode/encode). */
 IS_API void is_vae_release_workspace(is_vae *v);
 /* (x/2+0.5).clamp(0,1) in place, and to uint8 HWC with numpy round-half-even of x*255. */
@@ -531,6 +540,15 @@ IS_API is_error *is_scheduler_reserve(is_scheduler *s, int64_t n);
  * from g, and Euler draws (and ignores) one noise tensor per step like diffusers; g may be NULL only for
  * samplers that do not draw. Steps must be called in order i = 0..N-1 (multistep state is kept inside s). */
 IS_API is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n, is_torch_rng *g);
+/* img2img / inpainting start part-way (diffusers set_begin_index): the first step taken is `begin`
+ * (0 <= begin < num_steps), before any step. */
+IS_API is_error *is_scheduler_set_begin_index(is_scheduler *s, int begin);
+IS_API int is_scheduler_begin_index(const is_scheduler *s);
+/* out = scheduler.add_noise(original, noise, timesteps[i]) (out may alias either input): Euler / Euler a
+ * original + sigma_i * noise; DPM++ alpha_t * original + sigma_t * noise (alpha_t = 1/sqrt(sigma_i^2 + 1),
+ * sigma_t = sigma_i * alpha_t); DDIM sqrt(alphas_cumprod[t]) * original + sqrt(1 - alphas_cumprod[t]) * noise. */
+IS_API is_error *is_scheduler_add_noise(const is_scheduler *s, int i, const float *original, const float *noise, float *out,
+                                        int64_t n);
 /* DDIM eta (default 0; >= 0). Error for other samplers unless eta == 0. */
 IS_API is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
 /* diffusers rescale_noise_cfg: noise_cfg <- guidance_rescale-mixed version (std over all elements of one batch item). */
@@ -538,7 +556,7 @@ IS_API void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text,
 
 /* ---------------------------------------------------------------- tiny model and content subtraction */
 
-/* Write a small random-weight SDXL pipeline (dir/sdxl/) and IP-Adapter (dir/ip-adapter/) in the real
+/* Write a small random-weight SDXL pipeline (dir/sdxl/), IP-Adapter (dir/ip-adapter/) and ControlNet (dir/controlnet/) in the real
  * file layouts, for smoke tests without downloads. Weights are deterministic in seed. A non-empty dir
  * is refused unless force (files are then overwritten in place). */
 IS_API is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force);

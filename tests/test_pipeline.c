@@ -124,12 +124,25 @@ static void run_case(const char *group) {
     int n = 0;
     args[n++] = (char *)program();
     args[n++] = "generate";
-    for (cJSON *a = argv_json ? argv_json->child : NULL; a && n < MAX_ARGS - 14; a = a->next) args[n++] = a->valuestring;
-    args[n++] = "--model";
-    args[n++] = model;
+    int has_model = 0, has_adapter = 0;
+    for (cJSON *a = argv_json ? argv_json->child : NULL; a && n < MAX_ARGS - 14; a = a->next) {
+        has_model |= !strcmp(a->valuestring, "--model");
+        has_adapter |= !strcmp(a->valuestring, "--ip-adapter");
+        args[n++] = a->valuestring;
+    }
+    /* The older cases' command lines leave out the model and the adapter (the newer ones name them,
+     * relative to the case folder the program runs in). */
+    if (!has_model) {
+        args[n++] = "--model";
+        args[n++] = model;
+    }
     int has_style = cJSON_GetObjectItemCaseSensitive(c, "style_image") &&
                     cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "style_image"));
-    if (has_style) {
+    if (!has_style) { /* the newer cases keep their options in "options" */
+        const cJSON *opts = cJSON_GetObjectItemCaseSensitive(c, "options");
+        has_style = opts && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(opts, "style_image"));
+    }
+    if (has_style && !has_adapter) {
         args[n++] = "--ip-adapter";
         args[n++] = adapter;
     }
@@ -188,8 +201,21 @@ static void run_case(const char *group) {
                  group, params);
         snprintf(want, sizeof want, "Seed: %s,", option(c, "seed", buf, sizeof buf));
         th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
-        snprintf(want, sizeof want, "Size: %sx", option(c, "width", buf, sizeof buf));
-        th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        /* img2img cases take the size from the init image: the expected PNG says what it is */
+        const is_tensor *u8 = exp ? is_st_find(exp, "image_u8") : NULL;
+        if (u8 && u8->ndim == 4) {
+            snprintf(want, sizeof want, "Size: %lldx%lld,", (long long)u8->shape[2], (long long)u8->shape[1]);
+            th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        }
+        const char *init = option(c, "init_image", buf, sizeof buf);
+        if (init) {
+            snprintf(want, sizeof want, "Denoising strength: %s,", option(c, "strength", buf, sizeof buf));
+            th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        }
+        if (option(c, "control_image", buf, sizeof buf) || option(c, "control_canny", buf, sizeof buf)) {
+            snprintf(want, sizeof want, "Control scale: %s,", option(c, "control_scale", buf, sizeof buf));
+            th_check(strstr(params, want) != NULL, "%s: parameters lack '%s': %s", group, want, params);
+        }
         const char *sampler = option(c, "sampler", buf, sizeof buf);
         const char *label = !sampler ? "Sampler: Euler," : !strcmp(sampler, "euler_a") ? "Sampler: Euler a,"
                             : !strcmp(sampler, "ddim") ? "Sampler: DDIM," : !strcmp(sampler, "dpmpp_2m") ? "Sampler: DPM++ 2M,"
@@ -617,7 +643,11 @@ int main(void) {
     init_paths();
     const char *groups[] = {"pipeline_euler_style", "pipeline_euler_a_plain", "pipeline_ddim_all",
                             "pipeline_ddim_rescale", "pipeline_dpmpp_karras_layout", "pipeline_empty_negative",
-                            "pipeline_none_negative"};
+                            "pipeline_none_negative", "pipeline_img2img_euler_s0p6", "pipeline_img2img_dpmpp_s0p3",
+                            "pipeline_img2img_euler_s0p6_resize", "pipeline_inpaint_euler_s0p99",
+                            "pipeline_inpaint_dpmpp_s0p7", "pipeline_inpaint_4ch_euler_s0p7",
+                            "pipeline_controlnet_euler_style", "pipeline_controlnet_window_dpmpp",
+                            "pipeline_controlnet_canny_resize"};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) run_case(groups[i]);
     precision_in_png();
     encode_matches_save();

@@ -290,6 +290,47 @@ static void test_sampler_names(void) {
              "unknown sampler names and values are refused");
 }
 
+/* img2img's pieces: add_noise at a step (each sampler's formula, with values worked out from the
+ * scheduler's own sigma / alphas_cumprod tables) and set_begin_index (steps start there, in order). */
+static void test_add_noise_and_begin(void) {
+    const is_sampler kinds[] = {IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DPMPP_2M, IS_SAMPLER_DDIM};
+    const float x[3] = {0.5f, -1.25f, 2.0f}, e[3] = {1.0f, 0.25f, -0.75f};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        is_scheduler *s = NULL;
+        if (!th_ok(is_scheduler_load(g_config, kinds[k], -1, NULL, &s), "load for add_noise")) continue;
+        th_ok(is_scheduler_set_timesteps(s, 10), "set_timesteps(10)");
+        float out[3];
+        const int i = 4;
+        th_ok(is_scheduler_add_noise(s, i, x, e, out, 3), "add_noise");
+        for (int j = 0; j < 3; j++) {
+            double want;
+            if (kinds[k] == IS_SAMPLER_DDIM) {
+                double a = is_scheduler_table(s, 1)[is_scheduler_timesteps_int(s)[i]];
+                want = sqrt(a) * x[j] + sqrt(1.0 - a) * e[j];
+            } else if (kinds[k] == IS_SAMPLER_DPMPP_2M) {
+                double sg = is_scheduler_sigmas(s)[i], alpha = 1.0 / sqrt(sg * sg + 1.0);
+                want = alpha * x[j] + sg * alpha * e[j];
+            } else {
+                want = x[j] + (double)is_scheduler_sigmas(s)[i] * e[j];
+            }
+            th_check(fabs(out[j] - want) <= 1e-6 * (1.0 + fabs(want)), "%s add_noise[%d] = %.9g, expected %.9g",
+                     is_scheduler_name(s), j, (double)out[j], want);
+        }
+        th_fails(is_scheduler_add_noise(s, 10, x, e, out, 3), "outside", "add_noise past the last step");
+        th_fails(is_scheduler_set_begin_index(s, 10), "outside", "begin index past the last step");
+        th_ok(is_scheduler_set_begin_index(s, 6), "begin index 6");
+        th_check(is_scheduler_begin_index(s) == 6, "begin index is %d, expected 6", is_scheduler_begin_index(s));
+        is_torch_rng g;
+        is_torch_rng_seed(&g, 1);
+        float sample[3] = {0.1f, 0.2f, 0.3f};
+        th_fails(is_scheduler_step(s, 0, e, sample, 3, &g), "out of order", "step 0 after begin index 6");
+        th_ok(is_scheduler_step(s, 6, e, sample, 3, &g), "step 6 after begin index 6");
+        th_ok(is_scheduler_step(s, 7, e, sample, 3, &g), "step 7");
+        th_fails(is_scheduler_set_begin_index(s, 2), "after a step", "begin index after a step");
+        is_scheduler_free(s);
+    }
+}
+
 int main(void) {
     test_sampler_names();
     g_config = th_golden_path("models/tiny-sdxl/scheduler/scheduler_config.json");
@@ -308,6 +349,7 @@ int main(void) {
         cJSON_Delete(cases);
     }
     test_api_and_errors();
+    test_add_noise_and_begin();
     free(g_config);
     return th_done();
 }

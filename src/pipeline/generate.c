@@ -1,8 +1,11 @@
-/* is_generate: StableDiffusionXLPipeline.__call__ with an IP-Adapter, top to bottom:
- * encode prompts -> encode style image (minus content) -> draw latents -> denoise with CFG
- * -> VAE decode. Each stage takes its network from the pipeline (KEEP: loaded on first use and kept)
- * or opens it and releases it when done (LOW). The cancel callback is asked before every stage and
- * every denoising step. */
+/* is_generate: diffusers' SDXL pipelines with an IP-Adapter, top to bottom, as composable stages:
+ * inputs (decode the init / mask / control images) -> encode prompts -> encode style image (minus
+ * content) -> start latents (noise, or the init image encoded and noised: img2img, inpainting) ->
+ * denoise with CFG (+ ControlNet residuals, + the inpainting mask) -> VAE decode. Text-to-image is
+ * StableDiffusionXLPipeline; an init image makes it StableDiffusionXLImg2ImgPipeline, a mask
+ * StableDiffusionXLInpaintPipeline, a control image StableDiffusionXLControlNetPipeline.
+ * Each stage takes its network from the pipeline (KEEP: loaded on first use and kept) or opens it and
+ * releases it when done (LOW). The cancel callback is asked before every stage and every denoising step. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,16 +16,15 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
-#include "pipeline/pipeline_internal.h"
+#include "pipeline/generate_internal.h"
 
-static double now_seconds(void) {
+double gen_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void logf_(const is_generate_params *gp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const is_generate_params *gp, const char *fmt, ...) {
+void gen_log(const is_generate_params *gp, const char *fmt, ...) {
     if (!gp->log) return;
     char line[512];
     va_list ap;
@@ -32,53 +34,25 @@ static void logf_(const is_generate_params *gp, const char *fmt, ...) {
     gp->log(gp->user, line);
 }
 
-/* Everything one generation allocates, freed in one place. */
-typedef struct {
-    is_precision precision;     /* resolved: F32 or BF16 */
-    int cfg_on, batch;          /* batch = 2 with classifier-free guidance (negative first) */
-    int seq, dim, pooled_dim;   /* text conditioning sizes */
-    int lc, lh, lw;             /* latent channels and size */
-    int64_t latent_n;           /* lc*lh*lw */
-    float *text_states;         /* [batch, seq, dim] */
-    float *text_pooled;         /* [batch, pooled_dim] */
-    float time_ids[2 * 6];
-    int have_ip, ip_tokens_n, cross_dim, embed_dim;
-    float *ip_embeds;           /* [batch, embed_dim] (row 0 zeros with CFG) */
-    float *ip_tokens;           /* [batch, tokens, cross_dim] */
-    float *latents, *latent_in, *unet_out, *guided;
-    float *unet_out_steps, *noise_pred_steps, *latents_steps, *timesteps; /* dump only */
-    float *image;
-    uint8_t *rgb;
-    is_sdxl_text *text;
-    is_image_encoder *image_encoder;
-    is_unet *unet;
-    is_vae *vae;
-    is_scheduler *sched;
-    is_pipeline *p;             /* networks equal to p->kept's belong to the pipeline, not to s */
-    is_image style_file;        /* gp->style_image, decoded before any network is loaded */
-} gen_state;
-
 static void gen_state_free(gen_state *s) {
-    free(s->text_states);
-    free(s->text_pooled);
-    free(s->ip_embeds);
-    free(s->ip_tokens);
-    free(s->latents);
-    free(s->latent_in);
-    free(s->unet_out);
-    free(s->guided);
-    free(s->unet_out_steps);
-    free(s->noise_pred_steps);
-    free(s->latents_steps);
-    free(s->timesteps);
-    free(s->image);
+    float *bufs[] = {s->text_states, s->text_pooled, s->ip_embeds, s->ip_tokens, s->latents, s->latent_in,
+                     s->unet_out, s->guided, s->unet_out_steps, s->noise_pred_steps, s->latents_steps, s->timesteps,
+                     s->image, s->init_image, s->mask, s->image_latents, s->noise, s->mask_latents, s->masked_latents,
+                     s->step_out_steps, s->proper, s->control, s->ctrl_in, s->ctrl_down, s->ctrl_mid, s->res_down,
+                     s->res_mid, s->ctrl_mid_steps, s->ctrl_first_down};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s->ctrl_scale);
     free(s->rgb);
     if (s->text != s->p->kept.text) is_sdxl_text_free(s->text);
     if (s->image_encoder != s->p->kept.image_encoder) is_image_encoder_free(s->image_encoder);
     if (s->unet != s->p->kept.unet) is_unet_free(s->unet);
     if (s->vae != s->p->kept.vae) is_vae_free(s->vae);
+    if (s->controlnet != s->p->kept.controlnet) is_controlnet_free(s->controlnet);
     is_scheduler_free(s->sched);
     is_image_free(&s->style_file);
+    is_image_free(&s->init_file);
+    is_image_free(&s->mask_file);
+    is_image_free(&s->control_file);
 }
 
 static is_error *check_cancel(const is_generate_params *gp, const char *before) {
@@ -86,32 +60,8 @@ static is_error *check_cancel(const is_generate_params *gp, const char *before) 
     return NULL;
 }
 
-/* A network for this generation: the pipeline's kept one, or a new one (kept when the pipeline keeps
- * its networks, else owned by the generation and released after its stage). `load` opens it. */
-#define ACQUIRE(gp, p, s, field, what, load)                                                                      \
-    do {                                                                                                           \
-        if ((p)->kept.field) {                                                                                     \
-            (s)->field = (p)->kept.field;                                                                          \
-            logf_(gp, "%s: kept loaded", what);                                                                   \
-        } else {                                                                                                   \
-            double t_ = now_seconds();                                                                             \
-            IS_TRY(load);                                                                                          \
-            if ((p)->memory == IS_MEMORY_KEEP) (p)->kept.field = (s)->field;                                       \
-            logf_(gp, "%s: loaded in %.2f s", what, now_seconds() - t_);                                          \
-        }                                                                                                          \
-    } while (0)
-
-/* End of a network's stage: a network the generation owns is released now (LOW mode). */
-#define RELEASE(s, field, free_fn)                                                                                 \
-    do {                                                                                                           \
-        if ((s)->field != (s)->p->kept.field) free_fn((s)->field);                                                \
-        (s)->field = NULL;                                                                                         \
-    } while (0)
-
-static is_error *check_params(const is_pipeline *p, const is_generate_params *gp, int *width, int *height) {
-    if (!gp->prompt) return is_errorf(IS_E_ARGUMENT, "no prompt given (--prompt)");
-    *width = gp->width ? gp->width : p->default_width;
-    *height = gp->height ? gp->height : p->default_height;
+/* The output size (decided by gen_decide_size) against the library's limits and this machine's memory. */
+static is_error *check_size(const is_pipeline *p, const int *width, const int *height) {
     if (*width < 8 || *height < 8 || *width % 8 || *height % 8)
         return is_errorf(IS_E_ARGUMENT, "width and height must be positive multiples of 8 (got %dx%d)", *width, *height);
     if (*width > 8192 || *height > 8192)
@@ -125,6 +75,16 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
     if (have > 0 && need > have)
         return is_errorf(IS_E_NOMEM, "%dx%d needs about %.0f GiB of activations; this machine has %.0f GiB of memory",
                          *width, *height, need / (1 << 30), have / (1 << 30));
+    return NULL;
+}
+
+static is_error *check_params(const is_pipeline *p, const is_generate_params *gp) {
+    if (!gp->prompt) return is_errorf(IS_E_ARGUMENT, "no prompt given (--prompt)");
+    if ((gp->width && (gp->width < 8 || gp->width % 8)) || (gp->height && (gp->height < 8 || gp->height % 8)))
+        return is_errorf(IS_E_ARGUMENT, "width and height must be positive multiples of 8 (got %dx%d)", gp->width,
+                         gp->height);
+    if (gp->width < 0 || gp->height < 0 || gp->width > 8192 || gp->height > 8192)
+        return is_errorf(IS_E_ARGUMENT, "%dx%d is larger than the supported 8192x8192", gp->width, gp->height);
     if (gp->steps < 1) return is_errorf(IS_E_ARGUMENT, "steps must be at least 1 (got %d)", gp->steps);
     if (!isfinite(gp->cfg) || !isfinite(gp->guidance_rescale) || !isfinite(gp->ip_scale) || !isfinite(gp->content_scale))
         return is_errorf(IS_E_ARGUMENT, "cfg, guidance rescale, ip scale and content scale must be finite numbers");
@@ -139,15 +99,15 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
         return is_errorf(IS_E_ARGUMENT, "a style image needs an IP-Adapter (--ip-adapter FILE)");
     if (gp->content_prompt && !gp->style_image && !gp->style_rgb)
         return is_errorf(IS_E_ARGUMENT, "a content prompt is subtracted from the style image's embedding: give --style-image too");
-    return NULL;
+    return gen_check_image_params(p, gp);
 }
 
 /* Stage 1: prompts -> [negative, positive] hidden states and pooled embeddings. */
 static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                              float **content_pooled) {
     IS_TRY(check_cancel(gp, "the text encoders"));
-    ACQUIRE(gp, s->p, s, text, "text encoders", is_sdxl_text_load(p->model_dir, &s->text));
-    double t0 = now_seconds();
+    GEN_ACQUIRE(gp, s->p, s, text, "text encoders", is_sdxl_text_load(p->model_dir, &s->text));
+    double t0 = gen_now();
     IS_TRY(is_sdxl_text_set_precision(s->text, s->precision));
     s->seq = is_sdxl_text_seq_len(s->text);
     s->dim = is_sdxl_text_embed_dim(s->text);
@@ -160,7 +120,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
     is_prompt_info info = {0, 0};
     IS_TRY(is_error_wrap(is_sdxl_encode_prompt(s->text, gp->prompt, gp->prompt_2, pos, pos_pooled, &info), "prompt"));
     if (info.truncated_1 || info.truncated_2)
-        logf_(gp, "warning: the prompt is longer than %d tokens; %d tokens were dropped (CLIP's limit)", s->seq,
+        gen_log(gp, "warning: the prompt is longer than %d tokens; %d tokens were dropped (CLIP's limit)", s->seq,
               info.truncated_1 > info.truncated_2 ? info.truncated_1 : info.truncated_2);
     IS_TRY(is_dump_f32(d, "prompt_embeds", pos, 3, (int64_t)1, (int64_t)s->seq, (int64_t)s->dim));
     IS_TRY(is_dump_f32(d, "pooled_prompt_embeds", pos_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
@@ -169,7 +129,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
         IS_TRY(is_error_wrap(is_sdxl_encode_prompt(s->text, gp->negative_prompt, gp->negative_prompt_2,
                                                    s->text_states, s->text_pooled, &ninfo), "negative prompt"));
         if (ninfo.truncated_1 || ninfo.truncated_2)
-            logf_(gp, "warning: the negative prompt is longer than %d tokens; the rest was dropped", s->seq);
+            gen_log(gp, "warning: the negative prompt is longer than %d tokens; the rest was dropped", s->seq);
         IS_TRY(is_dump_f32(d, "negative_prompt_embeds", s->text_states, 3, (int64_t)1, (int64_t)s->seq, (int64_t)s->dim));
         IS_TRY(is_dump_f32(d, "negative_pooled_prompt_embeds", s->text_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
     }
@@ -186,8 +146,8 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
         IS_TRY(is_error_wrap(e, "content prompt"));
         IS_TRY(is_dump_f32(d, "content_pooled", *content_pooled, 2, (int64_t)1, (int64_t)s->pooled_dim));
     }
-    RELEASE(s, text, is_sdxl_text_free);
-    logf_(gp, "text encoders: %.2f s", now_seconds() - t0);
+    GEN_RELEASE(s, text, is_sdxl_text_free);
+    gen_log(gp, "text encoders: %.2f s", gen_now() - t0);
     return NULL;
 }
 
@@ -195,8 +155,8 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
 static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                               const float *content_pooled) {
     IS_TRY(check_cancel(gp, "the image encoder"));
-    ACQUIRE(gp, s->p, s, image_encoder, "image encoder", is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
-    double t0 = now_seconds();
+    GEN_ACQUIRE(gp, s->p, s, image_encoder, "image encoder", is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
+    double t0 = gen_now();
     IS_TRY(is_image_encoder_set_precision(s->image_encoder, s->precision));
     int size = is_image_encoder_image_size(s->image_encoder);
     s->embed_dim = is_image_encoder_projection_dim(s->image_encoder);
@@ -212,7 +172,7 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
     if (!e) e = is_image_encoder_forward(s->image_encoder, pixels, embeds, NULL);
     free(pixels);
     IS_TRY(is_error_wrap(e, "style image %s", gp->style_image ? gp->style_image : "(in memory)"));
-    RELEASE(s, image_encoder, is_image_encoder_free);
+    GEN_RELEASE(s, image_encoder, is_image_encoder_free);
     IS_TRY(is_dump_f32(d, "image_embeds_raw", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
     if (content_pooled) {
         IS_TRY(is_content_subtract(embeds, s->embed_dim, content_pooled, s->pooled_dim, gp->content_scale));
@@ -220,7 +180,7 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
     IS_TRY(is_dump_f32(d, "image_embeds", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
     if (s->cfg_on)
         IS_TRY(is_dump_f32(d, "ip_image_embeds_cfg", s->ip_embeds, 3, (int64_t)2, (int64_t)1, (int64_t)s->embed_dim));
-    logf_(gp, "image encoder: %.2f s", now_seconds() - t0);
+    gen_log(gp, "image encoder: %.2f s", gen_now() - t0);
     return NULL;
 }
 
@@ -240,7 +200,7 @@ static is_error *load_unet(const is_pipeline *p, gen_state *s) {
 
 static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
     IS_TRY(check_cancel(gp, "the UNet"));
-    ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
+    GEN_ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
     IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed too */
     s->cross_dim = is_unet_cross_attention_dim(s->unet);
     if (s->cross_dim != s->dim)
@@ -249,9 +209,10 @@ static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_
     if (is_unet_pooled_dim(s->unet) != s->pooled_dim)
         return is_errorf(IS_E_CONFIG, "%s: add_embedding expects pooled text embeddings of %d, text_encoder_2 gives %d",
                          p->unet_dir, is_unet_pooled_dim(s->unet), s->pooled_dim);
-    if (is_unet_in_channels(s->unet) != s->lc || is_unet_out_channels(s->unet) != s->lc)
-        return is_errorf(IS_E_CONFIG, "%s: UNet has %d/%d in/out channels, the VAE has %d latent channels",
-                         p->unet_dir, is_unet_in_channels(s->unet), is_unet_out_channels(s->unet), s->lc);
+    if (is_unet_in_channels(s->unet) != s->unet_in || is_unet_out_channels(s->unet) != s->lc)
+        return is_errorf(IS_E_CONFIG, "%s: UNet has %d/%d in/out channels; with the VAE's %d latent channels expected "
+                         "%d/%d (%d in for an inpainting UNet)", p->unet_dir, is_unet_in_channels(s->unet),
+                         is_unet_out_channels(s->unet), s->lc, s->lc, s->lc, 2 * s->lc + 1);
     if (!s->have_ip) return NULL;
     if (is_unet_ip_embed_dim(s->unet) != s->embed_dim)
         return is_errorf(IS_E_CONFIG, "%s: the IP-Adapter expects image embeddings of %d, the image encoder gives %d",
@@ -266,29 +227,34 @@ static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_
     return NULL;
 }
 
-/* Stage 3: the denoising loop. No allocation inside it. */
+/* Stage 4: the denoising loop over the steps run (all, or the last ones for img2img / inpainting).
+ * No allocation inside it. */
 static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rng *rng, int dumping) {
-    int steps = is_scheduler_num_steps(s->sched);
-    int64_t n = s->latent_n;
-    double t0 = now_seconds();
-    for (int i = 0; i < steps; i++) {
+    const int steps = s->steps_run;
+    const int64_t n = s->latent_n;
+    double t0 = gen_now();
+    for (int j = 0; j < steps; j++) {
+        const int i = s->begin + j; /* the scheduler's step index */
         if (gp->cancel && gp->cancel(gp->user))
-            return is_errorf(IS_E_CANCELLED, "cancelled before denoising step %d of %d", i + 1, steps);
-        float t = is_scheduler_timestep(s->sched, i);
-        for (int b = 0; b < s->batch; b++) is_scheduler_scale_model_input(s->sched, i, s->latents, s->latent_in + b * n, n);
+            return is_errorf(IS_E_CANCELLED, "cancelled before denoising step %d of %d", j + 1, steps);
+        const float *down = NULL, *mid = NULL;
+        if (s->control_on) IS_TRY(gen_control_step(gp, s, j, &down, &mid));
+        gen_unet_input(s, i);
         is_unet_input in;
         is_unet_input_init(&in);
         in.batch = s->batch;
         in.height = s->lh;
         in.width = s->lw;
         in.sample = s->latent_in;
-        in.timestep = t;
+        in.timestep = is_scheduler_timestep(s->sched, i);
         in.encoder_hidden_states = s->text_states;
         in.seq_len = s->seq;
         in.text_embeds = s->text_pooled;
         in.time_ids = s->time_ids;
         in.ip_tokens = s->ip_tokens;
-        IS_TRY(is_error_wrap(is_unet_forward(s->unet, &in, s->unet_out), "denoising step %d", i + 1));
+        in.down_residuals = down;
+        in.mid_residual = mid;
+        IS_TRY(is_error_wrap(is_unet_forward(s->unet, &in, s->unet_out), "denoising step %d", j + 1));
         if (s->cfg_on) {
             const float *un = s->unet_out, *tx = s->unet_out + n;
             for (int64_t k = 0; k < n; k++) s->guided[k] = un[k] + gp->cfg * (tx[k] - un[k]);
@@ -297,112 +263,58 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
             memcpy(s->guided, s->unet_out, (size_t)n * sizeof(float));
         }
         IS_TRY(is_scheduler_step(s->sched, i, s->guided, s->latents, n, rng));
+        if (s->mode == GEN_INPAINT && s->unet_in == s->lc) IS_TRY(gen_inpaint_blend(s, j));
         for (int64_t k = 0; k < n; k++)
             if (!isfinite(s->latents[k]))
-                return is_errorf(IS_E_INTERNAL, "denoising step %d produced non-finite latents (bad weights?)", i + 1);
+                return is_errorf(IS_E_INTERNAL, "denoising step %d produced non-finite latents (bad weights?)", j + 1);
         if (dumping) {
-            memcpy(s->unet_out_steps + (size_t)i * s->batch * n, s->unet_out, (size_t)(s->batch * n) * sizeof(float));
-            memcpy(s->noise_pred_steps + (size_t)i * n, s->guided, (size_t)n * sizeof(float));
-            memcpy(s->latents_steps + (size_t)i * n, s->latents, (size_t)n * sizeof(float));
+            memcpy(s->unet_out_steps + (size_t)j * s->batch * n, s->unet_out, (size_t)(s->batch * n) * sizeof(float));
+            memcpy(s->noise_pred_steps + (size_t)j * n, s->guided, (size_t)n * sizeof(float));
+            memcpy(s->latents_steps + (size_t)j * n, s->latents, (size_t)n * sizeof(float));
         }
-        if (gp->progress) gp->progress(gp->user, i + 1, steps, now_seconds() - t0);
+        if (gp->progress) gp->progress(gp->user, j + 1, steps, gen_now() - t0);
     }
-    logf_(gp, "denoising: %d steps, %.2f s (%.2f s/step)", steps, now_seconds() - t0, (now_seconds() - t0) / steps);
+    gen_log(gp, "denoising: %d steps, %.2f s (%.2f s/step)", steps, gen_now() - t0, (gen_now() - t0) / steps);
     return NULL;
 }
 
-static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d, is_image_result *out) {
-    s->p = p;
-    int width = 0, height = 0;
-    IS_TRY(check_params(p, gp, &width, &height));
-    s->cfg_on = gp->cfg > 1.0f;
-    s->batch = s->cfg_on ? 2 : 1;
-    s->have_ip = gp->style_image != NULL || gp->style_rgb != NULL;
-    if (gp->style_image) /* read the input before any network: a bad file fails in a moment */
-        IS_TRY(is_error_wrap(is_image_load(gp->style_image, &s->style_file), "style image"));
-    char why[256];
-    s->precision = is_precision_resolve(gp->precision, why, sizeof why);
-    logf_(gp, "precision: %s", why);
+static is_error *dump_steps(gen_state *s, is_dump *d) {
+    const int64_t S = s->steps_run, B = s->batch, c = s->lc, h = s->lh, w = s->lw;
+    IS_TRY(is_dump_f32(d, "timesteps", s->timesteps, 1, S));
+    IS_TRY(is_dump_f32(d, "unet_out_steps", s->unet_out_steps, 5, S, B, c, h, w));
+    IS_TRY(is_dump_f32(d, "noise_pred_steps", s->noise_pred_steps, 5, S, (int64_t)1, c, h, w));
+    IS_TRY(is_dump_f32(d, "latents_steps", s->latents_steps, 5, S, (int64_t)1, c, h, w));
+    if (s->step_out_steps) IS_TRY(is_dump_f32(d, "latents_step_out_steps", s->step_out_steps, 5, S, (int64_t)1, c, h, w));
+    if (s->control_on) IS_TRY(gen_control_dump(s, d));
+    return NULL;
+}
 
-    /* The VAE fixes the latent geometry; open it first so size errors come early. */
-    ACQUIRE(gp, p, s, vae, "vae", is_vae_load(p->vae_dir, &s->vae));
-    int scale = is_vae_scale(s->vae);
-    if (width % scale || height % scale)
-        return is_errorf(IS_E_ARGUMENT, "width and height must be multiples of %d for this VAE (got %dx%d)", scale, width,
-                         height);
-    s->lc = is_vae_latent_channels(s->vae);
-    s->lh = height / scale;
-    s->lw = width / scale;
-    s->latent_n = (int64_t)s->lc * s->lh * s->lw;
-
-    /* Scheduler and seed before any heavy work, so a bad sampler option fails fast. */
-    IS_TRY(is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &s->sched));
-    if (gp->eta != 0) IS_TRY(is_scheduler_set_eta(s->sched, gp->eta));
-    IS_TRY(is_scheduler_set_timesteps(s->sched, gp->steps));
-
-    float *content_pooled = NULL;
-    is_error *e = encode_text(p, gp, s, d, &content_pooled);
-    if (!e && s->have_ip) e = encode_style(p, gp, s, d, content_pooled);
-    free(content_pooled);
-    IS_TRY(e);
-
-    /* SDXL micro-conditioning: (original size, crop top-left, target size), as (h, w) pairs. */
-    float ids[6] = {(float)(gp->original_height ? gp->original_height : height),
-                    (float)(gp->original_width ? gp->original_width : width),
-                    (float)gp->crop_top, (float)gp->crop_left,
-                    (float)(gp->target_height ? gp->target_height : height),
-                    (float)(gp->target_width ? gp->target_width : width)};
-    for (int b = 0; b < s->batch; b++) memcpy(s->time_ids + 6 * b, ids, sizeof ids);
-    IS_TRY(is_dump_f32(d, "add_time_ids", ids, 2, (int64_t)1, (int64_t)6));
-
-    double t0 = now_seconds();
-    IS_TRY(prepare_unet(p, gp, s, d));
-    logf_(gp, "unet + adapter load: %.2f s", now_seconds() - t0);
-
-    int64_t n = s->latent_n;
-    int steps = is_scheduler_num_steps(s->sched);
-    s->latents = malloc((size_t)n * sizeof(float));
-    s->latent_in = malloc((size_t)(s->batch * n) * sizeof(float));
+/* Buffers of the denoising loop, allocated before it. */
+static is_error *alloc_loop(gen_state *s, int dumping) {
+    const int64_t n = s->latent_n, hw = (int64_t)s->lh * s->lw;
+    const size_t S = (size_t)s->steps_run;
+    s->latent_in = malloc((size_t)(s->batch * s->unet_in * hw) * sizeof(float));
     s->unet_out = malloc((size_t)(s->batch * n) * sizeof(float));
     s->guided = malloc((size_t)n * sizeof(float));
-    if (!s->latents || !s->latent_in || !s->unet_out || !s->guided) return is_error_oom("latents");
-    int dumping = d->w != NULL;
-    if (dumping) {
-        s->unet_out_steps = malloc((size_t)steps * s->batch * n * sizeof(float));
-        s->noise_pred_steps = malloc((size_t)steps * n * sizeof(float));
-        s->latents_steps = malloc((size_t)steps * n * sizeof(float));
-        s->timesteps = malloc((size_t)steps * sizeof(float));
-        if (!s->unet_out_steps || !s->noise_pred_steps || !s->latents_steps || !s->timesteps)
-            return is_error_oom("tensor dump");
-        for (int i = 0; i < steps; i++) s->timesteps[i] = is_scheduler_timestep(s->sched, i);
-    }
+    if (!s->latent_in || !s->unet_out || !s->guided) return is_error_oom("latents");
+    if (!dumping) return NULL;
+    s->unet_out_steps = malloc(S * s->batch * n * sizeof(float));
+    s->noise_pred_steps = malloc(S * n * sizeof(float));
+    s->latents_steps = malloc(S * n * sizeof(float));
+    s->timesteps = malloc(S * sizeof(float));
+    if (s->mode == GEN_INPAINT && s->unet_in == s->lc) s->step_out_steps = malloc(S * n * sizeof(float));
+    if (!s->unet_out_steps || !s->noise_pred_steps || !s->latents_steps || !s->timesteps ||
+        (s->mode == GEN_INPAINT && s->unet_in == s->lc && !s->step_out_steps))
+        return is_error_oom("tensor dump");
+    for (int j = 0; j < s->steps_run; j++) s->timesteps[j] = is_scheduler_timestep(s->sched, s->begin + j);
+    return NULL;
+}
 
-    IS_TRY(is_scheduler_reserve(s->sched, n)); /* so that no step allocates */
-
-    /* diffusers' prepare_latents: randn(generator) * init_noise_sigma. */
-    is_torch_rng rng;
-    is_torch_rng_seed(&rng, gp->seed);
-    is_torch_randn(&rng, s->latents, n);
-    IS_TRY(is_dump_f32(d, "latents_noise", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
-    is_k_scale(s->latents, is_scheduler_init_noise_sigma(s->sched), n);
-    IS_TRY(is_dump_f32(d, "latents_init", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
-
-    IS_TRY(denoise(gp, s, &rng, dumping));
-    is_unet_release_workspace(s->unet); /* a kept UNet keeps its weights, not its activations */
-    RELEASE(s, unet, is_unet_free);
-    if (dumping) {
-        IS_TRY(is_dump_f32(d, "timesteps", s->timesteps, 1, (int64_t)steps));
-        IS_TRY(is_dump_f32(d, "unet_out_steps", s->unet_out_steps, 5, (int64_t)steps, (int64_t)s->batch,
-                           (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
-        IS_TRY(is_dump_f32(d, "noise_pred_steps", s->noise_pred_steps, 5, (int64_t)steps, (int64_t)1,
-                           (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
-        IS_TRY(is_dump_f32(d, "latents_steps", s->latents_steps, 5, (int64_t)steps, (int64_t)1, (int64_t)s->lc,
-                           (int64_t)s->lh, (int64_t)s->lw));
-    }
-    IS_TRY(is_dump_f32(d, "latents_final", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
-
+/* Stage 5: VAE decode to 8-bit RGB. */
+static is_error *decode(const is_generate_params *gp, gen_state *s, is_dump *d) {
     IS_TRY(check_cancel(gp, "the VAE decode"));
-    t0 = now_seconds();
+    const int width = s->width, height = s->height;
+    double t0 = gen_now();
     s->image = malloc((size_t)3 * width * height * sizeof(float));
     s->rgb = malloc((size_t)3 * width * height);
     if (!s->image || !s->rgb) return is_error_oom("image");
@@ -414,12 +326,90 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     is_vae_release_workspace(s->vae);
     is_image_postprocess(s->image, (int64_t)3 * width * height);
     is_image_to_u8_hwc(s->image, height, width, s->rgb);
-    logf_(gp, "vae decode: %.2f s", now_seconds() - t0);
+    gen_log(gp, "vae decode: %.2f s", gen_now() - t0);
     IS_TRY(is_dump_f32(d, "image", s->image, 4, (int64_t)1, (int64_t)3, (int64_t)height, (int64_t)width));
-    IS_TRY(is_dump_u8(d, "image_u8", s->rgb, 4, (int64_t)1, (int64_t)height, (int64_t)width, (int64_t)3));
+    return is_dump_u8(d, "image_u8", s->rgb, 4, (int64_t)1, (int64_t)height, (int64_t)width, (int64_t)3);
+}
 
-    out->width = width;
-    out->height = height;
+static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d, is_image_result *out) {
+    s->p = p;
+    IS_TRY(check_params(p, gp));
+    s->cfg_on = gp->cfg > 1.0f;
+    s->batch = s->cfg_on ? 2 : 1;
+    s->have_ip = gp->style_image != NULL || gp->style_rgb != NULL;
+    /* Read every input image before any network: a bad file fails in a moment. */
+    if (gp->style_image) IS_TRY(is_error_wrap(is_image_load(gp->style_image, &s->style_file), "style image"));
+    IS_TRY(gen_decode_images(gp, s));
+    char why[256];
+    s->precision = is_precision_resolve(gp->precision, why, sizeof why);
+    gen_log(gp, "precision: %s", why);
+
+    /* The VAE fixes the latent geometry; open it first so size errors come early. */
+    GEN_ACQUIRE(gp, p, s, vae, "vae", is_vae_load(p->vae_dir, &s->vae));
+    int scale = is_vae_scale(s->vae);
+    IS_TRY(gen_decide_size(p, gp, scale, s));
+    IS_TRY(check_size(p, &s->width, &s->height));
+    s->lc = is_vae_latent_channels(s->vae);
+    s->lh = s->height / scale;
+    s->lw = s->width / scale;
+    s->latent_n = (int64_t)s->lc * s->lh * s->lw;
+    s->unet_in = p->unet_in_channels;
+    IS_TRY(gen_preprocess_images(gp, s, d));
+
+    /* Scheduler, strength and seed before any heavy work, so a bad option fails fast. */
+    IS_TRY(is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &s->sched));
+    if (gp->eta != 0) IS_TRY(is_scheduler_set_eta(s->sched, gp->eta));
+    IS_TRY(is_scheduler_set_timesteps(s->sched, gp->steps));
+    IS_TRY(gen_apply_strength(gp, s));
+
+    /* A ControlNet must fit the UNet: both are opened (not run) now, before the text encoders. */
+    if (s->control_on) {
+        GEN_ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
+        IS_TRY(gen_control_check(p, gp, s));
+    }
+
+    float *content_pooled = NULL;
+    is_error *e = encode_text(p, gp, s, d, &content_pooled);
+    if (!e && s->have_ip) e = encode_style(p, gp, s, d, content_pooled);
+    free(content_pooled);
+    IS_TRY(e);
+
+    /* SDXL micro-conditioning: (original size, crop top-left, target size), as (h, w) pairs. */
+    float ids[6] = {(float)(gp->original_height ? gp->original_height : s->height),
+                    (float)(gp->original_width ? gp->original_width : s->width),
+                    (float)gp->crop_top, (float)gp->crop_left,
+                    (float)(gp->target_height ? gp->target_height : s->height),
+                    (float)(gp->target_width ? gp->target_width : s->width)};
+    for (int b = 0; b < s->batch; b++) memcpy(s->time_ids + 6 * b, ids, sizeof ids);
+    IS_TRY(is_dump_f32(d, "add_time_ids", ids, 2, (int64_t)1, (int64_t)6));
+
+    /* Start latents: the init image (if any) is encoded now, before the UNet's activations exist. */
+    is_torch_rng rng;
+    is_torch_rng_seed(&rng, gp->seed);
+    IS_TRY(check_cancel(gp, "the start latents"));
+    IS_TRY(gen_prepare_latents(gp, s, &rng, d));
+
+    double t0 = gen_now();
+    IS_TRY(prepare_unet(p, gp, s, d));
+    gen_log(gp, "unet + adapter load: %.2f s", gen_now() - t0);
+    int dumping = d->w != NULL;
+    if (s->control_on) IS_TRY(gen_control_prepare(gp, s, dumping));
+    IS_TRY(alloc_loop(s, dumping));
+    IS_TRY(is_scheduler_reserve(s->sched, s->latent_n)); /* so that no step allocates */
+
+    IS_TRY(denoise(gp, s, &rng, dumping));
+    if (dumping) IS_TRY(dump_steps(s, d)); /* the ControlNet's residual shapes come from the network */
+    is_unet_release_workspace(s->unet); /* a kept UNet keeps its weights, not its activations */
+    GEN_RELEASE(s, unet, is_unet_free);
+    if (s->control_on) {
+        is_controlnet_release_workspace(s->controlnet);
+        GEN_RELEASE(s, controlnet, is_controlnet_free);
+    }
+    IS_TRY(is_dump_f32(d, "latents_final", s->latents, 4, (int64_t)1, (int64_t)s->lc, (int64_t)s->lh, (int64_t)s->lw));
+
+    IS_TRY(decode(gp, s, d));
+    out->width = s->width;
+    out->height = s->height;
     out->image = s->image;
     out->rgb = s->rgb;
     out->precision = s->precision;

@@ -20,6 +20,11 @@ void is_generate_params_init(is_generate_params *p) {
     p->style_blocks = "style";
     p->content_scale = 0.5f;
     p->vae_tiling = -1;
+    p->strength = -1.0f; /* diffusers' default for the mode: 0.3 img2img, 0.9999 inpainting */
+    p->canny_low = 50.0;
+    p->canny_high = 200.0;
+    p->control_scale = 1.0f;
+    p->control_end = 1.0f;
 }
 
 void is_pipeline_params_init(is_pipeline_params *p) {
@@ -49,13 +54,15 @@ void pipeline_release_networks(is_pipeline *p) {
     is_image_encoder_free(p->kept.image_encoder);
     is_unet_free(p->kept.unet);
     is_vae_free(p->kept.vae);
+    is_controlnet_free(p->kept.controlnet);
     memset(&p->kept, 0, sizeof p->kept);
 }
 
 size_t is_pipeline_resident_bytes(const is_pipeline *p) {
     if (!p) return 0;
     uint64_t n = (p->kept.unet ? p->bytes_unet : 0) + (p->kept.vae ? p->bytes_vae : 0) +
-                 (p->kept.text ? p->bytes_text : 0) + (p->kept.image_encoder ? p->bytes_image_encoder : 0);
+                 (p->kept.text ? p->bytes_text : 0) + (p->kept.image_encoder ? p->bytes_image_encoder : 0) +
+                 (p->kept.controlnet ? p->bytes_controlnet : 0);
     return (size_t)n;
 }
 
@@ -65,6 +72,7 @@ void is_pipeline_free(is_pipeline *p) {
     free(p->model_dir);
     free(p->ip_adapter);
     free(p->image_encoder_dir);
+    free(p->controlnet_dir);
     free(p->unet_dir);
     free(p->vae_dir);
     free(p->scheduler_config);
@@ -96,7 +104,7 @@ static uint64_t file_bytes(const char *path) {
 /* AUTO: keep everything when the weights take at most half of the physical memory (the other half
  * for the activations of a large image and for the rest of the system). */
 static void decide_memory(is_pipeline *p, is_memory_mode want) {
-    uint64_t weights = p->bytes_text + p->bytes_image_encoder + p->bytes_unet + p->bytes_vae;
+    uint64_t weights = p->bytes_text + p->bytes_image_encoder + p->bytes_unet + p->bytes_vae + p->bytes_controlnet;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (want == IS_MEMORY_AUTO) want = have > 0 && (double)weights > have / 2 ? IS_MEMORY_LOW : IS_MEMORY_KEEP;
     p->memory = want;
@@ -140,6 +148,12 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         if (!err && !p->image_encoder_dir) err = is_error_oom("pipeline");
         if (!err) err = need_path(p->image_encoder_dir, "the IP-Adapter's image_encoder/ folder (--image-encoder)");
     }
+    if (!err && paths->controlnet) {
+        if (!(p->controlnet_dir = strdup(paths->controlnet))) err = is_error_oom("pipeline");
+        char *cfg = err ? NULL : is_path_join(paths->controlnet, "config.json");
+        if (!err) err = need_path(cfg, "a diffusers ControlNetModel folder with config.json (--controlnet)");
+        free(cfg);
+    }
     if (!err) {
         is_config cfg;
         err = is_config_load_in(p->unet_dir, "config.json", &cfg);
@@ -147,6 +161,14 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         int n_channels = 0;
         if (!err) err = is_config_int(&cfg, "sample_size", &sample_size);
         if (!err) err = is_config_int_list(&cfg, "block_out_channels", channels, 16, -1, 0, &n_channels);
+        int64_t in_ch = 4, out_ch = 4;
+        if (!err) err = is_config_int_or(&cfg, "in_channels", 4, &in_ch);
+        if (!err) err = is_config_int_or(&cfg, "out_channels", 4, &out_ch);
+        if (!err && (in_ch < 1 || in_ch > 64 || out_ch < 1 || out_ch > 64))
+            err = is_errorf(IS_E_CONFIG, "%s/config.json: in_channels %lld / out_channels %lld, expected 1..64", p->unet_dir,
+                            (long long)in_ch, (long long)out_ch);
+        p->unet_in_channels = (int)in_ch;
+        p->unet_out_channels = (int)out_ch;
         p->unet_base_channels = n_channels > 0 && channels[0] > 0 && channels[0] <= 65536 ? (int)channels[0] : 320;
         is_config_free(&cfg);
         /* VAE scale = 2^(number of VAE blocks - 1), as diffusers' vae_scale_factor. */
@@ -173,6 +195,7 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         p->bytes_unet = weight_files_bytes(p->unet_dir) + file_bytes(p->ip_adapter);
         p->bytes_vae = weight_files_bytes(p->vae_dir);
         p->bytes_image_encoder = weight_files_bytes(p->image_encoder_dir);
+        p->bytes_controlnet = weight_files_bytes(p->controlnet_dir);
         p->threads = paths->threads;
         decide_memory(p, paths->memory);
     }

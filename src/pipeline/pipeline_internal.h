@@ -12,19 +12,22 @@ typedef struct {
     is_image_encoder *image_encoder;
     is_unet *unet;          /* with the adapter loaded when the pipeline has one */
     is_vae *vae;
+    is_controlnet *controlnet;
 } pipeline_networks;
 
 struct is_pipeline {
     char *model_dir;
     char *ip_adapter;        /* NULL: plain SDXL */
     char *image_encoder_dir; /* NULL when no adapter */
+    char *controlnet_dir;    /* NULL: no ControlNet */
     char *unet_dir, *vae_dir, *scheduler_config;
     int default_width, default_height; /* unet sample_size * 8 */
     int unet_base_channels;            /* block_out_channels[0]: 320 for SDXL */
+    int unet_in_channels, unet_out_channels; /* 9 / 4: an inpainting UNet */
     is_memory_mode memory;             /* KEEP or LOW */
     int threads;                       /* 0: the calling thread's OpenMP default */
     /* Sizes of the networks' weight files (*.safetensors), for the memory decision and accounting. */
-    uint64_t bytes_text, bytes_image_encoder, bytes_unet, bytes_vae;
+    uint64_t bytes_text, bytes_image_encoder, bytes_unet, bytes_vae, bytes_controlnet;
     pipeline_networks kept;            /* KEEP mode only */
 };
 

@@ -158,6 +158,35 @@ static void put_style(sbuf *b, const is_pipeline *p, const is_generate_params *g
     }
 }
 
+/* img2img / inpainting and ControlNet inputs (A1111's "Denoising strength"; our own names otherwise). */
+static void put_image_inputs(sbuf *b, const is_pipeline *p, const is_generate_params *gp) {
+    int init = gp->init_image || gp->init_rgb, mask = gp->mask_image || gp->mask_rgb;
+    if (init) {
+        sb_name(b, "Init image", gp->init_image ? gp->init_image : "(in memory)");
+        if (mask) sb_name(b, "Mask image", gp->mask_image ? gp->mask_image : "(in memory)");
+        char num[32];
+        double st = gp->strength >= 0 ? gp->strength : mask ? 0.9999 : 0.3;
+        snprintf(num, sizeof num, "%g", st);
+        sb_field(b, "Denoising strength", num);
+    }
+    if (!p || !p->controlnet_dir || (!gp->control_image && !gp->control_rgb)) return;
+    sb_name(b, "ControlNet", p->controlnet_dir);
+    sb_name(b, gp->control_canny ? "Control canny image" : "Control image",
+            gp->control_image ? gp->control_image : "(in memory)");
+    if (gp->control_canny) {
+        char num[64];
+        snprintf(num, sizeof num, "%g, %g", gp->canny_low, gp->canny_high);
+        sb_field(b, "Canny thresholds", num);
+    }
+    sb_float(b, "Control scale", gp->control_scale);
+    if (gp->control_start != 0 || gp->control_end != 1) {
+        char num[64];
+        snprintf(num, sizeof num, "%g, %g", gp->control_start, gp->control_end);
+        sb_field(b, "Control window", num);
+    }
+    if (gp->guess_mode) sb_field(b, "Guess mode", "on");
+}
+
 char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, int width, int height,
                            is_precision ran) {
     sbuf b = {NULL, 0, 0, 0};
@@ -183,6 +212,7 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
     /* Tiled decoding blends overlapping tiles: other pixels than one decode whenever it tiles. */
     if (gp->vae_tiling >= 0) sb_field(&b, "VAE tiling", gp->vae_tiling ? "on" : "off");
     put_style(&b, p, gp);
+    put_image_inputs(&b, p, gp);
     sb_field(&b, "Precision", is_precision_name(ran == IS_PRECISION_AUTO ? IS_PRECISION_F32 : ran));
     sb_field(&b, "Version", "instantstyle " IS_VERSION_STRING);
     if (b.failed) {

@@ -51,7 +51,8 @@ struct is_scheduler {
 
     /* step state */
     int next_step;         /* steps run in order */
-    int64_t step_n;        /* sample size of step 0 (every step must match) */
+    int begin;             /* first step run (img2img / inpainting start part-way: set_begin_index) */
+    int64_t step_n;        /* sample size of the first step (every step must match) */
     int lower_order_nums;  /* DPM++ */
     int64_t cap;           /* floats in each per-sample buffer below */
     float *noise;          /* ancestral noise draw */

@@ -198,6 +198,7 @@ is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps) {
                          steps, s->T);
     s->requested_steps = steps;
     s->next_step = 0;
+    s->begin = 0;
     s->lower_order_nums = 0;
     switch (s->kind) {
     case IS_SAMPLER_EULER: IS_TRY(is_sched_euler_set_timesteps(s, steps)); break;
@@ -252,6 +253,20 @@ is_error *is_scheduler_set_eta(is_scheduler *s, float eta) {
     return s->cap > 0 ? is_sched_reserve_buffers(s, s->cap) : NULL;
 }
 
+is_error *is_scheduler_set_begin_index(is_scheduler *s, int begin) {
+    if (!s) return is_errorf(IS_E_ARGUMENT, "scheduler: NULL scheduler");
+    if (s->n == 0) return is_errorf(IS_E_ARGUMENT, "%s: set_begin_index before set_timesteps", s->name);
+    if (begin < 0 || begin >= s->n)
+        return is_errorf(IS_E_ARGUMENT, "%s: begin index %d outside the %d timesteps", s->name, begin, s->n);
+    if (s->next_step != s->begin)
+        return is_errorf(IS_E_ARGUMENT, "%s: set_begin_index after a step was taken", s->name);
+    s->begin = begin;
+    s->next_step = begin;
+    return NULL;
+}
+
+int is_scheduler_begin_index(const is_scheduler *s) { return s ? s->begin : 0; }
+
 is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n,
                             is_torch_rng *g) {
     if (!s) return is_errorf(IS_E_ARGUMENT, "scheduler: NULL scheduler");
@@ -262,7 +277,7 @@ is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, f
     if (i >= s->n) return is_errorf(IS_E_ARGUMENT, "%s: step %d past the last step %d", s->name, i, s->n - 1);
     if (!model_output || !sample || n < 1) return is_errorf(IS_E_ARGUMENT, "%s: step needs data (n = %lld)", s->name, (long long)n);
     if (needs_noise(s) && !g) return is_errorf(IS_E_ARGUMENT, "%s: this sampler draws noise: a generator is required", s->name);
-    if (i == 0) s->step_n = n;
+    if (i == s->begin) s->step_n = n;
     if (n != s->step_n)
         return is_errorf(IS_E_ARGUMENT, "%s: step %d has %lld elements, step 0 had %lld", s->name, i, (long long)n,
                          (long long)s->step_n);
