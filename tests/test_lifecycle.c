@@ -215,6 +215,81 @@ done:
     is_pipeline_free(p);
 }
 
+/* img2img + inpainting + Canny ControlNet in one generation: the images from their files and the same
+ * images in memory give the same pixels; a KEEP pipeline's second run loads nothing (the ControlNet is
+ * kept too), and a LOW pipeline gives the same pixels. */
+static void check_image_inputs(void) {
+    char *cn = is_path_join(g_dir, "controlnet");
+    char *init_path = th_golden_path("images/i2i/content_64x64.png"), *mask_path = th_golden_path("images/i2i/mask_64x64.png");
+    char *photo_path = th_golden_path("images/i2i/content_96x64.png");
+    is_pipeline *keep = NULL, *low = NULL;
+    is_image init = {0, 0, NULL}, mask = {0, 0, NULL}, photo = {0, 0, NULL};
+    is_image_result a = {0}, b = {0}, c = {0};
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = g_sdxl;
+    pp.ip_adapter = g_ip;
+    pp.controlnet = cn;
+    pp.memory = IS_MEMORY_KEEP;
+    if (!th_ok(is_pipeline_load(&pp, &keep), "KEEP pipeline with a ControlNet")) goto done;
+    pp.memory = IS_MEMORY_LOW;
+    if (!th_ok(is_pipeline_load(&pp, &low), "LOW pipeline with a ControlNet")) goto done;
+    if (!th_ok(is_image_load(init_path, &init), "init") || !th_ok(is_image_load(mask_path, &mask), "mask") ||
+        !th_ok(is_image_load(photo_path, &photo), "photo"))
+        goto done;
+    is_generate_params g;
+    base_params(&g, 7);
+    g.width = g.height = 0; /* the init image's size */
+    g.init_image = init_path;
+    g.mask_image = mask_path;
+    g.strength = 0.7;
+    g.control_image = photo_path;
+    g.control_canny = 1;
+    g.control_scale = 0.6f;
+    log_count lc;
+    int ok = !generate(keep, &g, &a, &lc, "files");
+    th_check(ok && a.width == 64 && a.height == 64, "the output takes the init image's size (%dx%d)", a.width, a.height);
+    g.init_image = g.mask_image = g.control_image = NULL;
+    g.init_rgb = &init;
+    g.mask_rgb = &mask;
+    g.control_rgb = &photo;
+    ok = ok && !generate(keep, &g, &b, &lc, "in memory");
+    if (ok) {
+        th_check(same_pixels(&a, &b), "init, mask and Canny photo in memory give the pixels of their files");
+        th_check(lc.loaded == 0 && lc.kept >= 5, "KEEP: the second run loads nothing (%d loaded, %d kept; first: %s)",
+                 lc.loaded, lc.kept, lc.first_loaded);
+        th_check(is_pipeline_resident_bytes(keep) > 0, "KEEP: the networks, ControlNet included, stay resident");
+    }
+    ok = ok && !generate(low, &g, &c, &lc, "LOW mode");
+    if (ok) th_check(same_pixels(&a, &c), "LOW mode gives the pixels of KEEP mode");
+    is_image_result_free(&b);
+    g.strength = 0;
+    is_error *e = is_generate(keep, &g, &b);
+    th_check(is_error_code(e) == IS_E_ARGUMENT && strstr(is_error_message(e), "strength"), "strength 0 is refused: %s",
+             is_error_message(e));
+    is_error_free(e);
+    is_image empty = {64, 64, NULL};
+    g.strength = 0.5;
+    g.mask_rgb = &empty;
+    e = is_generate(keep, &g, &b);
+    th_check(is_error_code(e) == IS_E_ARGUMENT && strstr(is_error_message(e), "mask_rgb"),
+             "a mask in memory without pixels is refused: %s", is_error_message(e));
+    is_error_free(e);
+done:
+    is_image_result_free(&a);
+    is_image_result_free(&b);
+    is_image_result_free(&c);
+    is_image_free(&init);
+    is_image_free(&mask);
+    is_image_free(&photo);
+    is_pipeline_free(keep);
+    is_pipeline_free(low);
+    free(cn);
+    free(init_path);
+    free(mask_path);
+    free(photo_path);
+}
+
 /* ---- two pipelines in two threads */
 
 typedef struct {
@@ -327,6 +402,7 @@ int main(void) {
     check_keep_and_low();
     check_cancel();
     check_style_in_memory();
+    check_image_inputs();
     check_two_threads(IS_PRECISION_F32);
     if (is_dnn_has_bf16()) check_two_threads(IS_PRECISION_BF16);
     free(g_sdxl);

@@ -18,6 +18,7 @@
 #include "core/fileio.h"
 #include "harness.h"
 #include "instantstyle.h"
+#include "tiny/tiny_model.h"
 
 #define MAX_ARGS 96
 
@@ -639,6 +640,80 @@ static void encode_matches_save(void) {
     is_pipeline_free(p);
 }
 
+/* A pipeline folder like tiny-sdxl whose UNet has other block channels (so a ControlNet built for
+ * tiny-sdxl does not fit it); returns the folder (static). */
+static const char *mismatched_model(void) {
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s/model-unet-32-64-64", th_tmpdir());
+    mkdir(dir, 0755);
+    const char *parts[] = {"model_index.json", "scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        char from[8192], to[8192];
+        snprintf(from, sizeof from, "%s/%s", g_model, parts[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, parts[i]);
+        unlink(to);
+        th_check(symlink(from, to) == 0, "link %s", to);
+    }
+    tm_spec spec;
+    tm_spec_default(&spec);
+    spec.unet.block_out_channels[1] = 64;
+    char unet[8192];
+    snprintf(unet, sizeof unet, "%s/unet", dir);
+    mkdir(unet, 0755);
+    th_ok(tm_write_unet(unet, &spec.unet, 7), "write a UNet with block_out_channels [32, 64, 64]");
+    return dir;
+}
+
+/* img2img / inpainting / ControlNet inputs that cannot work: a clear error before any network runs. */
+static void image_input_errors(void) {
+    char content[4096], content96[4096], mask96[4096], canny[4096], cn[4096], bad_img[4096];
+    snprintf(content, sizeof content, "%s/images/i2i/content_64x64.png", th_golden());
+    snprintf(content96, sizeof content96, "%s/images/i2i/content_96x64.png", th_golden());
+    snprintf(mask96, sizeof mask96, "%s/images/i2i/mask_96x64.png", th_golden());
+    snprintf(canny, sizeof canny, "%s/images/i2i/canny_content_64x64_50_200.png", th_golden());
+    snprintf(cn, sizeof cn, "%s/models/tiny-controlnet", th_golden());
+    snprintf(bad_img, sizeof bad_img, "%s/not-an-image.png", th_tmpdir());
+    const int L = CLI_LOUD;
+    char *mism[] = {"--init-image", content, "--mask-image", mask96};
+    free(cli_error("mask of another size than the init image", "must be the same size", mism, 4, L));
+    char *s0[] = {"--init-image", content, "--strength", "0"};
+    free(cli_error("strength 0", "outside (0, 1]", s0, 4, L));
+    char *s15[] = {"--init-image", content, "--strength", "1.5"};
+    free(cli_error("strength 1.5", "outside (0, 1]", s15, 4, L));
+    char *snan[] = {"--init-image", content, "--strength", "nan"};
+    free(cli_error("strength nan", "--strength", snan, 4, L));
+    char *sfew[] = {"--init-image", content, "--strength", "0.2"}; /* int(2 * 0.2) = 0 steps */
+    free(cli_error("strength that runs no step", "runs no step", sfew, 4, L));
+    char *snoinit[] = {"--strength", "0.5"};
+    free(cli_error("strength without an init image", "--init-image", snoinit, 2, L));
+    char *masknoinit[] = {"--mask-image", mask96};
+    free(cli_error("mask without an init image", "--init-image", masknoinit, 2, L));
+    char *badinit[] = {"--init-image", bad_img};
+    free(cli_error("init image that is not an image", "not-an-image.png", badinit, 2, L));
+    char *badmask[] = {"--init-image", content96, "--mask-image", bad_img};
+    free(cli_error("mask that is not an image", "not-an-image.png", badmask, 4, L));
+    char *badctrl[] = {"--controlnet", cn, "--control-image", bad_img};
+    free(cli_error("control image that is not an image", "not-an-image.png", badctrl, 4, L));
+    char *badcanny[] = {"--controlnet", cn, "--control-canny", bad_img};
+    free(cli_error("Canny source that is not an image", "not-an-image.png", badcanny, 4, L));
+    char *nocn[] = {"--control-image", canny};
+    free(cli_error("control image without a ControlNet", "--controlnet", nocn, 2, L));
+    char *noctrl[] = {"--controlnet", cn};
+    free(cli_error("ControlNet without a control image", "control image", noctrl, 2, L));
+    char *both[] = {"--controlnet", cn, "--control-image", canny, "--control-canny", content};
+    free(cli_error("both --control-image and --control-canny", "use one", both, 6, L));
+    char *window[] = {"--controlnet", cn, "--control-image", canny, "--control-start", "0.7", "--control-end", "0.2"};
+    free(cli_error("control start after control end", "smaller than control end", window, 8, L));
+    char *notcn[] = {"--controlnet", g_model, "--control-image", canny};
+    free(cli_error("a ControlNet folder that is not one", "config.json", notcn, 4, L));
+    char *misfit[] = {"--model", (char *)mismatched_model(), "--controlnet", cn, "--control-image", canny};
+    free(cli_error("a ControlNet that does not fit the UNet", "does not fit the UNet", misfit, 6, L));
+    char inpaint[4096];
+    snprintf(inpaint, sizeof inpaint, "%s/models/tiny-sdxl-inpaint", th_golden());
+    char *nomask[] = {"--model", inpaint};
+    free(cli_error("an inpainting UNet without a mask", "inpainting UNet", nomask, 2, L));
+}
+
 int main(void) {
     init_paths();
     const char *groups[] = {"pipeline_euler_style", "pipeline_euler_a_plain", "pipeline_ddim_all",
@@ -680,6 +755,7 @@ int main(void) {
     char *badprec[] = {"--precision", "fp16"};
     expect_cli_error("unknown precision", "fp16", badprec, 2);
 
+    image_input_errors();
     output_targets();
     stdout_output();
     threads_same_bits();

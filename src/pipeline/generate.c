@@ -185,22 +185,19 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
 }
 
 /* Stage 3 setup: UNet, adapter, block scales, IP tokens. */
-/* The UNet with the pipeline's adapter (if any) loaded: the adapter is part of the kept network. */
-static is_error *load_unet(const is_pipeline *p, gen_state *s) {
-    IS_TRY(is_unet_load(p->unet_dir, &s->unet));
-    /* A kept UNet gets the adapter whatever this generation needs; a released one only when used. */
-    if (!p->ip_adapter || (p->memory != IS_MEMORY_KEEP && !s->have_ip)) return NULL;
-    is_error *e = is_unet_load_ip_adapter(s->unet, p->ip_adapter, s->embed_dim);
-    if (e) {
-        is_unet_free(s->unet);
-        s->unet = NULL;
-    }
-    return e;
+static is_error *load_unet(const is_pipeline *p, gen_state *s) { return is_unet_load(p->unet_dir, &s->unet); }
+
+/* The pipeline's adapter (if any) on the UNet: part of the kept network. A kept UNet gets it whatever this
+ * generation needs; a released one only when used. */
+static is_error *attach_adapter(const is_pipeline *p, gen_state *s) {
+    if (!p->ip_adapter || is_unet_has_ip_adapter(s->unet) || (p->memory != IS_MEMORY_KEEP && !s->have_ip)) return NULL;
+    return is_unet_load_ip_adapter(s->unet, p->ip_adapter, s->embed_dim);
 }
 
 static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
     IS_TRY(check_cancel(gp, "the UNet"));
     GEN_ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
+    IS_TRY(attach_adapter(p, s));
     IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed too */
     s->cross_dim = is_unet_cross_attention_dim(s->unet);
     if (s->cross_dim != s->dim)
