@@ -640,6 +640,54 @@ static void encode_matches_save(void) {
     is_pipeline_free(p);
 }
 
+/* cases/canny through `instantstyle generate --control-canny`: the edge map it dumps ("edges") equals
+ * cv2.Canny's exactly (a 1-step 64x64 ControlNet generation on the tiny model around it). */
+static void canny_cases(void) {
+    cJSON *root = th_load_cases("canny");
+    char cn[4096];
+    snprintf(cn, sizeof cn, "%s/models/tiny-controlnet", th_golden());
+    const cJSON *c;
+    cJSON *cases = root ? cJSON_GetObjectItem(root, "cases") : NULL;
+    cJSON_ArrayForEach(c, cases) {
+        const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+        char out_png[4096], out_st[4096], err_path[4096];
+        snprintf(out_png, sizeof out_png, "%s/canny-%s.png", th_tmpdir(), name);
+        snprintf(out_st, sizeof out_st, "%s/canny-%s.safetensors", th_tmpdir(), name);
+        snprintf(err_path, sizeof err_path, "%s/canny-%s.stderr", th_tmpdir(), name);
+        char *extra[16];
+        int n = 0;
+        extra[n++] = "--controlnet";
+        extra[n++] = cn;
+        extra[n++] = "--steps";
+        extra[n++] = "1";
+        extra[n++] = "--dump-tensors";
+        extra[n++] = out_st;
+        extra[n++] = "--precision";
+        extra[n++] = "f32";
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItem(c, "instantstyle_generate_options")) if (n < 16) extra[n++] = o->valuestring;
+        char *args[MAX_ARGS];
+        build_args(args, out_png, extra, n, CLI_REPLACE);
+        int rc = run_cli(th_golden(), args, err_path); /* the cases' image paths are relative to the golden root */
+        char *err = slurp(err_path);
+        th_check(rc == 0, "canny %s: instantstyle generate exited %d: %s", name, rc, err);
+        free(err);
+        is_st *got = NULL;
+        char file[256];
+        snprintf(file, sizeof file, "%s", cJSON_GetObjectItem(c, "expected")->valuestring);
+        is_st *exp = th_open_expected("canny", file);
+        if (rc == 0 && exp && th_ok(is_st_open(out_st, &got), "open the dump")) {
+            const is_tensor *g = is_st_find(got, "edges"), *x = th_tensor(exp, "edges");
+            th_check(g && x && g->dtype == IS_DT_U8 && g->numel == x->numel && g->ndim == 2 &&
+                         !memcmp(g->shape, x->shape, 2 * sizeof(int64_t)) && !memcmp(g->data, x->data, (size_t)x->numel),
+                     "canny %s: generate's edges equal cv2.Canny's exactly", name);
+        }
+        is_st_close(got);
+        is_st_close(exp);
+    }
+    cJSON_Delete(root);
+}
+
 /* A pipeline folder like tiny-sdxl whose UNet has other block channels (so a ControlNet built for
  * tiny-sdxl does not fit it); returns the folder (static). */
 static const char *mismatched_model(void) {
@@ -756,6 +804,7 @@ int main(void) {
     expect_cli_error("unknown precision", "fp16", badprec, 2);
 
     image_input_errors();
+    canny_cases();
     output_targets();
     stdout_output();
     threads_same_bits();

@@ -336,7 +336,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     s->have_ip = gp->style_image != NULL || gp->style_rgb != NULL;
     /* Read every input image before any network: a bad file fails in a moment. */
     if (gp->style_image) IS_TRY(is_error_wrap(is_image_load(gp->style_image, &s->style_file), "style image"));
-    IS_TRY(gen_decode_images(gp, s));
+    IS_TRY(gen_decode_images(gp, s, d));
     char why[256];
     s->precision = is_precision_resolve(gp->precision, why, sizeof why);
     gen_log(gp, "precision: %s", why);

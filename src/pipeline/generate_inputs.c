@@ -62,7 +62,7 @@ static is_error *decode(const char *what, const char *path, const is_image *rgb,
     return NULL;
 }
 
-is_error *gen_decode_images(const is_generate_params *gp, gen_state *s) {
+is_error *gen_decode_images(const is_generate_params *gp, gen_state *s, is_dump *d) {
     IS_TRY(decode("init image", gp->init_image, gp->init_rgb, &s->init_file, &s->init_px));
     IS_TRY(decode("mask image", gp->mask_image, gp->mask_rgb, &s->mask_file, &s->mask_px));
     IS_TRY(decode(gp->control_canny ? "Canny source image" : "control image", gp->control_image, gp->control_rgb,
@@ -84,6 +84,7 @@ is_error *gen_decode_images(const is_generate_params *gp, gen_state *s) {
         if (!e)
             for (size_t i = 0; i < (size_t)src->width * src->height; i++)
                 edges.rgb[3 * i] = edges.rgb[3 * i + 1] = edges.rgb[3 * i + 2] = map[i];
+        if (!e) e = is_dump_u8(d, "edges", map, 2, (int64_t)src->height, (int64_t)src->width); /* as cases/canny */
         free(map);
         if (e) {
             free(edges.rgb);

@@ -102,7 +102,7 @@ double gen_now(void);
  * after the VAE fixed the latent scale: the output size and the preprocessed init / mask / control
  * tensors. */
 is_error *gen_check_image_params(const is_pipeline *p, const is_generate_params *gp);
-is_error *gen_decode_images(const is_generate_params *gp, gen_state *s);
+is_error *gen_decode_images(const is_generate_params *gp, gen_state *s, is_dump *d);
 is_error *gen_decide_size(const is_pipeline *p, const is_generate_params *gp, int vae_scale, gen_state *s);
 is_error *gen_preprocess_images(const is_generate_params *gp, gen_state *s, is_dump *d);
 /* strength -> the first step and the number of steps run (scheduler timesteps already set). */
