@@ -414,3 +414,32 @@ is_tensor th_weight(is_dtype dt, int ndim, const int64_t *shape, const float *va
     t.data = data;
     return t;
 }
+
+void th_capture_hook(void *user, const char *name, int b, const float *data, int ndim, const int64_t *shape) {
+    th_capture *cap = user;
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    th_captured *c = NULL;
+    for (int i = 0; i < cap->n; i++)
+        if (!strcmp(cap->t[i].name, name)) c = &cap->t[i];
+    if (!c) {
+        if (cap->n == 40) return;
+        c = &cap->t[cap->n++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->per_item = numel;
+        c->data = calloc(numel * (size_t)cap->batch, sizeof(float));
+    }
+    if (c->data && c->per_item == numel && b >= 0 && b < cap->batch)
+        memcpy(c->data + (size_t)b * numel, data, numel * sizeof(float));
+}
+
+const th_captured *th_capture_get(const th_capture *cap, const char *name) {
+    for (int i = 0; i < cap->n; i++)
+        if (!strcmp(cap->t[i].name, name)) return &cap->t[i];
+    return NULL;
+}
+
+void th_capture_free(th_capture *cap) {
+    for (int i = 0; i < cap->n; i++) free(cap->t[i].data);
+    cap->n = 0;
+}

@@ -82,6 +82,21 @@ typedef struct {
 char *th_bugged_model(const char *src_dir, const char *weights_file, const char *name, const th_bug_edit *edits,
                       int n_edits);
 
+/* Named intermediates collected through an is_tensor_hook (hook_user = a th_capture with .batch set):
+ * each name's per-item slices reassembled into [batch, ...], up to 40 names. */
+typedef struct {
+    char name[32];
+    float *data;
+    size_t per_item;
+} th_captured;
+typedef struct {
+    int batch, n;
+    th_captured t[40];
+} th_capture;
+void th_capture_hook(void *user, const char *name, int b, const float *data, int ndim, const int64_t *shape);
+const th_captured *th_capture_get(const th_capture *cap, const char *name); /* NULL when not reported */
+void th_capture_free(th_capture *cap);
+
 /* Print "<N> passed, <M> failed" and return the process exit code. */
 int th_done(void);
 
@@ -91,6 +106,15 @@ is_tensor th_weight(is_dtype dt, int ndim, const int64_t *shape, const float *va
 
 /* xorshift64 step of *state, as a float uniform in [-1, 1): the tests' deterministic random data. */
 float th_frand(uint64_t *state);
+
+/* One simulated bug of a sensitivity table: up to two edits, and whether the check must fail (0: a bug
+ * known to stay under the bf16 limits, only reported). */
+typedef struct {
+    int must_fail;
+    const char *what;
+    th_bug_edit e[2];
+    int n;
+} th_bug_case;
 
 /* The verdict on one simulated bug: worst = how far its worst tensor went past the bf16 limits (> 1:
  * caught). must_fail: a check that fails when the bug went unnoticed; else only reported. */

@@ -19,45 +19,6 @@
 #define GROUP "controlnet"
 #define MAX_RES 32
 
-/* ---- intermediate capture through the hook (per-item slices reassembled into [batch, ...]). */
-typedef struct {
-    char name[32];
-    float *data;
-    size_t per_item;
-} captured;
-
-typedef struct {
-    int batch, n;
-    captured t[40];
-} capture;
-
-static void hook(void *user, const char *name, int b, const float *data, int ndim, const int64_t *shape) {
-    capture *cap = user;
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
-    captured *c = NULL;
-    for (int i = 0; i < cap->n; i++)
-        if (!strcmp(cap->t[i].name, name)) c = &cap->t[i];
-    if (!c) {
-        if (cap->n == 40) return;
-        c = &cap->t[cap->n++];
-        snprintf(c->name, sizeof c->name, "%s", name);
-        c->per_item = numel;
-        c->data = calloc(numel * (size_t)cap->batch, sizeof(float));
-    }
-    if (c->per_item == numel && b >= 0 && b < cap->batch) memcpy(c->data + (size_t)b * numel, data, numel * sizeof(float));
-}
-
-static void capture_free(capture *cap) {
-    for (int i = 0; i < cap->n; i++) free(cap->t[i].data);
-    cap->n = 0;
-}
-
-static const captured *capture_get(const capture *cap, const char *name) {
-    for (int i = 0; i < cap->n; i++)
-        if (!strcmp(cap->t[i].name, name)) return &cap->t[i];
-    return NULL;
-}
 
 static const char *jstr(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -153,7 +114,7 @@ static void unet_input(is_unet_input *in, const case_inputs *ci, const cJSON *c,
 
 /* ControlNet forward with the case's inputs (scale and guess mode as given); residual offsets filled in. */
 static int controlnet_run(is_controlnet *cn, const is_unet *u, const case_inputs *ci, const cJSON *c, float scale,
-                          int guess, capture *cap, residuals *r, const char *what) {
+                          int guess, th_capture *cap, residuals *r, const char *what) {
     memset(r, 0, sizeof *r);
     is_controlnet_input in;
     is_controlnet_input_init(&in);
@@ -162,7 +123,7 @@ static int controlnet_run(is_controlnet *cn, const is_unet *u, const case_inputs
     in.conditioning_scale = scale;
     in.guess_mode = guess;
     if (cap) {
-        in.unet.hook = hook;
+        in.unet.hook = th_capture_hook;
         in.unet.hook_user = cap;
     }
     const int n = is_controlnet_num_down_residuals(cn);
@@ -222,12 +183,12 @@ static void run_case(is_controlnet *cn, is_unet *u, is_unet *u_ip, const cJSON *
         free(spec);
         th_check(ci.n_emb == (size_t)2 * is_unet_ip_embed_dim(u_ip), "%s: image_embeds size", cname);
     }
-    capture cap = {.batch = 2};
+    th_capture cap = {.batch = 2};
     residuals r;
     snprintf(what, sizeof what, "%s%s: ControlNet forward", cname, tag);
     int ok = controlnet_run(cn, u, &ci, c, (float)jnum(c, "conditioning_scale"),
                             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "guess_mode")), &cap, &r, what);
-    th_check(!capture_get(&cap, "t_emb") && !capture_get(&cap, "time_ids_emb") && capture_get(&cap, "down_blocks.2"),
+    th_check(!th_capture_get(&cap, "t_emb") && !th_capture_get(&cap, "time_ids_emb") && th_capture_get(&cap, "down_blocks.2"),
              "%s: hook names are the ControlNet's", cname);
     size_t n_out = (size_t)2 * is_unet_out_channels(u) * ci.h * ci.w;
     float *noise = calloc(n_out, sizeof(float)), *plain = calloc(n_out, sizeof(float));
@@ -246,7 +207,7 @@ static void run_case(is_controlnet *cn, is_unet *u, is_unet *u_ip, const cJSON *
         cJSON_ArrayForEach(e, inputs) is_input |= cJSON_IsString(e) && !strcmp(e->valuestring, name);
         if (is_input || !ok) continue;
         if (!strncmp(name, "cn.", 3)) {
-            const captured *cp = capture_get(&cap, name + 3);
+            const th_captured *cp = th_capture_get(&cap, name + 3);
             if (cp) got = cp->data, n = cp->per_item * 2;
         } else if (!strncmp(name, "down_block_res_samples.", 23)) {
             int k = atoi(name + 23);
@@ -262,7 +223,7 @@ static void run_case(is_controlnet *cn, is_unet *u, is_unet *u_ip, const cJSON *
         if (!got) th_check(0, "%s: not produced", what);
         else compare(what, c, name, got, n, th_tensor(ci.st, name));
     }
-    capture_free(&cap);
+    th_capture_free(&cap);
     residuals_free(&r);
     free(noise);
     free(plain);
@@ -502,12 +463,7 @@ static void test_forward_args(is_controlnet *cn) {
  * 1.5% of its norm, the rest comes from the (re-drawn, non-zero) biases, so even a wrong first layer moves
  * it less than its bf16 tolerance (1.8%). */
 static void test_sensitivity(const char *cn_dir, is_unet *u, is_unet *u_ip, const cJSON *c) {
-    static const struct {
-        int must_fail;
-        const char *what;
-        th_bug_edit e[2];
-        int n;
-    } bugs[] = {
+    static const th_bug_case bugs[] = {
         {1, "wrong layout: the conditioning embedding's conv_out with Cin/Cout swapped",
          {{"controlnet_cond_embedding.conv_out.weight", TH_BUG_TRANSPOSE}}, 1},
         {0, "wrong layout: a stride-2 conditioning convolution's kernel transposed (blocks.1, 8 -> 16 channels)",

@@ -16,46 +16,6 @@
 
 #define GROUP "unet"
 
-/* ---- intermediate capture through the debug hook (per-item slices reassembled into [batch, ...]). */
-typedef struct {
-    char name[32];
-    float *data;
-    size_t per_item;
-} captured;
-
-typedef struct {
-    int batch;
-    int n;
-    captured t[40];
-} capture;
-
-static void hook(void *user, const char *name, int b, const float *data, int ndim, const int64_t *shape) {
-    capture *cap = user;
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
-    captured *c = NULL;
-    for (int i = 0; i < cap->n; i++)
-        if (!strcmp(cap->t[i].name, name)) c = &cap->t[i];
-    if (!c) {
-        if (cap->n == 40) return;
-        c = &cap->t[cap->n++];
-        snprintf(c->name, sizeof c->name, "%s", name);
-        c->per_item = numel;
-        c->data = calloc(numel * (size_t)cap->batch, sizeof(float));
-    }
-    if (c->per_item == numel && b >= 0 && b < cap->batch) memcpy(c->data + (size_t)b * numel, data, numel * sizeof(float));
-}
-
-static void capture_free(capture *cap) {
-    for (int i = 0; i < cap->n; i++) free(cap->t[i].data);
-    cap->n = 0;
-}
-
-static const captured *capture_get(const capture *cap, const char *name) {
-    for (int i = 0; i < cap->n; i++)
-        if (!strcmp(cap->t[i].name, name)) return &cap->t[i];
-    return NULL;
-}
 
 /* ---- inputs */
 static float *input(const is_st *inputs, const char *name, size_t *numel) {
@@ -159,8 +119,8 @@ static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char
         in.ip_tokens = tokens;
     }
 
-    capture cap = {.batch = in.batch};
-    in.hook = hook;
+    th_capture cap = {.batch = in.batch};
+    in.hook = th_capture_hook;
     in.hook_user = &cap;
     size_t n_out = (size_t)in.batch * is_unet_out_channels(u) * in.height * in.width;
     float *noise = calloc(n_out, sizeof(float));
@@ -171,7 +131,7 @@ static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char
         cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(c, "outputs")) {
             const float *got = NULL;
             size_t n = 0;
-            const captured *cp = capture_get(&cap, o->string);
+            const th_captured *cp = th_capture_get(&cap, o->string);
             if (!strcmp(o->string, "ip_tokens")) {
                 got = tokens;
                 n = (size_t)in.batch * is_unet_ip_num_tokens(u) * is_unet_cross_attention_dim(u);
@@ -187,7 +147,7 @@ static void run_case(is_unet *u, const is_st *inputs, const cJSON *c, const char
             else compare_output(what, c, o->string, got, n, th_tensor(expected, o->string));
         }
     }
-    capture_free(&cap);
+    th_capture_free(&cap);
     free(noise);
     free(tokens);
     free(embeds);
@@ -478,12 +438,7 @@ static void test_bf16(is_unet *u, const is_st *inputs, const cJSON *cases, const
 
     /* Sensitivity: a bug of the kinds a bf16 path can have, simulated in ONE layer of the f32 network,
      * must fail the bf16 tolerances (docs/PRECISION.md, "Sensitivity"). */
-    static const struct {
-        int must_fail; /* 0: reported only (a single tiny bias of the random model is below bf16's own error) */
-        const char *what;
-        th_bug_edit e[2];
-        int n;
-    } bugs[] = {
+    static const th_bug_case bugs[] = {
         {1, "wrong layout: one linear transposed (mid_block proj_out)",
          {{"mid_block.attentions.0.proj_out.weight", TH_BUG_TRANSPOSE}}, 1},
         {1, "wrong layout: one attention projection transposed (up_blocks.1.attentions.2 attn1.to_v)",

@@ -338,12 +338,7 @@ static void test_errors(is_vae *v) {
 /* Sensitivity: bugs of the kinds a bf16 path can have, simulated in the f32 VAE, must fail the bf16
  * tolerances on decode_8x8 / encode_64x64 (docs/PRECISION.md). The VAE stores F32: no f16 misread. */
 static void test_bf16_sensitivity(void) {
-    static const struct {
-        int must_fail;
-        const char *what;
-        th_bug_edit e[2];
-        int n;
-    } bugs[] = {
+    static const th_bug_case bugs[] = {
         {1, "wrong layout: one 3x3 conv with Cin/Cout swapped (decoder.up_blocks.3.resnets.1.conv2)",
          {{"decoder.up_blocks.3.resnets.1.conv2.weight", TH_BUG_TRANSPOSE}}, 1},
         {1, "wrong layout: decoder conv_out's kernel transposed", {{"decoder.conv_out.weight", TH_BUG_TRANSPOSE}}, 1},
