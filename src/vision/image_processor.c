@@ -50,22 +50,21 @@ static void to_chw(const uint8_t *px, int width, int height, int normalize, floa
         }
 }
 
-is_error *is_preprocess_init_image(const is_image *img, int width, int height, float *out) {
+static is_error *preprocess_rgb(const is_image *img, int width, int height, int normalize, float *out) {
     const uint8_t *px = NULL;
     uint8_t *owned;
     IS_TRY(sized(img, width, height, &px, &owned));
-    to_chw(px, width, height, 1, out);
+    to_chw(px, width, height, normalize, out);
     free(owned);
     return NULL;
 }
 
+is_error *is_preprocess_init_image(const is_image *img, int width, int height, float *out) {
+    return preprocess_rgb(img, width, height, 1, out);
+}
+
 is_error *is_preprocess_control_image(const is_image *img, int width, int height, float *out) {
-    const uint8_t *px = NULL;
-    uint8_t *owned;
-    IS_TRY(sized(img, width, height, &px, &owned));
-    to_chw(px, width, height, 0, out);
-    free(owned);
-    return NULL;
+    return preprocess_rgb(img, width, height, 0, out);
 }
 
 is_error *is_preprocess_mask(const is_image *img, int width, int height, float *out) {
