@@ -431,6 +431,47 @@ IS_API void is_controlnet_input_init(is_controlnet_input *in); /* zeros, conditi
  * "cond_embedding", "down_blocks.<i>", "mid_block". */
 IS_API is_error *is_controlnet_forward(is_controlnet *c, const is_controlnet_input *in, float *down, float *mid);
 
+/* ---------------------------------------------------------------- LoRA */
+
+/* LoRA files as diffusers 0.30.3 load_lora_weights + set_adapters reads them (the naming rules:
+ * src/lora/lora_names.c). Two layouts:
+ *   kohya / sd-scripts: lora_unet_<SGM or diffusers block names with _>, lora_te1_ (lora_te_), lora_te2_,
+ *     each "<name>.lora_down.weight", "<name>.lora_up.weight" and an optional scalar "<name>.alpha";
+ *   diffusers / PEFT: "unet.<module>.lora_A.weight" / ".lora_B.weight", "text_encoder.", "text_encoder_2."
+ *     (no alpha: alpha = rank), and the older diffusers names (".lora.down.weight",
+ *     ".lora_linear_layer.down.weight", ".processor.to_q_lora.down.weight").
+ * Linear and Conv2d (LoCon) modules are merged into the weights once: W' = W + sum over the LoRAs of
+ * weight * alpha / rank * up @ down (convolutions per kernel position), as diffusers' fuse_lora, which
+ * equals the unfused adapters up to float rounding. Only the patched weights are copied (to float32);
+ * every other weight stays in the file's mmap. A tensor the engine cannot place (unknown name, a module
+ * the network does not have, a shape that does not fit it) is an error naming the tensor: diffusers
+ * raises for the first kind too and drops the second with a warning, which would silently change
+ * what the LoRA does. LoHa / LoKr / DoRA tensors are refused. */
+typedef struct {
+    const char *path;  /* a .safetensors LoRA file */
+    float weight;      /* set_adapters' adapter weight (x cross_attention_kwargs' scale, if any) */
+} is_lora;
+typedef enum { IS_LORA_UNET = 0, IS_LORA_TEXT_ENCODER, IS_LORA_TEXT_ENCODER_2 } is_lora_component;
+typedef enum { IS_LORA_DOWN = 0, IS_LORA_UP, IS_LORA_ALPHA } is_lora_role; /* lora_A / lora_B / alpha */
+#define IS_LORA_MODULE_MAX 256
+typedef struct {
+    is_lora_component component;
+    is_lora_role role;
+    char module[IS_LORA_MODULE_MAX]; /* diffusers / transformers module path: "down_blocks.1.attentions.0.proj_in" */
+} is_lora_target;
+IS_API const char *is_lora_component_name(is_lora_component c); /* "unet", "text_encoder", "text_encoder_2" */
+/* Where tensor `name` of a LoRA file goes. unet: the UNet the file is for (its layers_per_block numbers
+ * kohya's SGM input_blocks / output_blocks); may be NULL for every other name. Checks the name only: that
+ * the module exists in a network is checked when the LoRA is applied. */
+IS_API is_error *is_lora_map_name(const char *name, const is_unet *unet, is_lora_target *out);
+/* Merge loras[0..n) into the network's weights, replacing any LoRAs merged before (n = 0: none, the
+ * file's weights again). Each file's tensors for this network are applied; its tensors for other networks
+ * are checked by name only. A network already packed for bf16 is repacked. On error the network is left
+ * without any LoRA. */
+IS_API is_error *is_unet_set_loras(is_unet *u, const is_lora *loras, int n);
+IS_API is_error *is_clip_text_set_loras(is_clip_text *m, is_lora_component which, const is_lora *loras, int n);
+IS_API is_error *is_sdxl_text_set_loras(is_sdxl_text *t, const is_lora *loras, int n); /* both encoders */
+
 /* ---------------------------------------------------------------- VAE */
 
 

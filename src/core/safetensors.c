@@ -22,6 +22,12 @@ typedef struct {
     cJSON *metadata; /* detached "__metadata__" object or NULL */
 } st_file;
 
+typedef struct {
+    size_t index;  /* into tensors */
+    is_tensor orig; /* the view of the file, put back by is_st_restore */
+    float *data;   /* owned */
+} st_override;
+
 struct is_st {
     char *path; /* what the user opened */
     st_file *files;
@@ -29,6 +35,8 @@ struct is_st {
     is_tensor *tensors; /* sorted by name */
     char **names;       /* owned name strings */
     size_t n_tensors;
+    st_override *ov; /* tensors viewing owned f32 data instead of the file (is_st_override_f32) */
+    size_t n_ov;
 };
 
 typedef struct {
@@ -311,6 +319,7 @@ is_error *is_st_open_in_dir(const char *dir, const char *stem, is_st **out) {
 
 void is_st_close(is_st *st) {
     if (!st) return;
+    is_st_restore(st);
     for (size_t i = 0; i < st->n_tensors; i++) free(st->names[i]);
     for (size_t i = 0; i < st->n_files; i++) {
         munmap(st->files[i].map, st->files[i].map_size);
@@ -392,6 +401,51 @@ is_error *is_st_getf(const is_st *st, const is_tensor **out, int ndim, const int
     va_end(ap);
     return is_st_get(st, name, ndim, shape, out);
 }
+
+/* ------------------------------------------------------------------ overrides */
+
+/* The tensor is changed in place, so every view a network already holds (const is_tensor * into
+ * st->tensors) sees the new data without the network knowing. */
+is_error *is_st_override_f32(is_st *st, const is_tensor *t, float **data) {
+    *data = NULL;
+    if (!st || !t || t < st->tensors || t >= st->tensors + st->n_tensors)
+        return is_errorf(IS_E_ARGUMENT, "is_st_override_f32: tensor is not one of %s", st ? st->path : "(null)");
+    size_t index = (size_t)(t - st->tensors);
+    for (size_t i = 0; i < st->n_ov; i++)
+        if (st->ov[i].index == index) {
+            *data = st->ov[i].data;
+            return NULL;
+        }
+    if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16 && t->dtype != IS_DT_F64)
+        return is_errorf(IS_E_SHAPE, "%s: tensor '%s' has dtype %s, expected a float dtype", st->path, t->name,
+                         is_dtype_name(t->dtype));
+    st_override *ov = realloc(st->ov, (st->n_ov + 1) * sizeof *ov);
+    if (!ov) return is_error_oom(t->name);
+    st->ov = ov;
+    float *buf = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (!buf) return is_error_oom(t->name);
+    is_tensor_to_f32(t, buf);
+    st->ov[st->n_ov++] = (st_override){.index = index, .orig = *t, .data = buf};
+    is_tensor *w = &st->tensors[index];
+    w->dtype = IS_DT_F32;
+    w->data = buf;
+    w->nbytes = (size_t)t->numel * sizeof(float);
+    *data = buf;
+    return NULL;
+}
+
+void is_st_restore(is_st *st) {
+    if (!st) return;
+    for (size_t i = 0; i < st->n_ov; i++) {
+        st->tensors[st->ov[i].index] = st->ov[i].orig;
+        free(st->ov[i].data);
+    }
+    free(st->ov);
+    st->ov = NULL;
+    st->n_ov = 0;
+}
+
+size_t is_st_override_count(const is_st *st) { return st ? st->n_ov : 0; }
 
 /* ------------------------------------------------------------------ writer */
 

@@ -37,6 +37,15 @@ is_error *is_st_getv(const is_st *st, const is_tensor **out, const char *name, i
 is_error *is_st_getf(const is_st *st, const is_tensor **out, int ndim, const int64_t *shape,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* ---- overrides (LoRA merging): tensor t of st (a pointer is_st_find / is_st_get returned) views an owned
+ * f32 copy of its current values from now on, with the same name and shape; *data is that copy, writable.
+ * Every view already handed out sees the change (the table entry itself is changed). A second call for
+ * the same tensor returns the same copy. Apply overrides before packing weights (is_*_set_precision). */
+is_error *is_st_override_f32(is_st *st, const is_tensor *t, float **data);
+/* Every overridden tensor views the file again; the copies are freed (is_st_close does this too). */
+void is_st_restore(is_st *st);
+size_t is_st_override_count(const is_st *st);
+
 /* ---- writer: collects tensors (copies data) and writes the file atomically. */
 typedef struct is_st_writer is_st_writer;
 is_st_writer *is_st_writer_new(void);

@@ -127,6 +127,8 @@ int is_clip_text_max_positions(const is_clip_text *m) { return m->max_pos; }
 int is_clip_text_num_layers(const is_clip_text *m) { return m->enc.n_layers; }
 int is_clip_text_vocab_size(const is_clip_text *m) { return m->vocab; }
 const char *is_clip_text_dir(const is_clip_text *m) { return m->dir; }
+is_st *is_clip_text_weights(is_clip_text *m) { return m->st; }
+is_precision is_clip_text_precision(const is_clip_text *m) { return m->enc.dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }
 
 /* ---------------------------------------------------------------- forward */
 

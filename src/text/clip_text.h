@@ -5,10 +5,14 @@
 #define IS_TEXT_CLIP_TEXT_H
 
 #include "core/error.h"
+#include "core/safetensors.h"
 
 /* Folder the model was loaded from (for error messages). */
 const char *is_clip_text_dir(const is_clip_text *m);
 int is_clip_text_num_layers(const is_clip_text *m);
 int is_clip_text_vocab_size(const is_clip_text *m);
+/* The weights (for LoRA merging: src/lora) and whether they are packed for bf16. */
+is_st *is_clip_text_weights(is_clip_text *m);
+is_precision is_clip_text_precision(const is_clip_text *m);
 
 #endif
