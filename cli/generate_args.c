@@ -50,11 +50,14 @@ const char *const is_gen_help_text =
     "  --steps N                denoising steps (default 30)\n"
     "  --cfg X                  classifier-free guidance scale (default 5; <= 1 turns it off)\n"
     "  --guidance-rescale X     diffusers guidance_rescale, 0..1 (default 0)\n"
-    "  --sampler NAME           euler | euler_a | ddim | dpmpp_2m | from_config (default: from_config, the\n"
-    "                           model's scheduler config)\n"
+    "  --sampler NAME           euler | euler_a | ddim | dpmpp_2m | lcm | tcd | from_config (default:\n"
+    "                           from_config, the model's scheduler config); lcm, tcd: the few-step samplers of\n"
+    "                           LCM / TCD LoRAs (at most 50 steps)\n"
     "  --karras                 Karras sigmas (euler, dpmpp_2m)\n"
     "  --timestep-spacing S     leading | trailing | linspace (default: the scheduler config's)\n"
-    "  --eta X                  DDIM eta (default 0)\n"
+    "  --eta X                  DDIM eta, or TCD's gamma 0..1 (default 0; TCD's authors use 0.3)\n"
+    "  --prediction-type P      epsilon | v_prediction | sample (default: the scheduler config's; sample = x0,\n"
+    "                           e.g. SDXL-Lightning 1-step with euler)\n"
     "  --seed N                 seed; same numbers as torch.Generator('cpu').manual_seed(N) (default 0)\n"
     "  --original-size WxH      SDXL size conditioning (default: the output size)\n"
     "  --crop-top N, --crop-left N  SDXL crop conditioning (default 0)\n"
@@ -89,6 +92,7 @@ static const char *const value_options[] = {
     "--model", "--ip-adapter", "--image-encoder", "--prompt", "--prompt-2", "--negative-prompt",
     "--negative-prompt-2", "--style-image", "--ip-scale", "--style-blocks", "--content-prompt", "--content-scale",
     "--width", "--height", "--steps", "--cfg", "--guidance-rescale", "--sampler", "--timestep-spacing", "--eta",
+    "--prediction-type",
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
     "--dump-tensors", "--threads", "--precision", "--max-image-pixels", "--init-image", "--strength", "--mask-image",
     "--controlnet", "--control-image", "--control-canny", "--canny-low", "--canny-high", "--control-scale",
@@ -227,6 +231,11 @@ static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
         static const char *const names[] = {"leading", "trailing", "linspace", NULL};
         gp->timestep_spacing = v;
         return one_of(a, v, names, "leading, trailing or linspace");
+    }
+    if (!strcmp(a, "--prediction-type")) {
+        static const char *const names[] = {"epsilon", "v_prediction", "sample", NULL};
+        gp->prediction_type = v;
+        return one_of(a, v, names, "epsilon, v_prediction or sample");
     }
     if (!strcmp(a, "--precision")) {
         is_arg_quoted q;

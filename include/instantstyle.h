@@ -116,9 +116,17 @@ IS_API is_error *is_canny(const is_image *rgb, double low, double high, uint8_t 
 /* ---------------------------------------------------------------- sampler names */
 
 /* The samplers is_generate and is_scheduler_load know (diffusers 0.30.3 schedulers). */
-typedef enum { IS_SAMPLER_FROM_CONFIG = 0, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM, IS_SAMPLER_DPMPP_2M } is_sampler;
-/* One name table for every caller: "from_config", "euler", "euler_a", "ddim", "dpmpp_2m" ("?" for a
- * value outside the enum). parse: 0 on success, -1 for an unknown name (*out untouched; out may be NULL). */
+typedef enum {
+    IS_SAMPLER_FROM_CONFIG = 0,
+    IS_SAMPLER_EULER,
+    IS_SAMPLER_EULER_A,
+    IS_SAMPLER_DDIM,
+    IS_SAMPLER_DPMPP_2M,
+    IS_SAMPLER_LCM, /* LCMScheduler (LCM-LoRA) */
+    IS_SAMPLER_TCD  /* TCDScheduler (TCD-LoRA, Hyper-SD); gamma = eta */
+} is_sampler;
+/* One name table for every caller: "from_config", "euler", "euler_a", "ddim", "dpmpp_2m", "lcm", "tcd"
+ * ("?" for a value outside the enum). parse: 0 on success, -1 for an unknown name (*out untouched; out may be NULL). */
 IS_API const char *is_sampler_name(is_sampler s);
 IS_API int is_sampler_parse(const char *text, is_sampler *out);
 
@@ -175,7 +183,8 @@ typedef struct {
     is_sampler sampler;            /* IS_SAMPLER_FROM_CONFIG: the model folder's scheduler decides */
     int karras;                    /* -1: as configured, 0/1: override */
     const char *timestep_spacing;  /* NULL: as configured; "leading", "trailing", "linspace" */
-    float eta;                     /* DDIM eta */
+    const char *prediction_type;   /* NULL: as configured; "epsilon", "v_prediction", "sample" */
+    float eta;                     /* DDIM eta; TCD gamma (0..1) */
     uint64_t seed;
     const char *style_image;       /* PNG/JPEG path, or NULL (then style_rgb, or no IP-Adapter conditioning) */
     const is_image *style_rgb;     /* the style image in memory (used when style_image is NULL; not copied,
@@ -564,8 +573,10 @@ typedef struct is_scheduler is_scheduler;
  * requested). timestep_spacing: NULL = from config ("leading", "trailing" or "linspace"). */
 IS_API is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras, const char *timestep_spacing, is_scheduler **out);
 IS_API void is_scheduler_free(is_scheduler *s);
-IS_API const char *is_scheduler_name(const is_scheduler *s);        /* "euler", "euler_karras", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras" */
-/* Computes timesteps and sigmas and resets the step state (multistep history). 1 <= steps <= num_train_timesteps.
+IS_API const char *is_scheduler_name(const is_scheduler *s);        /* "euler", "euler_karras", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "lcm", "tcd" */
+/* Computes timesteps and sigmas and resets the step state (multistep history). 1 <= steps <= num_train_timesteps;
+ * LCM / TCD: steps <= original_inference_steps (50), their schedule is a subset of that one (timestep_spacing
+ * and steps_offset do not apply to them, as in diffusers).
  * The number of timesteps can exceed steps (diffusers' trailing quirk, e.g. 61 -> 62): use is_scheduler_num_steps. */
 IS_API is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps);
 IS_API int is_scheduler_num_steps(const is_scheduler *s);
@@ -578,8 +589,9 @@ IS_API void is_scheduler_scale_model_input(const is_scheduler *s, int i, const f
  * set_timesteps; a step with a larger n than reserved reallocates. */
 IS_API is_error *is_scheduler_reserve(is_scheduler *s, int64_t n);
 /* sample <- step(model_output, timesteps[i], sample); ancestral samplers (Euler a, DDIM with eta > 0) draw
- * from g, and Euler draws (and ignores) one noise tensor per step like diffusers; g may be NULL only for
- * samplers that do not draw. Steps must be called in order i = 0..N-1 (multistep state is kept inside s). */
+ * from g, Euler draws (and ignores) one noise tensor per step like diffusers, LCM draws on every step but the
+ * last and TCD on every step but the last when eta > 0; g may be NULL only for samplers that do not draw
+ * (g is required for LCM). Steps must be called in order i = 0..N-1 (multistep state is kept inside s). */
 IS_API is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, float *sample, int64_t n, is_torch_rng *g);
 /* img2img / inpainting start part-way (diffusers set_begin_index): the first step taken is `begin`
  * (0 <= begin < num_steps), before any step. */
@@ -587,11 +599,16 @@ IS_API is_error *is_scheduler_set_begin_index(is_scheduler *s, int begin);
 IS_API int is_scheduler_begin_index(const is_scheduler *s);
 /* out = scheduler.add_noise(original, noise, timesteps[i]) (out may alias either input): Euler / Euler a
  * original + sigma_i * noise; DPM++ alpha_t * original + sigma_t * noise (alpha_t = 1/sqrt(sigma_i^2 + 1),
- * sigma_t = sigma_i * alpha_t); DDIM sqrt(alphas_cumprod[t]) * original + sqrt(1 - alphas_cumprod[t]) * noise. */
+ * sigma_t = sigma_i * alpha_t); DDIM, LCM, TCD sqrt(alphas_cumprod[t]) * original + sqrt(1 - alphas_cumprod[t]) * noise. */
 IS_API is_error *is_scheduler_add_noise(const is_scheduler *s, int i, const float *original, const float *noise, float *out,
                                         int64_t n);
-/* DDIM eta (default 0; >= 0). Error for other samplers unless eta == 0. */
+/* DDIM eta (default 0; >= 0), or TCD's gamma (default 0, the SDXL pipeline's eta; 0..1, the TCD authors use
+ * 0.3). Error for other samplers unless eta == 0. */
 IS_API is_error *is_scheduler_set_eta(is_scheduler *s, float eta);
+/* prediction_type, overriding the config's: "epsilon", "v_prediction" or "sample" (x0, e.g. SDXL-Lightning
+ * 1-step with Euler). "sample" is supported by Euler, LCM and TCD; an error names the value and the sampler
+ * that does not support it. */
+IS_API is_error *is_scheduler_set_prediction_type(is_scheduler *s, const char *type);
 /* diffusers rescale_noise_cfg: noise_cfg <- guidance_rescale-mixed version (std over all elements of one batch item). */
 IS_API void is_rescale_noise_cfg(float *noise_cfg, const float *noise_pred_text, int64_t n, float guidance_rescale);
 

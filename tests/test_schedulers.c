@@ -212,7 +212,7 @@ static void test_api_and_errors(void) {
         th_fails(is_scheduler_step(s, 0, &a, &b, 1, NULL), "before set_timesteps", "step before set_timesteps");
         th_ok(is_scheduler_set_timesteps(s, 4), "set 4");
         th_fails(is_scheduler_step(s, 0, &a, &b, 1, NULL), "generator", "Euler needs a generator");
-        th_fails(is_scheduler_set_eta(s, 0.5f), "DDIM", "eta is DDIM only");
+        th_fails(is_scheduler_set_eta(s, 0.5f), "DDIM", "eta is DDIM / TCD only");
         is_scheduler_free(s);
     }
     s = NULL;
@@ -244,7 +244,8 @@ static void test_api_and_errors(void) {
     p = write_config("sched_noclass.json", "{\"num_train_timesteps\": 1000}");
     th_fails(is_scheduler_load(p, IS_SAMPLER_FROM_CONFIG, -1, NULL, &s), "_class_name", "missing _class_name");
     free(p);
-    p = write_config("sched_sample.json", "{\"_class_name\": \"EulerDiscreteScheduler\", \"prediction_type\": \"sample\"}");
+    /* diffusers' Euler a refuses x0 prediction too (Euler, LCM and TCD take it: test_schedulers_fast) */
+    p = write_config("sched_sample.json", "{\"_class_name\": \"EulerAncestralDiscreteScheduler\", \"prediction_type\": \"sample\"}");
     th_fails(is_scheduler_load(p, IS_SAMPLER_FROM_CONFIG, -1, NULL, &s), "prediction_type", "unsupported prediction_type");
     free(p);
     p = write_config("sched_broken.json", "{\"_class_name\": ");
@@ -277,8 +278,8 @@ static void test_api_and_errors(void) {
 /* One table of sampler names: every enum value has a name that parses back to it. */
 static void test_sampler_names(void) {
     const is_sampler all[] = {IS_SAMPLER_FROM_CONFIG, IS_SAMPLER_EULER, IS_SAMPLER_EULER_A, IS_SAMPLER_DDIM,
-                              IS_SAMPLER_DPMPP_2M};
-    const char *names[] = {"from_config", "euler", "euler_a", "ddim", "dpmpp_2m"};
+                              IS_SAMPLER_DPMPP_2M,    IS_SAMPLER_LCM,   IS_SAMPLER_TCD};
+    const char *names[] = {"from_config", "euler", "euler_a", "ddim", "dpmpp_2m", "lcm", "tcd"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         is_sampler back = (is_sampler)-1;
         th_check(!strcmp(is_sampler_name(all[i]), names[i]) && !is_sampler_parse(names[i], &back) && back == all[i],

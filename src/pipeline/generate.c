@@ -356,6 +356,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     /* Scheduler, strength and seed before any heavy work, so a bad option fails fast. */
     IS_TRY(is_scheduler_load(p->scheduler_config, gp->sampler, gp->karras, gp->timestep_spacing, &s->sched));
     if (gp->eta != 0) IS_TRY(is_scheduler_set_eta(s->sched, gp->eta));
+    if (gp->prediction_type) IS_TRY(is_scheduler_set_prediction_type(s->sched, gp->prediction_type));
     IS_TRY(is_scheduler_set_timesteps(s->sched, gp->steps));
     IS_TRY(gen_apply_strength(gp, s));
 

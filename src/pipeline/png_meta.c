@@ -94,7 +94,8 @@ static void sb_name(sbuf *b, const char *key, const char *path) {
 static void sampler_label(const char *name, const char **label, int *karras) {
     static const struct {
         const char *prefix, *label;
-    } names[] = {{"euler_a", "Euler a"}, {"euler", "Euler"}, {"ddim", "DDIM"}, {"dpmpp_2m", "DPM++ 2M"}};
+    } names[] = {{"euler_a", "Euler a"}, {"euler", "Euler"}, {"ddim", "DDIM"}, {"dpmpp_2m", "DPM++ 2M"},
+                 {"lcm", "LCM"},         {"tcd", "TCD"}};
     *label = name;
     *karras = strstr(name, "karras") != NULL;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)

@@ -13,6 +13,8 @@ const char *is_sampler_name(is_sampler s) {
     case IS_SAMPLER_EULER_A: return "euler_a";
     case IS_SAMPLER_DDIM: return "ddim";
     case IS_SAMPLER_DPMPP_2M: return "dpmpp_2m";
+    case IS_SAMPLER_LCM: return "lcm";
+    case IS_SAMPLER_TCD: return "tcd";
     }
     return "?";
 }

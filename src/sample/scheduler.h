@@ -1,5 +1,6 @@
 /* diffusers 0.30.3 schedulers: shared state, training tables and spacing helpers (scheduler_common.c),
- * one file per sampler (scheduler_euler.c, scheduler_euler_a.c, scheduler_ddim.c, scheduler_dpmpp.c).
+ * one file per sampler (scheduler_euler.c, scheduler_euler_a.c, scheduler_ddim.c, scheduler_dpmpp.c,
+ * scheduler_lcm.c, scheduler_tcd.c).
  * Tables and schedule scalars are computed in double and stored as float32 where diffusers holds float32
  * tensors; the per-element updates are float32 in diffusers' operation order. */
 #ifndef IS_SAMPLE_SCHEDULER_H
@@ -10,7 +11,7 @@
 #include "core/error.h"
 
 typedef enum { IS_SPACING_LEADING, IS_SPACING_TRAILING, IS_SPACING_LINSPACE } is_spacing;
-typedef enum { IS_PRED_EPSILON, IS_PRED_V } is_prediction;
+typedef enum { IS_PRED_EPSILON, IS_PRED_V, IS_PRED_SAMPLE } is_prediction;
 
 struct is_scheduler {
     is_sampler kind;
@@ -24,9 +25,11 @@ struct is_scheduler {
     int karras;            /* use_karras_sigmas (Euler, DPM++) */
     is_prediction prediction;
     int set_alpha_to_one;  /* DDIM */
-    int clip_sample;       /* DDIM */
+    int clip_sample;       /* DDIM, LCM */
     float clip_sample_range;
-    float eta;             /* DDIM */
+    float eta;             /* DDIM eta, TCD gamma */
+    int original_steps;    /* LCM / TCD original_inference_steps */
+    double timestep_scaling; /* LCM boundary condition */
     double sigma_min_cfg, sigma_max_cfg; /* Euler config sigma_min / sigma_max (< 0: None) */
     int solver_order;      /* DPM++: 1 or 2 */
     int solver_heun;       /* DPM++ solver_type "heun" (else midpoint) */
@@ -44,10 +47,15 @@ struct is_scheduler {
     int64_t *timesteps_i;  /* int64 values (DDIM / DPM++) */
     float *sigmas;         /* Euler, Euler a, DPM++ */
     float init_noise_sigma;
-    /* per-step values kept for inspection (tests): Euler a sigma_up/down, DDIM alpha_prod_t(_prev),
+    /* per-step values kept for inspection (tests): Euler a sigma_up/down, DDIM / LCM / TCD alpha_prod_t(_prev),
+     * LCM c_skip / c_out, TCD alpha_prod_s and timestep_s (set by each step: they depend on gamma),
      * DPM++ solver order used */
-    float *step_a, *step_b;
+    float *step_a, *step_b, *step_c, *step_d;
+    int64_t *step_s;
     int *step_order;
+    /* tests: when set, each step also writes its x0 prediction and its second output there (LCM denoised,
+     * TCD pred_noised_sample); Euler and DDIM write the x0 prediction */
+    float *capture_x0, *capture_second;
 
     /* step state */
     int next_step;         /* steps run in order */
@@ -99,11 +107,24 @@ is_error *is_sched_ddim_step(struct is_scheduler *s, int i, const float *eps, fl
                              is_torch_rng *g);
 is_error *is_sched_dpmpp_set_timesteps(struct is_scheduler *s, int steps);
 is_error *is_sched_dpmpp_step(struct is_scheduler *s, int i, const float *eps, float *x, int64_t n);
+/* LCM's schedule (TCD uses it too): origin timesteps k*j - 1 (k = T // original_steps), N picked evenly by index. */
+is_error *is_sched_lcm_timesteps(struct is_scheduler *s, int steps);
+is_error *is_sched_lcm_set_timesteps(struct is_scheduler *s, int steps);
+is_error *is_sched_lcm_step(struct is_scheduler *s, int i, const float *eps, float *x, int64_t n, is_torch_rng *g);
+is_error *is_sched_tcd_set_timesteps(struct is_scheduler *s, int steps);
+is_error *is_sched_tcd_step(struct is_scheduler *s, int i, const float *eps, float *x, int64_t n, is_torch_rng *g);
+/* Whether a sampler kind supports a prediction type (diffusers' step accepts it). */
+int is_sched_supports_prediction(is_sampler kind, is_prediction p);
 
 /* Inspection for tests (NULL / 0 when the sampler has no such values). */
 const float *is_scheduler_sigmas(const is_scheduler *s);          /* n+1 values */
 const int64_t *is_scheduler_timesteps_int(const is_scheduler *s); /* DDIM / DPM++ */
-const float *is_scheduler_step_values(const is_scheduler *s, int which); /* 0: sigma_up / alpha_prod_t, 1: sigma_down / alpha_prod_t_prev */
+/* 0: sigma_up / alpha_prod_t, 1: sigma_down / alpha_prod_t_prev, 2: LCM c_skip / TCD alpha_prod_s, 3: LCM c_out */
+const float *is_scheduler_step_values(const is_scheduler *s, int which);
+const int64_t *is_scheduler_timesteps_s(const is_scheduler *s); /* TCD timestep_s of each step taken */
+/* Tests: x0 (n floats or NULL) and second (LCM denoised / TCD pred_noised_sample, n floats or NULL) of
+ * every following step. */
+void is_scheduler_capture(is_scheduler *s, float *x0, float *second);
 const int *is_scheduler_solver_orders(const is_scheduler *s);
 const float *is_scheduler_table(const is_scheduler *s, int which); /* 0 betas, 1 alphas_cumprod, 2 train_sigmas */
 float is_scheduler_scale_divisor(const is_scheduler *s, int i);

@@ -1,9 +1,9 @@
 /* scheduler.add_noise(original, noise, timesteps[i]) of each diffusers 0.30.3 scheduler: how img2img
  * and inpainting noise the init image's latents to the first timestep they run (and how the 4-channel
  * inpainting loop re-noises them after every step). Sigma schedulers (Euler, Euler a) add sigma * noise;
- * DPM++ scales to the VP form alpha_t * x + sigma_t * noise with alpha_t = 1 / sqrt(sigma^2 + 1); DDIM
- * uses sqrt(alphas_cumprod[t]). Each factor is a float32 tensor op in diffusers: the same roundings here
- * (torch's pow(x, 0.5) is sqrt). */
+ * DPM++ scales to the VP form alpha_t * x + sigma_t * noise with alpha_t = 1 / sqrt(sigma^2 + 1); DDIM,
+ * LCM and TCD use sqrt(alphas_cumprod[t]). Each factor is a float32 tensor op in diffusers: the same
+ * roundings here (torch's pow(x, 0.5) is sqrt). */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
@@ -38,7 +38,9 @@ is_error *is_scheduler_add_noise(const is_scheduler *s, int i, const float *orig
         }
         return NULL;
     }
-    case IS_SAMPLER_DDIM: {
+    case IS_SAMPLER_DDIM:
+    case IS_SAMPLER_LCM:
+    case IS_SAMPLER_TCD: { /* DDPM's add_noise, which LCM and TCD copy */
         int64_t t = s->timesteps_i[i];
         if (t < 0 || t >= s->T) return is_errorf(IS_E_INTERNAL, "%s: timestep %lld outside the training table", s->name, (long long)t);
         float a = s->alphas_cumprod[t];

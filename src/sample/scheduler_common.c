@@ -147,22 +147,30 @@ is_error *is_sched_alloc_schedule(struct is_scheduler *s, int n) {
     free(s->sigmas);
     free(s->step_a);
     free(s->step_b);
+    free(s->step_c);
+    free(s->step_d);
+    free(s->step_s);
     free(s->step_order);
     s->timesteps = calloc((size_t)n, sizeof(float));
     s->timesteps_i = calloc((size_t)n, sizeof(int64_t));
     s->sigmas = calloc((size_t)n + 1, sizeof(float));
     s->step_a = calloc((size_t)n, sizeof(float));
     s->step_b = calloc((size_t)n, sizeof(float));
+    s->step_c = calloc((size_t)n, sizeof(float));
+    s->step_d = calloc((size_t)n, sizeof(float));
+    s->step_s = calloc((size_t)n, sizeof(int64_t));
     s->step_order = calloc((size_t)n, sizeof(int));
     s->n = 0;
-    if (!s->timesteps || !s->timesteps_i || !s->sigmas || !s->step_a || !s->step_b || !s->step_order)
+    if (!s->timesteps || !s->timesteps_i || !s->sigmas || !s->step_a || !s->step_b || !s->step_c || !s->step_d ||
+        !s->step_s || !s->step_order)
         return is_error_oom("scheduler timesteps");
     s->n = n;
     return NULL;
 }
 
 static int needs_noise(const struct is_scheduler *s) {
-    return s->kind == IS_SAMPLER_EULER || s->kind == IS_SAMPLER_EULER_A || (s->kind == IS_SAMPLER_DDIM && s->eta > 0);
+    return s->kind == IS_SAMPLER_EULER || s->kind == IS_SAMPLER_EULER_A || s->kind == IS_SAMPLER_LCM ||
+           ((s->kind == IS_SAMPLER_DDIM || s->kind == IS_SAMPLER_TCD) && s->eta > 0);
 }
 
 is_error *is_sched_reserve_buffers(struct is_scheduler *s, int64_t n) {
@@ -205,6 +213,8 @@ is_error *is_scheduler_set_timesteps(is_scheduler *s, int steps) {
     case IS_SAMPLER_EULER_A: IS_TRY(is_sched_euler_a_set_timesteps(s, steps)); break;
     case IS_SAMPLER_DDIM: IS_TRY(is_sched_ddim_set_timesteps(s, steps)); break;
     case IS_SAMPLER_DPMPP_2M: IS_TRY(is_sched_dpmpp_set_timesteps(s, steps)); break;
+    case IS_SAMPLER_LCM: IS_TRY(is_sched_lcm_set_timesteps(s, steps)); break;
+    case IS_SAMPLER_TCD: IS_TRY(is_sched_tcd_set_timesteps(s, steps)); break;
     default: return is_errorf(IS_E_INTERNAL, "scheduler: bad kind");
     }
     return is_sched_check_first_unique(s);
@@ -246,8 +256,10 @@ is_error *is_scheduler_reserve(is_scheduler *s, int64_t n) {
 is_error *is_scheduler_set_eta(is_scheduler *s, float eta) {
     if (!s) return is_errorf(IS_E_ARGUMENT, "scheduler: NULL scheduler");
     if (!(eta >= 0.0f) || !isfinite(eta)) return is_errorf(IS_E_ARGUMENT, "%s: eta must be >= 0, got %g", s->name, eta);
-    if (s->kind != IS_SAMPLER_DDIM && eta != 0.0f)
-        return is_errorf(IS_E_ARGUMENT, "%s: eta is a DDIM option (got %g)", s->name, eta);
+    if (s->kind != IS_SAMPLER_DDIM && s->kind != IS_SAMPLER_TCD && eta != 0.0f)
+        return is_errorf(IS_E_ARGUMENT, "%s: eta is a DDIM / TCD option (got %g)", s->name, eta);
+    if (s->kind == IS_SAMPLER_TCD && eta > 1.0f) /* diffusers asserts 0 <= gamma <= 1 */
+        return is_errorf(IS_E_ARGUMENT, "%s: eta (TCD's gamma) must be in [0, 1], got %g", s->name, eta);
     s->eta = eta;
     /* eta > 0 needs the noise buffer: keep the promise that a reserved scheduler's steps do not allocate */
     return s->cap > 0 ? is_sched_reserve_buffers(s, s->cap) : NULL;
@@ -287,6 +299,8 @@ is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, f
     case IS_SAMPLER_EULER_A: IS_TRY(is_sched_euler_a_step(s, i, model_output, sample, n, g)); break;
     case IS_SAMPLER_DDIM: IS_TRY(is_sched_ddim_step(s, i, model_output, sample, n, g)); break;
     case IS_SAMPLER_DPMPP_2M: IS_TRY(is_sched_dpmpp_step(s, i, model_output, sample, n)); break;
+    case IS_SAMPLER_LCM: IS_TRY(is_sched_lcm_step(s, i, model_output, sample, n, g)); break;
+    case IS_SAMPLER_TCD: IS_TRY(is_sched_tcd_step(s, i, model_output, sample, n, g)); break;
     default: return is_errorf(IS_E_INTERNAL, "scheduler: bad kind");
     }
     s->next_step = i + 1;
@@ -295,10 +309,19 @@ is_error *is_scheduler_step(is_scheduler *s, int i, const float *model_output, f
 
 /* ------------------------------------------------------------------ inspection (tests) */
 
-const float *is_scheduler_sigmas(const is_scheduler *s) { return s && s->kind != IS_SAMPLER_DDIM ? s->sigmas : NULL; }
+const float *is_scheduler_sigmas(const is_scheduler *s) {
+    return s && (s->kind == IS_SAMPLER_EULER || s->kind == IS_SAMPLER_EULER_A || s->kind == IS_SAMPLER_DPMPP_2M) ? s->sigmas
+                                                                                                                : NULL;
+}
 const int64_t *is_scheduler_timesteps_int(const is_scheduler *s) { return s ? s->timesteps_i : NULL; }
 const float *is_scheduler_step_values(const is_scheduler *s, int which) {
-    return !s ? NULL : which == 0 ? s->step_a : s->step_b;
+    return !s ? NULL : which == 0 ? s->step_a : which == 1 ? s->step_b : which == 2 ? s->step_c : s->step_d;
+}
+const int64_t *is_scheduler_timesteps_s(const is_scheduler *s) { return s ? s->step_s : NULL; }
+void is_scheduler_capture(is_scheduler *s, float *x0, float *second) {
+    if (!s) return;
+    s->capture_x0 = x0;
+    s->capture_second = second;
 }
 const int *is_scheduler_solver_orders(const is_scheduler *s) { return s ? s->step_order : NULL; }
 const float *is_scheduler_table(const is_scheduler *s, int which) {

@@ -21,6 +21,8 @@ static const sampler_class CLASSES[] = {
     {"EulerAncestralDiscreteScheduler", IS_SAMPLER_EULER_A, "linspace", 0},
     {"DDIMScheduler", IS_SAMPLER_DDIM, "leading", 0},
     {"DPMSolverMultistepScheduler", IS_SAMPLER_DPMPP_2M, "linspace", 1},
+    {"LCMScheduler", IS_SAMPLER_LCM, "leading", 0},
+    {"TCDScheduler", IS_SAMPLER_TCD, "leading", 0},
 };
 #define N_CLASSES ((int)(sizeof CLASSES / sizeof CLASSES[0]))
 
@@ -32,6 +34,36 @@ static is_error *parse_spacing(const char *v, const char *where, is_spacing *out
         return is_errorf(IS_E_ARGUMENT, "%s: unknown timestep_spacing '%s' (expected leading, trailing or linspace)",
                          where, v);
     return NULL;
+}
+
+static const char *const PRED_NAMES[] = {"epsilon", "v_prediction", "sample"};
+
+int is_sched_supports_prediction(is_sampler kind, is_prediction p) {
+    /* diffusers' Euler a refuses "sample"; DDIM / DPM++ "sample" is not implemented here */
+    return p != IS_PRED_SAMPLE || kind == IS_SAMPLER_EULER || kind == IS_SAMPLER_LCM || kind == IS_SAMPLER_TCD;
+}
+
+/* prediction_type text -> value, checked against what the sampler supports; `where` names the source. */
+static is_error *parse_prediction(is_sampler kind, const char *sampler, const char *where, const char *v,
+                                  is_prediction *out) {
+    int found = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, PRED_NAMES[i])) found = i;
+    if (found < 0)
+        return is_errorf(IS_E_ARGUMENT, "%s: unknown prediction_type \"%.64s\" (expected epsilon, v_prediction or sample)",
+                         where, v);
+    if (!is_sched_supports_prediction(kind, (is_prediction)found))
+        return is_errorf(IS_E_UNSUPPORTED,
+                         "%s: prediction_type \"%s\" is not supported by the %s sampler (supported: epsilon, "
+                         "v_prediction)",
+                         where, v, sampler);
+    *out = (is_prediction)found;
+    return NULL;
+}
+
+is_error *is_scheduler_set_prediction_type(is_scheduler *s, const char *type) {
+    if (!s || !type) return is_errorf(IS_E_ARGUMENT, "scheduler: NULL scheduler or prediction type");
+    return parse_prediction(s->kind, s->name, s->name, type, &s->prediction);
 }
 
 /* A string field that must take one of the listed values (first = class default). */
@@ -95,22 +127,37 @@ static is_error *configure(is_scheduler *s, const is_config *cfg, const sampler_
         return is_errorf(IS_E_CONFIG, "%s: steps_offset %lld out of range [0, %d)", cfg->path, (long long)iv, s->T);
     s->steps_offset = (int)iv;
 
-    const char *spacing = NULL;
-    IS_TRY(is_config_string_or(cfg, "timestep_spacing", cl->default_spacing, &spacing));
-    if (spacing_override) IS_TRY(parse_spacing(spacing_override, "timestep_spacing argument", &s->spacing));
-    else IS_TRY(parse_spacing(spacing, cfg->path, &s->spacing));
+    /* LCM and TCD build their schedule from original_inference_steps: timestep_spacing (and steps_offset)
+     * in their config is ignored, as in diffusers; an explicit spacing argument would silently do nothing */
+    int lcm_like = cl->kind == IS_SAMPLER_LCM || cl->kind == IS_SAMPLER_TCD;
+    if (lcm_like) {
+        if (spacing_override)
+            return is_errorf(IS_E_ARGUMENT,
+                             "%s has no timestep_spacing (its timesteps come from original_inference_steps): "
+                             "timestep_spacing '%.32s' was requested for it",
+                             cls, spacing_override);
+        s->spacing = IS_SPACING_LEADING;
+    } else {
+        const char *spacing = NULL;
+        IS_TRY(is_config_string_or(cfg, "timestep_spacing", cl->default_spacing, &spacing));
+        if (spacing_override) IS_TRY(parse_spacing(spacing_override, "timestep_spacing argument", &s->spacing));
+        else IS_TRY(parse_spacing(spacing, cfg->path, &s->spacing));
+    }
 
-    static const char *const preds[] = {"epsilon", "v_prediction"};
     const char *pred = "epsilon";
-    IS_TRY(expect_string(cfg, cls, "prediction_type", preds, 2, &pred));
-    s->prediction = strcmp(pred, "epsilon") == 0 ? IS_PRED_EPSILON : IS_PRED_V;
+    IS_TRY(is_config_string_or(cfg, "prediction_type", "epsilon", &pred));
+    char where[512];
+    snprintf(where, sizeof where, "%s: %s", cfg->path, cls);
+    IS_TRY(parse_prediction(cl->kind, cls, where, pred, &s->prediction));
 
+    /* class defaults: LCM / TCD default to SDXL's scaled_linear 0.00085 .. 0.012, the others to linear */
     static const char *const schedules[] = {"linear", "scaled_linear", "squaredcos_cap_v2"};
+    static const char *const schedules_lcm[] = {"scaled_linear", "linear", "squaredcos_cap_v2"};
     const char *beta_schedule = "linear";
-    IS_TRY(expect_string(cfg, cls, "beta_schedule", schedules, 3, &beta_schedule));
+    IS_TRY(expect_string(cfg, cls, "beta_schedule", lcm_like ? schedules_lcm : schedules, 3, &beta_schedule));
     double beta_start, beta_end;
-    IS_TRY(is_config_float_or(cfg, "beta_start", 0.0001, &beta_start));
-    IS_TRY(is_config_float_or(cfg, "beta_end", 0.02, &beta_end));
+    IS_TRY(is_config_float_or(cfg, "beta_start", lcm_like ? 0.00085 : 0.0001, &beta_start));
+    IS_TRY(is_config_float_or(cfg, "beta_end", lcm_like ? 0.012 : 0.02, &beta_end));
     IS_TRY(expect_bool(cfg, cls, "rescale_betas_zero_snr", 0, 0));
 
     int use_karras = 0;
@@ -166,6 +213,23 @@ static is_error *configure(is_scheduler *s, const is_config *cfg, const sampler_
         IS_TRY(is_config_float_or(cfg, "lambda_min_clipped", -INFINITY, &s->lambda_min_clipped));
         break;
     }
+    case IS_SAMPLER_LCM:
+    case IS_SAMPLER_TCD: {
+        IS_TRY(is_config_int_or(cfg, "original_inference_steps", 50, &iv));
+        if (iv < 1 || iv > s->T)
+            return is_errorf(IS_E_CONFIG, "%s: %s original_inference_steps %lld out of range [1, %d]", cfg->path, cls,
+                             (long long)iv, s->T);
+        s->original_steps = (int)iv;
+        IS_TRY(is_config_float_or(cfg, "timestep_scaling", 10.0, &s->timestep_scaling));
+        if (cl->kind == IS_SAMPLER_LCM) { /* TCD's step neither clips nor thresholds */
+            double range;
+            IS_TRY(is_config_bool_or(cfg, "clip_sample", 0, &s->clip_sample));
+            IS_TRY(is_config_float_or(cfg, "clip_sample_range", 1.0, &range));
+            s->clip_sample_range = (float)range;
+            IS_TRY(expect_bool(cfg, cls, "thresholding", 0, 0));
+        }
+        break;
+    }
     default:
         break;
     }
@@ -176,7 +240,7 @@ static is_error *configure(is_scheduler *s, const is_config *cfg, const sampler_
     free(trained);
     if (e) return is_error_wrap(e, "%s", cfg->path);
 
-    static const char *const base_names[] = {"", "euler", "euler_a", "ddim", "dpmpp_2m"};
+    static const char *const base_names[] = {"", "euler", "euler_a", "ddim", "dpmpp_2m", "lcm", "tcd"};
     snprintf(s->name, sizeof s->name, "%s%s", base_names[cl->kind], s->karras ? "_karras" : "");
     return NULL;
 }
@@ -185,7 +249,7 @@ is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras
                             is_scheduler **out) {
     *out = NULL;
     if (!config_path) return is_errorf(IS_E_ARGUMENT, "scheduler: no scheduler_config.json path given");
-    if (kind < IS_SAMPLER_FROM_CONFIG || kind > IS_SAMPLER_DPMPP_2M)
+    if (kind < IS_SAMPLER_FROM_CONFIG || kind > IS_SAMPLER_TCD)
         return is_errorf(IS_E_ARGUMENT, "scheduler: unknown sampler kind %d", (int)kind);
     if (karras < -1 || karras > 1)
         return is_errorf(IS_E_ARGUMENT, "scheduler: karras must be -1 (from config), 0 or 1, got %d", karras);
@@ -203,7 +267,8 @@ is_error *is_scheduler_load(const char *config_path, is_sampler kind, int karras
             if (!cl)
                 e = is_errorf(IS_E_UNSUPPORTED,
                               "%s: unsupported scheduler _class_name '%s' (supported: EulerDiscreteScheduler, "
-                              "EulerAncestralDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler)",
+                              "EulerAncestralDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler, "
+                              "LCMScheduler, TCDScheduler)",
                               config_path, cname);
         }
     } else {
@@ -241,6 +306,9 @@ void is_scheduler_free(is_scheduler *s) {
     free(s->sigmas);
     free(s->step_a);
     free(s->step_b);
+    free(s->step_c);
+    free(s->step_d);
+    free(s->step_s);
     free(s->step_order);
     free(s->noise);
     free(s->m_prev);

@@ -79,6 +79,7 @@ is_error *is_sched_ddim_step(struct is_scheduler *s, int i, const float *eps, fl
             pe = ae + bx;
         }
         if (s->clip_sample) p = p < -lim ? -lim : p > lim ? lim : p;
+        if (s->capture_x0) s->capture_x0[k] = p;
         float dir = dir_coef * pe;
         float ap = sqrt_a_prev * p;
         x[k] = ap + dir;

@@ -74,12 +74,13 @@ is_error *is_sched_euler_set_timesteps(struct is_scheduler *s, int N) {
     return e;
 }
 
-/* x0 prediction of one element (epsilon or v_prediction), as diffusers writes it. */
+/* x0 prediction of one element (epsilon, sample or v_prediction), as diffusers writes it. */
 static inline float pred_x0(is_prediction p, float sigma, float c_out, float c_skip_div, float x, float e) {
     if (p == IS_PRED_EPSILON) {
         float se = sigma * e;
         return x - se;
     }
+    if (p == IS_PRED_SAMPLE) return e; /* the model predicts x0 (SDXL-Lightning 1-step) */
     float a = e * c_out, b = x / c_skip_div;
     return a + b;
 }
@@ -93,6 +94,7 @@ is_error *is_sched_euler_step(struct is_scheduler *s, int i, const float *eps, f
     for (int64_t k = 0; k < n; k++) {
         float xv = x[k];
         float p = pred_x0(s->prediction, sigma, c_out, sq1, xv, eps[k]);
+        if (s->capture_x0) s->capture_x0[k] = p;
         float d = (xv - p) / sigma;
         float dd = d * dt;
         x[k] = xv + dd;
