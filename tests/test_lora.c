@@ -490,6 +490,32 @@ done:
     free(path);
 }
 
+/* is_st_override_f32: the table entry itself changes (views already handed out see it), a second call gives
+ * the same copy, is_st_restore puts the file's view back. */
+static void test_override(void) {
+    char *path = th_golden_path("models/tiny-sdxl/text_encoder/model.safetensors");
+    is_st *st = NULL, *other = NULL;
+    if (th_ok(is_st_open(path, &st), path) && th_ok(is_st_open(path, &other), path)) {
+        const is_tensor *t = is_st_find(st, "text_model.encoder.layers.0.mlp.fc1.weight");
+        const is_tensor saved = *t;
+        float *a = NULL, *b = NULL;
+        th_ok(is_st_override_f32(st, t, &a), "override");
+        th_check(a && t->dtype == IS_DT_F32 && t->data == a && t->nbytes == (size_t)t->numel * 4 &&
+                     a[5] == is_f16_to_f32(((const uint16_t *)saved.data)[5]),
+                 "override: the view is an f32 copy of the values");
+        th_ok(is_st_override_f32(st, t, &b), "override again");
+        th_check(a == b && is_st_override_count(st) == 1, "a second override returns the same copy");
+        th_fails(is_st_override_f32(st, is_st_find(other, t->name), &b), "is not one of", "tensor of another file");
+        is_st_restore(st);
+        th_check(t->data == saved.data && t->dtype == saved.dtype && is_st_override_count(st) == 0,
+                 "restore: the file's view again");
+        th_ok(is_st_override_f32(st, t, &a), "override left for is_st_close to free");
+    }
+    is_st_close(st);
+    is_st_close(other);
+    free(path);
+}
+
 int main(void) {
     is_set_threads(2);
     cJSON *root = th_load_cases(GROUP);
@@ -516,6 +542,7 @@ int main(void) {
         }
     }
     test_names(n.u);
+    test_override();
     if (w1) test_renamed_kohya(&n, inputs, w1);
     test_errors(&n);
     /* bf16: the networks are packed first, so each set_loras repacks the merged weights. Every case must

@@ -69,6 +69,9 @@ is_error *lora_merge(is_st *st, const char *what, is_lora_component component, c
                                  "'%s': a LoRA for another model?", is_st_path(f->st), m->down->name, module, what,
                                  is_st_path(st), wname);
             IS_TRY(is_error_wrap(check_fit(w, m, module), "%s", is_st_path(f->st)));
+            /* No alpha: alpha = rank (scale 1 at weight 1). diffusers 0.30.3 gives a module without alpha the
+             * file's most common alpha when other modules have one, and the first module's rank when ranks
+             * differ and none has; files like that are not made by kohya or diffusers' trainers. */
             double alpha = m->alpha ? (double)is_tensor_get_f32(m->alpha, 0) : (double)m->rank;
             float scale = (float)((double)weights[i] * alpha / (double)m->rank);
             if (scale == 0.0f) continue; /* the weights stay the file's */
