@@ -120,6 +120,7 @@ static void put_sampler(sbuf *b, const is_pipeline *p, const is_generate_params 
     is_error_free(e);
     is_scheduler_free(sched);
     if (gp->timestep_spacing) sb_field(b, "Timestep spacing", gp->timestep_spacing);
+    if (gp->prediction_type) sb_field(b, "Prediction type", gp->prediction_type);
     if (gp->eta != 0) sb_float(b, "Eta", gp->eta);
 }
 
