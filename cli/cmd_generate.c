@@ -83,9 +83,13 @@ int is_cmd_generate(int argc, char **argv) {
     if (o.help) {
         fputs(is_gen_help_text, stdout);
         is_error_free(e);
+        is_gen_options_free(&o);
         return 0;
     }
-    if (e) return is_cli_fail(e);
+    if (e) {
+        is_gen_options_free(&o);
+        return is_cli_fail(e);
+    }
     is_gen_cancel_install();
     is_gen_ui ui = {o.quiet, isatty(STDERR_FILENO), 0.0};
     o.gp.log = is_gen_ui_log;
@@ -100,6 +104,7 @@ int is_cmd_generate(int argc, char **argv) {
     is_image_result_free(&img);
     is_pipeline_free(p);
     is_image_free(&style);
+    is_gen_options_free(&o);
     if (e) return fail(e);
     if (!o.quiet) fprintf(stderr, "wrote %s\n", strcmp(o.out, "-") ? o.out : "the PNG to standard output");
     return 0;

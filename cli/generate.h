@@ -14,6 +14,8 @@ typedef struct {
     is_generate_params gp;
     const char *out;        /* "-": standard output */
     const char *style_path; /* --style-image; decoded by the CLI, given to the library as pixels */
+    is_lora loras[IS_MAX_LORAS]; /* --lora FILE[:WEIGHT], repeatable */
+    char *lora_paths[IS_MAX_LORAS]; /* FILE parts (malloc'ed; is_gen_options_free) */
     int quiet, help;
 } is_gen_options;
 
@@ -21,6 +23,7 @@ extern const char *const is_gen_help_text;
 void is_gen_options_init(is_gen_options *o);
 /* Every option given at most once; errors name the option. Sets o->help and stops at --help. */
 is_error *is_gen_parse(int argc, char **argv, is_gen_options *o);
+void is_gen_options_free(is_gen_options *o);
 
 /* Stage log and progress on stderr. A terminal gets a redrawn progress bar; a file or pipe gets
  * plain lines, one per step or fewer for fast steps. quiet hides progress and the stage log but

@@ -1,5 +1,6 @@
 /* Options of `instantstyle generate`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -45,6 +46,9 @@ const char *const is_gen_help_text =
     "  --control-scale X        ControlNet conditioning scale (default 1; InstantStyle uses 0.6)\n"
     "  --control-start A, --control-end B  the fraction of the steps it acts in (default 0 and 1)\n"
     "  --guess-mode             diffusers' guess mode (ControlNet on the conditional half only)\n"
+    "LoRA:\n"
+    "  --lora FILE[:WEIGHT]     a LoRA (kohya / sd-scripts or diffusers / PEFT .safetensors) merged into the\n"
+    "                           UNet and both text encoders at WEIGHT (default 1); repeat for several\n"
     "sampling:\n"
     "  --width N, --height N    output size, multiples of 8 up to 8192 (default: the model's, 1024 for SDXL)\n"
     "  --steps N                denoising steps (default 30)\n"
@@ -152,6 +156,34 @@ static is_error *set_max_pixels(const char *v) {
     if (n < 1) return is_errorf(IS_E_ARGUMENT, "--max-image-pixels: must be at least 1");
     is_set_max_image_pixels(n);
     return NULL;
+}
+
+/* --lora FILE[:WEIGHT]: the weight is what follows the last ':' when that is a number (a path may hold
+ * ':' too); default 1. */
+static is_error *add_lora(is_gen_options *o, const char *v) {
+    if (o->gp.n_loras == IS_MAX_LORAS) return is_errorf(IS_E_ARGUMENT, "--lora: at most %d LoRAs", IS_MAX_LORAS);
+    const char *colon = strrchr(v, ':');
+    float w = 1.0f;
+    size_t len = strlen(v);
+    if (colon && colon[1]) {
+        is_error *e = is_arg_float("--lora", colon + 1, &w);
+        if (!e) len = (size_t)(colon - v);
+        else if (strchr("+-.0123456789", colon[1])) return e; /* FILE:1.x5 is a typo, not a file name */
+        else is_error_free(e), w = 1.0f;
+    }
+    if (!len) return is_errorf(IS_E_ARGUMENT, "--lora: no file before ':' in '%s'", v);
+    char *path = strndup(v, len);
+    if (!path) return is_error_oom("--lora");
+    o->lora_paths[o->gp.n_loras] = path;
+    o->loras[o->gp.n_loras] = (is_lora){path, w};
+    o->gp.n_loras++;
+    o->gp.loras = o->loras;
+    return NULL;
+}
+
+void is_gen_options_free(is_gen_options *o) {
+    for (int i = 0; i < IS_MAX_LORAS; i++) free(o->lora_paths[i]);
+    memset(o->lora_paths, 0, sizeof o->lora_paths);
 }
 
 /* strength: (0, 1]; control start / end: [0, 1]. Kept as Python floats (double): they decide step counts. */
@@ -275,6 +307,9 @@ is_error *is_gen_parse(int argc, char **argv, is_gen_options *o) {
             o->gp.karras = 1;
         } else if (!strcmp(a, "--guess-mode")) {
             o->gp.guess_mode = 1;
+        } else if (!strcmp(a, "--lora")) { /* repeatable: one per LoRA */
+            IS_TRY(is_arg_value(argc, argv, &i, &v));
+            IS_TRY(add_lora(o, v));
         } else if (!takes_value(name)) {
             return is_errorf(IS_E_ARGUMENT, "%s %s (see instantstyle generate --help)",
                              strncmp(a, "-", 1) ? "unexpected argument" : "unknown option", is_arg_quote(a, &q));

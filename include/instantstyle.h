@@ -166,6 +166,14 @@ IS_API is_memory_mode is_pipeline_memory_mode(const is_pipeline *p); /* KEEP or 
  * 0 in LOW mode between generations. */
 IS_API size_t is_pipeline_resident_bytes(const is_pipeline *p);
 
+/* A LoRA file and its weight (diffusers' set_adapters adapter weight; the file formats and how they are
+ * merged: the LoRA section of the components below). */
+#define IS_MAX_LORAS 16
+typedef struct {
+    const char *path;  /* a .safetensors LoRA file */
+    float weight;      /* set_adapters' adapter weight (x cross_attention_kwargs' scale, if any) */
+} is_lora;
+
 typedef void (*is_progress_fn)(void *user, int step, int total, double seconds);
 typedef void (*is_log_fn)(void *user, const char *message);
 /* Return non-zero to stop the generation: checked before every stage and every denoising step. */
@@ -218,6 +226,10 @@ typedef struct {
     float control_scale;           /* controlnet_conditioning_scale, default 1 */
     double control_start, control_end; /* fraction of the steps the ControlNet acts in, default 0 and 1 */
     int guess_mode;                /* diffusers guess_mode: ControlNet on the conditional half only, residual k scaled by logspace(-1, 0) */
+    /* LoRAs merged into the UNet and both text encoders for this generation (a pipeline that keeps its
+     * networks re-merges only when the list changes). At most IS_MAX_LORAS. */
+    const is_lora *loras;
+    int n_loras;
     const char *dump_tensors;      /* write named intermediates to this safetensors file */
     is_precision precision;        /* IS_PRECISION_AUTO (default): bf16 where this CPU runs it faster */
     is_progress_fn progress;       /* called after each denoising step (may be NULL) */
@@ -456,10 +468,7 @@ IS_API is_error *is_controlnet_forward(is_controlnet *c, const is_controlnet_inp
  * the network does not have, a shape that does not fit it) is an error naming the tensor: diffusers
  * raises for the first kind too and drops the second with a warning, which would silently change
  * what the LoRA does. LoHa / LoKr / DoRA tensors are refused. */
-typedef struct {
-    const char *path;  /* a .safetensors LoRA file */
-    float weight;      /* set_adapters' adapter weight (x cross_attention_kwargs' scale, if any) */
-} is_lora;
+/* (is_lora is in the stable part above, with is_generate_params.) */
 typedef enum { IS_LORA_UNET = 0, IS_LORA_TEXT_ENCODER, IS_LORA_TEXT_ENCODER_2 } is_lora_component;
 typedef enum { IS_LORA_DOWN = 0, IS_LORA_UP, IS_LORA_ALPHA } is_lora_role; /* lora_A / lora_B / alpha */
 #define IS_LORA_MODULE_MAX 256

@@ -31,6 +31,13 @@ static void on_log(void *user, const char *msg) {
     if (strstr(msg, ": kept loaded")) c->kept++;
 }
 
+typedef struct {
+    int merges;
+} merge_log;
+static void on_merge_log(void *user, const char *msg) {
+    if (strstr(msg, " merged in ")) ((merge_log *)user)->merges++;
+}
+
 static is_pipeline *open_pipeline(is_memory_mode mode, int threads) {
     is_pipeline_params pp;
     is_pipeline_params_init(&pp);
@@ -290,6 +297,60 @@ done:
     free(photo_path);
 }
 
+/* LoRAs on a kept pipeline: merged when asked, re-merged only when the list changes, removed when the
+ * list is empty -- each run gives the pixels of a fresh LOW pipeline with the same list. */
+static void check_loras_kept(void) {
+    char *kohya = th_golden_path("models/tiny-sdxl-lora/lora_kohya_r8_a4.safetensors");
+    char *peft = th_golden_path("models/tiny-sdxl-lora/lora_peft_r4.safetensors");
+    char *model = th_golden_path("models/tiny-sdxl");
+    char *adapter = th_golden_path("models/tiny-ip-adapter/ip-adapter_sdxl.safetensors");
+    is_pipeline *keep = NULL, *low = NULL;
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = model; /* the golden LoRAs are for tiny-sdxl */
+    pp.ip_adapter = adapter;
+    pp.memory = IS_MEMORY_KEEP;
+    if (!th_ok(is_pipeline_load(&pp, &keep), "KEEP pipeline")) goto done;
+    pp.memory = IS_MEMORY_LOW;
+    if (!th_ok(is_pipeline_load(&pp, &low), "LOW pipeline")) goto done;
+    const is_lora a[2] = {{kohya, 0.7f}, {peft, 0.5f}}, b[1] = {{peft, 0.8f}};
+    struct {
+        const is_lora *l;
+        int n;
+        int merges; /* "LoRA(s) merged" log lines expected from the KEEP pipeline: text encoders + unet */
+    } runs[] = {{a, 2, 2}, {a, 2, 0}, {b, 1, 2}, {NULL, 0, 2}, {a, 2, 2}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        is_generate_params g;
+        base_params(&g, 11);
+        g.loras = runs[i].l;
+        g.n_loras = runs[i].n;
+        is_image_result rk = {0}, rl = {0};
+        merge_log ml = {0};
+        g.log = on_merge_log;
+        g.user = &ml;
+        char what[64];
+        snprintf(what, sizeof what, "LoRA run %zu (KEEP)", i + 1);
+        int ok = th_ok(is_generate(keep, &g, &rk), what);
+        g.log = NULL;
+        snprintf(what, sizeof what, "LoRA run %zu (LOW)", i + 1);
+        ok = th_ok(is_generate(low, &g, &rl), what) && ok;
+        if (ok) {
+            th_check(same_pixels(&rk, &rl), "LoRA run %zu: the kept pipeline gives a fresh pipeline's pixels", i + 1);
+            th_check(ml.merges == runs[i].merges, "LoRA run %zu: %d merge log lines, expected %d", i + 1, ml.merges,
+                     runs[i].merges);
+        }
+        is_image_result_free(&rk);
+        is_image_result_free(&rl);
+    }
+done:
+    is_pipeline_free(keep);
+    is_pipeline_free(low);
+    free(kohya);
+    free(peft);
+    free(model);
+    free(adapter);
+}
+
 /* ---- two pipelines in two threads */
 
 typedef struct {
@@ -403,6 +464,7 @@ int main(void) {
     check_cancel();
     check_style_in_memory();
     check_image_inputs();
+    check_loras_kept();
     check_two_threads(IS_PRECISION_F32);
     if (is_dnn_has_bf16()) check_two_threads(IS_PRECISION_BF16);
     free(g_sdxl);

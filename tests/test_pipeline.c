@@ -220,6 +220,7 @@ static void run_case(const char *group) {
         const char *sampler = option(c, "sampler", buf, sizeof buf);
         const char *label = !sampler ? "Sampler: Euler," : !strcmp(sampler, "euler_a") ? "Sampler: Euler a,"
                             : !strcmp(sampler, "ddim") ? "Sampler: DDIM," : !strcmp(sampler, "dpmpp_2m") ? "Sampler: DPM++ 2M,"
+                            : !strcmp(sampler, "lcm") ? "Sampler: LCM," : !strcmp(sampler, "tcd") ? "Sampler: TCD,"
                             : "Sampler: Euler,";
         th_check(strstr(params, label) != NULL, "%s: parameters lack '%s': %s", group, label, params);
         th_check(strstr(params, "Precision: f32,") != NULL, "%s: parameters lack 'Precision: f32,': %s", group, params);
@@ -756,6 +757,14 @@ static void image_input_errors(void) {
     free(cli_error("a ControlNet folder that is not one", "config.json", notcn, 4, L));
     char *misfit[] = {"--model", (char *)mismatched_model(), "--controlnet", cn, "--control-image", canny};
     free(cli_error("a ControlNet that does not fit the UNet", "does not fit the UNet", misfit, 6, L));
+    char *nolora[] = {"--lora", "/nonexistent/lora.safetensors:0.5"};
+    free(cli_error("a LoRA file that does not exist", "/nonexistent/lora.safetensors: not found", nolora, 2, L));
+    char lora_bad_w[4096];
+    snprintf(lora_bad_w, sizeof lora_bad_w, "%s/models/tiny-sdxl-lora/lora_peft_r4.safetensors:0.5x", th_golden());
+    char *badw[] = {"--lora", lora_bad_w};
+    free(cli_error("a LoRA weight that is not a number", "--lora", badw, 2, L));
+    char *notlora[] = {"--lora", g_adapter}; /* an IP-Adapter file is not a LoRA: refused, naming a tensor */
+    free(cli_error("a file that is not a LoRA", "ip-adapter_sdxl.safetensors", notlora, 2, CLI_REPLACE));
     char inpaint[4096];
     snprintf(inpaint, sizeof inpaint, "%s/models/tiny-sdxl-inpaint", th_golden());
     char *nomask[] = {"--model", inpaint};
@@ -770,7 +779,8 @@ int main(void) {
                             "pipeline_img2img_euler_s0p6_resize", "pipeline_inpaint_euler_s0p99",
                             "pipeline_inpaint_dpmpp_s0p7", "pipeline_inpaint_4ch_euler_s0p7",
                             "pipeline_controlnet_euler_style", "pipeline_controlnet_window_dpmpp",
-                            "pipeline_controlnet_canny_resize"};
+                            "pipeline_controlnet_canny_resize", "pipeline_fast_lcm_style_lora",
+                            "pipeline_fast_lightning_euler", "pipeline_fast_tcd_two_loras"};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) run_case(groups[i]);
     precision_in_png();
     encode_matches_save();

@@ -99,6 +99,7 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
         return is_errorf(IS_E_ARGUMENT, "a style image needs an IP-Adapter (--ip-adapter FILE)");
     if (gp->content_prompt && !gp->style_image && !gp->style_rgb)
         return is_errorf(IS_E_ARGUMENT, "a content prompt is subtracted from the style image's embedding: give --style-image too");
+    IS_TRY(gen_check_loras(gp));
     return gen_check_image_params(p, gp);
 }
 
@@ -107,6 +108,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
                              float **content_pooled) {
     IS_TRY(check_cancel(gp, "the text encoders"));
     GEN_ACQUIRE(gp, s->p, s, text, "text encoders", is_sdxl_text_load(p->model_dir, &s->text));
+    IS_TRY(gen_text_loras(gp, s));
     double t0 = gen_now();
     IS_TRY(is_sdxl_text_set_precision(s->text, s->precision));
     s->seq = is_sdxl_text_seq_len(s->text);
@@ -178,8 +180,8 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
         IS_TRY(is_content_subtract(embeds, s->embed_dim, content_pooled, s->pooled_dim, gp->content_scale));
     }
     IS_TRY(is_dump_f32(d, "image_embeds", embeds, 2, (int64_t)1, (int64_t)s->embed_dim));
-    if (s->cfg_on)
-        IS_TRY(is_dump_f32(d, "ip_image_embeds_cfg", s->ip_embeds, 3, (int64_t)2, (int64_t)1, (int64_t)s->embed_dim));
+    /* as the UNet receives it: [negative zeros, positive] with CFG, the positive row alone without */
+    IS_TRY(is_dump_f32(d, "ip_image_embeds_cfg", s->ip_embeds, 3, (int64_t)s->batch, (int64_t)1, (int64_t)s->embed_dim));
     gen_log(gp, "image encoder: %.2f s", gen_now() - t0);
     return NULL;
 }
@@ -198,6 +200,7 @@ static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_
     IS_TRY(check_cancel(gp, "the UNet"));
     GEN_ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
     IS_TRY(attach_adapter(p, s));
+    IS_TRY(gen_unet_loras(gp, s));
     IS_TRY(is_unet_set_precision(s->unet, s->precision)); /* the adapter's weights are packed too */
     s->cross_dim = is_unet_cross_attention_dim(s->unet);
     if (s->cross_dim != s->dim)

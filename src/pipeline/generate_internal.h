@@ -117,6 +117,12 @@ void gen_unet_input(gen_state *s, int step);
  * latents to the next timestep and keep them outside the mask. */
 is_error *gen_inpaint_blend(gen_state *s, int j);
 
+/* generate_lora.c: the LoRA list checked (files exist, weights finite) and merged into each network after
+ * it is acquired and before it is packed; kept networks are re-merged only when the list changed. */
+is_error *gen_check_loras(const is_generate_params *gp);
+is_error *gen_text_loras(const is_generate_params *gp, gen_state *s);
+is_error *gen_unet_loras(const is_generate_params *gp, gen_state *s);
+
 /* generate_control.c */
 is_error *gen_control_check(is_pipeline *p, const is_generate_params *gp, gen_state *s);
 is_error *gen_control_prepare(const is_generate_params *gp, gen_state *s, int dumping);

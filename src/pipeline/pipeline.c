@@ -56,6 +56,9 @@ void pipeline_release_networks(is_pipeline *p) {
     is_vae_free(p->kept.vae);
     is_controlnet_free(p->kept.controlnet);
     memset(&p->kept, 0, sizeof p->kept);
+    free(p->kept_text_loras);
+    free(p->kept_unet_loras);
+    p->kept_text_loras = p->kept_unet_loras = NULL;
 }
 
 size_t is_pipeline_resident_bytes(const is_pipeline *p) {

@@ -29,6 +29,7 @@ struct is_pipeline {
     /* Sizes of the networks' weight files (*.safetensors), for the memory decision and accounting. */
     uint64_t bytes_text, bytes_image_encoder, bytes_unet, bytes_vae, bytes_controlnet;
     pipeline_networks kept;            /* KEEP mode only */
+    char *kept_text_loras, *kept_unet_loras; /* the LoRA list merged into the kept networks (NULL: none) */
 };
 
 /* Free the networks kept in p (KEEP mode). */

@@ -215,6 +215,14 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
     if (gp->vae_tiling >= 0) sb_field(&b, "VAE tiling", gp->vae_tiling ? "on" : "off");
     put_style(&b, p, gp);
     put_image_inputs(&b, p, gp);
+    for (int i = 0; i < gp->n_loras && gp->loras; i++) {
+        char key[32], num[32];
+        snprintf(key, sizeof key, "LoRA %d", i + 1);
+        snprintf(num, sizeof num, "%g", (double)gp->loras[i].weight);
+        sb_name(&b, key, gp->loras[i].path);
+        snprintf(key, sizeof key, "LoRA %d weight", i + 1);
+        sb_field(&b, key, num);
+    }
     sb_field(&b, "Precision", is_precision_name(ran == IS_PRECISION_AUTO ? IS_PRECISION_F32 : ran));
     sb_field(&b, "Version", "instantstyle " IS_VERSION_STRING);
     if (b.failed) {

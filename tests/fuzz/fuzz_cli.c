@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float scales[FZ_SDXL_MODULES];
         fz_error(is_block_scales_parse(o.gp.style_blocks, fz_sdxl_modules(), FZ_SDXL_MODULES, scales));
     }
+    is_gen_options_free(&o); /* the --lora paths */
     free(buf);
     return 0;
 }
