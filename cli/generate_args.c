@@ -46,6 +46,10 @@ const char *const is_gen_help_text =
     "  --control-scale X        ControlNet conditioning scale (default 1; InstantStyle uses 0.6)\n"
     "  --control-start A, --control-end B  the fraction of the steps it acts in (default 0 and 1)\n"
     "  --guess-mode             diffusers' guess mode (ControlNet on the conditional half only)\n"
+    "few-step models (docs/FEW_STEP.md):\n"
+    "  --preset NAME            the sampler settings of a distilled family: lightning-1step/2step/4step/8step,\n"
+    "                           lcm-4step/8step, tcd-4step, hyper-sd-4step/8step (steps, sampler, spacing,\n"
+    "                           prediction type, CFG, eta); options given explicitly override it\n"
     "LoRA:\n"
     "  --lora FILE[:WEIGHT]     a LoRA (kohya / sd-scripts or diffusers / PEFT .safetensors) merged into the\n"
     "                           UNet and both text encoders at WEIGHT (default 1); repeat for several\n"
@@ -100,7 +104,7 @@ static const char *const value_options[] = {
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
     "--dump-tensors", "--threads", "--precision", "--max-image-pixels", "--init-image", "--strength", "--mask-image",
     "--controlnet", "--control-image", "--control-canny", "--canny-low", "--canny-high", "--control-scale",
-    "--control-start", "--control-end", NULL};
+    "--control-start", "--control-end", "--preset", NULL};
 
 static const char *canonical(const char *a) { return !strcmp(a, "-o") ? "--out" : a; }
 
@@ -245,6 +249,7 @@ static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
     if (!strcmp(a, "--crop-top")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_top);
     if (!strcmp(a, "--crop-left")) return is_arg_int(a, v, 0, 1 << 20, &gp->crop_left);
     if (!strcmp(a, "--threads")) return set_threads(v, o);
+    if (!strcmp(a, "--preset")) return NULL; /* applied before the other options */
     if (!strcmp(a, "--strength")) return set_fraction(a, v, 0, &gp->strength);
     if (!strcmp(a, "--control-start")) return set_fraction(a, v, 1, &gp->control_start);
     if (!strcmp(a, "--control-end")) return set_fraction(a, v, 1, &gp->control_end);
@@ -294,6 +299,26 @@ static is_error *check_required(const is_gen_options *o) {
 
 is_error *is_gen_parse(int argc, char **argv, is_gen_options *o) {
     is_arg_seen seen = {{NULL}, 0};
+    /* A preset first, wherever it stands: every option given explicitly overrides it. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--preset")) {
+            if (takes_value(canonical(argv[i])) || !strcmp(argv[i], "--lora")) i++; /* skip its value */
+            continue;
+        }
+        {
+            is_arg_quoted q;
+            is_error *e = is_generate_params_preset(&o->gp, argv[i + 1]);
+            if (e) {
+                is_error_free(e);
+                char list[256] = "";
+                for (int k = 0; is_preset_name(k); k++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? ", " : "", is_preset_name(k));
+                return is_errorf(IS_E_ARGUMENT, "--preset: unknown value %s (expected one of %s)",
+                                 is_arg_quote(argv[i + 1], &q), list);
+            }
+            break;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL, *name = canonical(argv[i]);
         is_arg_quoted q;

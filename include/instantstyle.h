@@ -241,6 +241,12 @@ typedef struct {
 /* InstantStyle's defaults: 30 steps, cfg 5, style blocks "style", ip_scale 1, content_scale 0.5,
  * seed 0, size from the model. */
 IS_API void is_generate_params_init(is_generate_params *p);
+/* Few-step presets (docs/FEW_STEP.md): the steps, sampler, timestep spacing, prediction type, CFG and eta a
+ * distilled SDXL family is published with ("lightning-4step", "lcm-4step", "tcd-4step", "hyper-sd-8step",
+ * ...; the model itself comes from --lora or the model folder). Sets only those fields. */
+IS_API is_error *is_generate_params_preset(is_generate_params *p, const char *name);
+IS_API int is_preset_count(void);
+IS_API const char *is_preset_name(int i); /* NULL outside 0..count-1 */
 
 typedef struct {
     int width, height;

@@ -641,6 +641,54 @@ static void encode_matches_save(void) {
     is_pipeline_free(p);
 }
 
+/* --preset sets what its model card does, and options given explicitly override it: the preset run writes
+ * the same PNG bytes as the same settings spelled out (the golden pipeline_fast_lightning_euler settings). */
+static void presets(void) {
+    char lora[4096], a_png[4096], b_png[4096], c_png[4096], err_path[4096];
+    snprintf(lora, sizeof lora, "%s/models/tiny-sdxl-lora/lora_peft_r4.safetensors:0.8", th_golden());
+    snprintf(a_png, sizeof a_png, "%s/preset-a.png", th_tmpdir());
+    snprintf(b_png, sizeof b_png, "%s/preset-b.png", th_tmpdir());
+    snprintf(c_png, sizeof c_png, "%s/preset-c.png", th_tmpdir());
+    snprintf(err_path, sizeof err_path, "%s/preset.stderr", th_tmpdir());
+    char *args[MAX_ARGS];
+    char *preset[] = {"--preset", "lightning-4step", "--lora", lora, "--precision", "f32"};
+    build_args(args, a_png, preset, 6, CLI_REPLACE);
+    /* build_args puts --steps 2 in the base run: drop it so that the preset's 4 steps apply */
+    for (int i = 0; args[i]; i++)
+        if (!strcmp(args[i], "--steps")) {
+            for (int k = i; args[k]; k++) args[k] = args[k + 2];
+            break;
+        }
+    int rc_a = run_cli(NULL, args, err_path);
+    char *spelled[] = {"--steps", "4", "--sampler", "euler", "--timestep-spacing", "trailing", "--cfg", "0", "--lora", lora,
+                       "--precision", "f32"};
+    build_args(args, b_png, spelled, 12, CLI_REPLACE);
+    int rc_b = run_cli(NULL, args, err_path);
+    char *pa = rc_a == 0 ? png_parameters(a_png) : NULL, *pb = rc_b == 0 ? png_parameters(b_png) : NULL;
+    th_check(pa && pb && !strcmp(pa, pb), "--preset lightning-4step runs (exit %d) like its settings spelled out (exit %d)",
+             rc_a, rc_b);
+    free(pb);
+    size_t na = 0, nb = 0;
+    char *fa = NULL, *fb = NULL;
+    if (rc_a == 0 && rc_b == 0 && th_ok(is_read_file(a_png, 1 << 24, &fa, &na), "read") &&
+        th_ok(is_read_file(b_png, 1 << 24, &fb, &nb), "read"))
+        th_check(na == nb && !memcmp(fa, fb, na), "--preset lightning-4step writes the spelled-out run's PNG bytes");
+    th_check(pa && strstr(pa, "Steps: 4, Sampler: Euler, Timestep spacing: trailing, CFG scale: 0,"),
+             "the preset's settings are in the PNG parameters: %s", pa ? pa : "(none)");
+    free(fa);
+    free(fb);
+    free(pa);
+    char *override[] = {"--preset", "lcm-4step", "--steps", "2"};
+    build_args(args, c_png, override, 4, CLI_REPLACE);
+    int rc_c = run_cli(NULL, args, err_path);
+    char *pc = rc_c == 0 ? png_parameters(c_png) : NULL;
+    th_check(pc && strstr(pc, "Steps: 2, Sampler: LCM,") && strstr(pc, "CFG scale: 1,"),
+             "--steps after --preset lcm-4step overrides the preset's steps only: %s", pc ? pc : "(failed)");
+    free(pc);
+    char *bad[] = {"--preset", "turbo-1step"};
+    free(cli_error("an unknown preset", "lightning-4step", bad, 2, CLI_LOUD));
+}
+
 /* cases/canny through `instantstyle generate --control-canny`: the edge map it dumps ("edges") equals
  * cv2.Canny's exactly (a 1-step 64x64 ControlNet generation on the tiny model around it). */
 static void canny_cases(void) {
@@ -815,6 +863,7 @@ int main(void) {
 
     image_input_errors();
     canny_cases();
+    presets();
     output_targets();
     stdout_output();
     threads_same_bits();
