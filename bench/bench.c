@@ -119,6 +119,7 @@ typedef struct {
     int steps;               /* e2e; accuracy: 0 = no whole generation */
     const char *style_image; /* e2e */
     int controlnet;          /* e2e: with <dir>/controlnet on the Canny edges of the style image */
+    int fast;                /* e2e: the lightning-4step preset (4 steps, Euler trailing, CFG off) */
     is_precision precision;  /* passed to is_*_set_precision / is_generate_params.precision */
 } job;
 
@@ -367,6 +368,7 @@ static is_error *run_e2e(const job *j, result *r) {
     gp.style_blocks = "style";
     gp.content_prompt = "a house";
     gp.precision = j->precision; /* set always: the library's default is AUTO */
+    if (j->fast) IS_TRY(is_generate_params_preset(&gp, "lightning-4step")); /* steps, sampler, CFG off */
     if (j->controlnet) {
         gp.control_image = j->style_image;
         gp.control_canny = 1;      /* its Canny edges (default thresholds) are the control image */
@@ -458,13 +460,13 @@ static int child_main(const options *o, const char *name, int result_fd) {
     static const struct {
         const char *name;
         runner fn;
-        int size, which, controlnet;
-    } runners[] = {{"unet512", run_unet, 512, 0, 0},     {"unet1024", run_unet, 1024, 0, 0},
-                   {"vae1024", run_vae, 1024, 0, 0},     {"text", run_text, 0, 1, 0},
-                   {"text2", run_text, 0, 2, 0},         {"vision", run_vision, 0, 0, 0},
-                   {"e2e1024", run_e2e, 1024, 0, 0},     {"e2e512", run_e2e, 512, 0, 0},
-                   {"e2e1024cn", run_e2e, 1024, 0, 1},   {"e2e512cn", run_e2e, 512, 0, 1},
-                   {"accuracy", run_accuracy, 512, 0, 0}};
+        int size, which, controlnet, fast;
+    } runners[] = {{"unet512", run_unet, 512, 0, 0, 0},     {"unet1024", run_unet, 1024, 0, 0, 0},
+                   {"vae1024", run_vae, 1024, 0, 0, 0},     {"text", run_text, 0, 1, 0, 0},
+                   {"text2", run_text, 0, 2, 0, 0},         {"vision", run_vision, 0, 0, 0, 0},
+                   {"e2e1024", run_e2e, 1024, 0, 0, 0},     {"e2e512", run_e2e, 512, 0, 0, 0},
+                   {"e2e1024cn", run_e2e, 1024, 0, 1, 0},   {"e2e512cn", run_e2e, 512, 0, 1, 0},
+                   {"e2e1024fast", run_e2e, 1024, 0, 0, 1}, {"accuracy", run_accuracy, 512, 0, 0, 0}};
     result r;
     memset(&r, 0, sizeof r);
     snprintf(r.msg, sizeof r.msg, "unknown item '%s'", name);
@@ -472,6 +474,7 @@ static int child_main(const options *o, const char *name, int result_fd) {
         if (strcmp(runners[i].name, name)) continue;
         job j = {.dir = o->model_dir, .size = runners[i].size, .which = runners[i].which, .warmup = o->warmup,
                  .steps = o->steps, .style_image = o->style_image, .controlnet = runners[i].controlnet,
+                 .fast = runners[i].fast,
                  .precision = o->precision};
         r.msg[0] = 0;
         if (runners[i].fn != run_accuracy) {
@@ -525,8 +528,9 @@ static is_error *ensure_component(const char *root, const char *name) {
 static int e2e_row(const options *o, const char *dir, const char *label, const char *name) {
     double rss = 0;
     result r = run_child(o, dir, name, &rss);
+    int fast = strstr(name, "fast") != NULL; /* the preset fixes its steps */
     printf("\n%s%s, %d steps (no warm-up; every network is mapped and paged in during the run):\n\n", label,
-           r.bf16 ? ", bf16" : "", o->steps);
+           r.bf16 ? ", bf16" : "", fast ? 4 : o->steps);
     if (!r.ok) {
         printf("failed: %s\n", r.msg);
         return 1;
@@ -605,6 +609,8 @@ static void usage(void) {
            "        --steps N denoising steps, default 2; --style-image, default docs/examples/style.png),\n"
            "        e2e1024cn and e2e512cn (the same plus an SDXL-sized Canny ControlNet on the style\n"
            "        image's edges at scale 0.6; adds controlnet/, 2.5 GB, to the model folder),\n"
+           "        e2e1024fast (the e2e1024 generation with the lightning-4step preset: 4 steps, Euler\n"
+           "        trailing, CFG off: one UNet evaluation per step; random weights, no LoRA needed to time it),\n"
            "        accuracy (bf16 against f32 at 512x512 on the same inputs: one UNet CFG evaluation and\n"
            "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image),\n"
            "        tokenizer (long words and 64 KiB prompts through is_tokenizer_encode; --tokenizer DIR,\n"
@@ -685,6 +691,8 @@ int main(int argc, char **argv) {
         {"vision", "ViT-bigG image encoder, 224x224", {"image_encoder"}},
         {"e2e1024", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5", {E2E_PARTS}},
         {"e2e512", "is_generate 512x512, IP-Adapter + content prompt, CFG 5", {E2E_PARTS}},
+        {"e2e1024fast", "is_generate 1024x1024, IP-Adapter + content prompt, lightning-4step preset (Euler trailing, CFG off)",
+         {E2E_PARTS}},
         {"e2e1024cn", "is_generate 1024x1024, IP-Adapter + content prompt, CFG 5 + Canny ControlNet 0.6",
          {E2E_PARTS, "controlnet"}},
         {"e2e512cn", "is_generate 512x512, IP-Adapter + content prompt, CFG 5 + Canny ControlNet 0.6",
