@@ -16,6 +16,8 @@ const char *const is_gen_help_text =
     "  --model DIR              SDXL diffusers folder (model_index.json, unet/, vae/, text_encoder*/, ...)\n"
     "  --ip-adapter FILE        IP-Adapter weights in h94's layout (ip-adapter_sdxl.safetensors)\n"
     "  --image-encoder DIR      its CLIP image encoder folder (default: image_encoder/ beside FILE)\n"
+    "  --unet FILE              a single-file UNet in diffusers names (e.g. SDXL-Lightning's\n"
+    "                           sdxl_lightning_4step_unet.safetensors) instead of the model's unet/ weights\n"
     "prompt:\n"
     "  --prompt TEXT            what to draw (required)\n"
     "  --prompt-2 TEXT          prompt for text_encoder_2 (default: same as --prompt)\n"
@@ -104,7 +106,7 @@ static const char *const value_options[] = {
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
     "--dump-tensors", "--threads", "--precision", "--max-image-pixels", "--init-image", "--strength", "--mask-image",
     "--controlnet", "--control-image", "--control-canny", "--canny-low", "--canny-high", "--control-scale",
-    "--control-start", "--control-end", "--preset", NULL};
+    "--control-start", "--control-end", "--preset", "--unet", NULL};
 
 static const char *canonical(const char *a) { return !strcmp(a, "-o") ? "--out" : a; }
 
@@ -223,6 +225,7 @@ static int set_text(is_gen_options *o, const char *a, const char *v) {
                         : !strcmp(a, "--init-image")        ? &o->gp.init_image
                         : !strcmp(a, "--mask-image")        ? &o->gp.mask_image
                         : !strcmp(a, "--controlnet")        ? &o->paths.controlnet
+                        : !strcmp(a, "--unet")              ? &o->paths.unet_file
                         : !strcmp(a, "--control-image")     ? &o->gp.control_image
                                                             : NULL;
     if (slot) *slot = v;

@@ -151,6 +151,7 @@ typedef struct {
     const char *ip_adapter;        /* h94-layout IP-Adapter .safetensors, or NULL for plain SDXL */
     const char *image_encoder_dir; /* NULL: the image_encoder/ folder beside the adapter file */
     const char *controlnet;        /* diffusers ControlNetModel folder (config.json + weights), or NULL */
+    const char *unet_file;         /* a single-file UNet replacing model_dir/unet's weights (its config stays), or NULL */
     is_memory_mode memory;         /* default AUTO */
     int threads;                   /* compute threads of this pipeline's generations; 0: all cores */
 } is_pipeline_params;
@@ -367,7 +368,10 @@ IS_API is_error *is_image_encoder_forward(is_image_encoder *enc, const float *pi
 /* SDXL-family UNet2DConditionModel (diffusers layout) with IP-Adapter decoupled cross-attention.
  * Weights stay in the safetensors mmap in their stored dtype (F16/BF16/F32). */
 typedef struct is_unet is_unet;
-IS_API is_error *is_unet_load(const char *unet_dir, is_unet **out);   /* config.json + diffusion_pytorch_model.safetensors (or sharded index) */
+IS_API is_error *is_unet_load(const char *unet_dir, is_unet **out);
+/* A single-file UNet (e.g. SDXL-Lightning's sdxl_lightning_4step_unet.safetensors, diffusers names) with the
+ * config.json of config_dir (the base model's unet/ folder). */
+IS_API is_error *is_unet_load_file(const char *config_dir, const char *weights_file, is_unet **out);   /* config.json + diffusion_pytorch_model.safetensors (or sharded index) */
 IS_API void is_unet_free(is_unet *u);
 /* Free the activations of the last forward (they are regrown by the next one); the weights stay. */
 IS_API void is_unet_release_workspace(is_unet *u);

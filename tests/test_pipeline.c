@@ -689,6 +689,85 @@ static void presets(void) {
     free(cli_error("an unknown preset", "lightning-4step", bad, 2, CLI_LOUD));
 }
 
+static const char *mismatched_model(void);
+
+/* PNG bytes of one run of the base arguments plus extra (NULL on failure; *n its size). */
+static char *run_png(const char *tag, char **extra, int n_extra, size_t *n) {
+    char png[4096], err_path[4096];
+    snprintf(png, sizeof png, "%s/unet-%s.png", th_tmpdir(), tag);
+    snprintf(err_path, sizeof err_path, "%s/unet-%s.stderr", th_tmpdir(), tag);
+    char *args[MAX_ARGS];
+    build_args(args, png, extra, n_extra, CLI_REPLACE);
+    int rc = run_cli(NULL, args, err_path);
+    char *err = slurp(err_path), *data = NULL;
+    th_check(rc == 0, "%s: exit %d: %s", tag, rc, err);
+    free(err);
+    *n = 0;
+    if (rc == 0) th_ok(is_read_file(png, 1 << 24, &data, n), png);
+    return data;
+}
+
+/* --unet FILE: a single-file UNet replaces the model's unet/ weights (its config stays): the model's own
+ * file gives the default run's pixels, another UNet file the pixels of a model folder holding it; one of
+ * other shapes fails naming a tensor. */
+static void unet_file(void) {
+    char own[8192], other_dir[4096], other_file[8400], folder[8192], bad[8192];
+    snprintf(own, sizeof own, "%s/unet/diffusion_pytorch_model.safetensors", g_model);
+    snprintf(other_dir, sizeof other_dir, "%s/model-other-unet", th_tmpdir());
+    mkdir(other_dir, 0755);
+    const char *parts[] = {"model_index.json", "scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        char from[8192], to[8192];
+        snprintf(from, sizeof from, "%s/%s", g_model, parts[i]);
+        snprintf(to, sizeof to, "%s/%s", other_dir, parts[i]);
+        unlink(to);
+        th_check(symlink(from, to) == 0, "link %s", to);
+    }
+    snprintf(folder, sizeof folder, "%s/unet", other_dir);
+    mkdir(folder, 0755);
+    tm_spec spec;
+    tm_spec_default(&spec);
+    th_ok(tm_write_unet(folder, &spec.unet, 99), "write another UNet of tiny-sdxl's shape");
+    snprintf(other_file, sizeof other_file, "%s/diffusion_pytorch_model.safetensors", folder);
+    snprintf(bad, sizeof bad, "%s/unet/diffusion_pytorch_model.safetensors", mismatched_model());
+    char *f32[] = {"--precision", "f32"};
+    char *with_own[] = {"--unet", own, "--precision", "f32"};
+    char *with_other[] = {"--unet", other_file, "--precision", "f32"};
+    char *in_folder[] = {"--model", other_dir, "--precision", "f32"};
+    size_t n0, n1, n2, n3;
+    char *base = run_png("default", f32, 2, &n0), *a = run_png("own-file", with_own, 4, &n1);
+    char *b = run_png("other-file", with_other, 4, &n2), *c = run_png("other-folder", in_folder, 4, &n3);
+    /* the PNG's parameters name the UNet file, so compare the decoded pixels */
+    is_image ib = {0}, ia = {0}, io = {0}, ic = {0};
+    char p0[4096], p1[4096], p2[4096], p3[4096];
+    snprintf(p0, sizeof p0, "%s/unet-default.png", th_tmpdir());
+    snprintf(p1, sizeof p1, "%s/unet-own-file.png", th_tmpdir());
+    snprintf(p2, sizeof p2, "%s/unet-other-file.png", th_tmpdir());
+    snprintf(p3, sizeof p3, "%s/unet-other-folder.png", th_tmpdir());
+    if (base && a && b && c && th_ok(is_image_load(p0, &ib), p0) && th_ok(is_image_load(p1, &ia), p1) &&
+        th_ok(is_image_load(p2, &io), p2) && th_ok(is_image_load(p3, &ic), p3)) {
+        size_t n = (size_t)ib.width * ib.height * 3;
+        th_check(!memcmp(ib.rgb, ia.rgb, n), "--unet with the model's own UNet file gives the default pixels");
+        th_check(!memcmp(io.rgb, ic.rgb, n), "--unet FILE gives the pixels of a model folder holding that UNet");
+        th_check(memcmp(ib.rgb, io.rgb, n) != 0, "another UNet file changes the image");
+    }
+    char *pa = png_parameters(p2);
+    th_check(pa && strstr(pa, "UNet: diffusion_pytorch_model.safetensors,"), "the PNG names the UNet file: %s", pa ? pa : "");
+    free(pa);
+    is_image_free(&ib);
+    is_image_free(&ia);
+    is_image_free(&io);
+    is_image_free(&ic);
+    free(base);
+    free(a);
+    free(b);
+    free(c);
+    char *missing[] = {"--unet", "/nonexistent/unet.safetensors"};
+    free(cli_error("a --unet file that does not exist", "/nonexistent/unet.safetensors", missing, 2, CLI_LOUD));
+    char *misfit[] = {"--unet", bad};
+    free(cli_error("a --unet file of other shapes", "has shape", misfit, 2, CLI_REPLACE));
+}
+
 /* cases/canny through `instantstyle generate --control-canny`: the edge map it dumps ("edges") equals
  * cv2.Canny's exactly (a 1-step 64x64 ControlNet generation on the tiny model around it). */
 static void canny_cases(void) {
@@ -864,6 +943,7 @@ int main(void) {
     image_input_errors();
     canny_cases();
     presets();
+    unet_file();
     output_targets();
     stdout_output();
     threads_same_bits();

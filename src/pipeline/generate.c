@@ -187,7 +187,9 @@ static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp
 }
 
 /* Stage 3 setup: UNet, adapter, block scales, IP tokens. */
-static is_error *load_unet(const is_pipeline *p, gen_state *s) { return is_unet_load(p->unet_dir, &s->unet); }
+static is_error *load_unet(const is_pipeline *p, gen_state *s) {
+    return p->unet_file ? is_unet_load_file(p->unet_dir, p->unet_file, &s->unet) : is_unet_load(p->unet_dir, &s->unet);
+}
 
 /* The pipeline's adapter (if any) on the UNet: part of the kept network. A kept UNet gets it whatever this
  * generation needs; a released one only when used. */

@@ -76,6 +76,7 @@ void is_pipeline_free(is_pipeline *p) {
     free(p->ip_adapter);
     free(p->image_encoder_dir);
     free(p->controlnet_dir);
+    free(p->unet_file);
     free(p->unet_dir);
     free(p->vae_dir);
     free(p->scheduler_config);
@@ -151,6 +152,10 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         if (!err && !p->image_encoder_dir) err = is_error_oom("pipeline");
         if (!err) err = need_path(p->image_encoder_dir, "the IP-Adapter's image_encoder/ folder (--image-encoder)");
     }
+    if (!err && paths->unet_file) {
+        err = need_path(paths->unet_file, "a single-file UNet .safetensors (--unet)");
+        if (!err && !(p->unet_file = strdup(paths->unet_file))) err = is_error_oom("pipeline");
+    }
     if (!err && paths->controlnet) {
         if (!(p->controlnet_dir = strdup(paths->controlnet))) err = is_error_oom("pipeline");
         char *cfg = err ? NULL : is_path_join(paths->controlnet, "config.json");
@@ -195,7 +200,7 @@ is_error *is_pipeline_load(const is_pipeline_params *paths, is_pipeline **out) {
         p->bytes_text = weight_files_bytes(te1) + weight_files_bytes(te2);
         free(te1);
         free(te2);
-        p->bytes_unet = weight_files_bytes(p->unet_dir) + file_bytes(p->ip_adapter);
+        p->bytes_unet = (p->unet_file ? file_bytes(p->unet_file) : weight_files_bytes(p->unet_dir)) + file_bytes(p->ip_adapter);
         p->bytes_vae = weight_files_bytes(p->vae_dir);
         p->bytes_image_encoder = weight_files_bytes(p->image_encoder_dir);
         p->bytes_controlnet = weight_files_bytes(p->controlnet_dir);

@@ -20,6 +20,7 @@ struct is_pipeline {
     char *ip_adapter;        /* NULL: plain SDXL */
     char *image_encoder_dir; /* NULL when no adapter */
     char *controlnet_dir;    /* NULL: no ControlNet */
+    char *unet_file;         /* NULL: unet_dir's own weights */
     char *unet_dir, *vae_dir, *scheduler_config;
     int default_width, default_height; /* unet sample_size * 8 */
     int unet_base_channels;            /* block_out_channels[0]: 320 for SDXL */

@@ -208,6 +208,7 @@ char *is_format_parameters(const is_pipeline *p, const is_generate_params *gp, i
     sb_field(&b, "Seed", num);
     sb_size(&b, "Size", width, height);
     if (p) sb_name(&b, "Model", p->model_dir);
+    if (p && p->unet_file) sb_name(&b, "UNet", p->unet_file);
     if (gp->prompt_2 && *gp->prompt_2) sb_field(&b, "Prompt 2", gp->prompt_2);
     if (gp->negative_prompt_2 && *gp->negative_prompt_2) sb_field(&b, "Negative prompt 2", gp->negative_prompt_2);
     put_size_conditioning(&b, gp, width, height);

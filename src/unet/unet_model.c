@@ -7,7 +7,8 @@
 #include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
-static is_error *load(is_unet *u, const char *dir, int down_only) {
+/* weights: a single .safetensors file replacing the folder's weights (NULL: the folder's own). */
+static is_error *load(is_unet *u, const char *dir, const char *weights, int down_only) {
     u->dir = strdup(dir);
     if (!u->dir) return is_error_oom("unet dir");
     is_config cfg = {0};
@@ -16,7 +17,10 @@ static is_error *load(is_unet *u, const char *dir, int down_only) {
     is_config_free(&cfg);
     IS_TRY(err);
 
-    IS_TRY(is_st_open_in_dir(dir, "diffusion_pytorch_model", &u->st));
+    if (weights)
+        IS_TRY(is_st_open(weights, &u->st));
+    else
+        IS_TRY(is_st_open_in_dir(dir, "diffusion_pytorch_model", &u->st));
     IS_TRY(is_kernels_reserve(is_st_max_numel(u->st))); /* out of memory: an error now, not an abort later */
     return unet_load_weights(u);
 }
@@ -25,7 +29,7 @@ is_error *unet_load_dir(const char *dir, int down_only, is_unet **out) {
     *out = NULL;
     is_unet *u = calloc(1, sizeof *u);
     if (!u) return is_error_oom("is_unet");
-    is_error *err = load(u, dir, down_only);
+    is_error *err = load(u, dir, NULL, down_only);
     if (err) {
         is_unet_free(u);
         return err;
@@ -40,6 +44,21 @@ is_error *is_unet_load(const char *unet_dir, is_unet **out) {
     if (!unet_dir) return is_errorf(IS_E_ARGUMENT, "is_unet_load: NULL directory");
     is_error *err = unet_load_dir(unet_dir, 0, out);
     return err ? is_error_wrap(err, "loading UNet from %s", unet_dir) : NULL;
+}
+
+is_error *is_unet_load_file(const char *config_dir, const char *weights_file, is_unet **out) {
+    if (!out) return is_errorf(IS_E_ARGUMENT, "is_unet_load_file: NULL output");
+    *out = NULL;
+    if (!config_dir || !weights_file) return is_errorf(IS_E_ARGUMENT, "is_unet_load_file: NULL folder or file");
+    is_unet *u = calloc(1, sizeof *u);
+    if (!u) return is_error_oom("is_unet");
+    is_error *err = load(u, config_dir, weights_file, 0);
+    if (err) {
+        is_unet_free(u);
+        return is_error_wrap(err, "loading UNet %s (config from %s)", weights_file, config_dir);
+    }
+    *out = u;
+    return NULL;
 }
 
 void is_unet_release_workspace(is_unet *u) {
