@@ -116,6 +116,26 @@ is_error *is_sched_tcd_step(struct is_scheduler *s, int i, const float *eps, flo
 /* Whether a sampler kind supports a prediction type (diffusers' step accepts it). */
 int is_sched_supports_prediction(is_sampler kind, is_prediction p);
 
+/* The x0 and eps predictions of a VP-form model output at alphas_cumprod a (sqrt_a = sqrt(a), sqrt_b =
+ * sqrt(1 - a)), as diffusers' DDIM / LCM / TCD steps compute them: float32 op by op (the including sampler
+ * files turn fp-contract off). */
+static inline void is_sched_vp_predict(is_prediction pr, float sqrt_a, float sqrt_b, float x, float out, float *x0,
+                                       float *eps) {
+    if (pr == IS_PRED_EPSILON) {
+        float be = sqrt_b * out;
+        *x0 = (x - be) / sqrt_a;
+        *eps = out;
+    } else if (pr == IS_PRED_SAMPLE) {
+        float ap = sqrt_a * out;
+        *x0 = out;
+        *eps = (x - ap) / sqrt_b;
+    } else { /* v_prediction */
+        float ax = sqrt_a * x, be = sqrt_b * out, ae = sqrt_a * out, bx = sqrt_b * x;
+        *x0 = ax - be;
+        *eps = ae + bx;
+    }
+}
+
 /* Inspection for tests (NULL / 0 when the sampler has no such values). */
 const float *is_scheduler_sigmas(const is_scheduler *s);          /* n+1 values */
 const int64_t *is_scheduler_timesteps_int(const is_scheduler *s); /* DDIM / DPM++ */

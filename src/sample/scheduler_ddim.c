@@ -68,16 +68,8 @@ is_error *is_sched_ddim_step(struct is_scheduler *s, int i, const float *eps, fl
     float dir_coef = sqrtf(beta_prev - std2);
     float lim = s->clip_sample_range;
     for (int64_t k = 0; k < n; k++) {
-        float xv = x[k], e = eps[k], p, pe;
-        if (s->prediction == IS_PRED_EPSILON) {
-            float be = sqrt_b * e;
-            p = (xv - be) / sqrt_a;
-            pe = e;
-        } else {
-            float ax = sqrt_a * xv, be = sqrt_b * e, ae = sqrt_a * e, bx = sqrt_b * xv;
-            p = ax - be;
-            pe = ae + bx;
-        }
+        float xv = x[k], p, pe;
+        is_sched_vp_predict(s->prediction, sqrt_a, sqrt_b, xv, eps[k], &p, &pe);
         if (s->clip_sample) p = p < -lim ? -lim : p > lim ? lim : p;
         if (s->capture_x0) s->capture_x0[k] = p;
         float dir = dir_coef * pe;

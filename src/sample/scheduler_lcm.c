@@ -58,16 +58,8 @@ is_error *is_sched_lcm_step(struct is_scheduler *s, int i, const float *eps, flo
     float sqrt_a = sqrtf(a_t), sqrt_b = sqrtf(beta_t);
     float lim = s->clip_sample_range;
     for (int64_t k = 0; k < n; k++) {
-        float xv = x[k], e = eps[k], p;
-        if (s->prediction == IS_PRED_EPSILON) {
-            float be = sqrt_b * e;
-            p = (xv - be) / sqrt_a;
-        } else if (s->prediction == IS_PRED_SAMPLE) {
-            p = e;
-        } else {
-            float ax = sqrt_a * xv, be = sqrt_b * e;
-            p = ax - be;
-        }
+        float xv = x[k], p, unused_eps;
+        is_sched_vp_predict(s->prediction, sqrt_a, sqrt_b, xv, eps[k], &p, &unused_eps);
         if (s->clip_sample) p = p < -lim ? -lim : p > lim ? lim : p;
         float a = c_out * p, b = c_skip * xv;
         float d = a + b;

@@ -36,20 +36,8 @@ is_error *is_sched_tcd_step(struct is_scheduler *s, int i, const float *eps, flo
     float beta_t = 1.0f - a_t, beta_s = 1.0f - a_s;
     float sqrt_a = sqrtf(a_t), sqrt_b = sqrtf(beta_t), sqrt_as = sqrtf(a_s), sqrt_bs = sqrtf(beta_s);
     for (int64_t k = 0; k < n; k++) {
-        float xv = x[k], e = eps[k], p, pe;
-        if (s->prediction == IS_PRED_EPSILON) {
-            float be = sqrt_b * e;
-            p = (xv - be) / sqrt_a;
-            pe = e;
-        } else if (s->prediction == IS_PRED_SAMPLE) {
-            float ap = sqrt_a * e;
-            p = e;
-            pe = (xv - ap) / sqrt_b;
-        } else {
-            float ax = sqrt_a * xv, be = sqrt_b * e, ae = sqrt_a * e, bx = sqrt_b * xv;
-            p = ax - be;
-            pe = ae + bx;
-        }
+        float p, pe;
+        is_sched_vp_predict(s->prediction, sqrt_a, sqrt_b, x[k], eps[k], &p, &pe);
         float a = sqrt_as * p, b = sqrt_bs * pe;
         float xs = a + b;
         if (s->capture_x0) s->capture_x0[k] = p;
