@@ -690,61 +690,41 @@ static void presets(void) {
 }
 
 static const char *mismatched_model(void);
+static void model_with_unet(const char *name, int block1, uint64_t seed, char *dir, size_t cap);
 
-/* PNG bytes of one run of the base arguments plus extra (NULL on failure; *n its size). */
-static char *run_png(const char *tag, char **extra, int n_extra, size_t *n) {
-    char png[4096], err_path[4096];
-    snprintf(png, sizeof png, "%s/unet-%s.png", th_tmpdir(), tag);
+/* One run of the base arguments plus extra, writing th_tmpdir()/unet-<tag>.png into png; 1 when it worked. */
+static int run_png(const char *tag, char **extra, int n_extra, char *png, size_t cap) {
+    char err_path[4096];
+    snprintf(png, cap, "%s/unet-%s.png", th_tmpdir(), tag);
     snprintf(err_path, sizeof err_path, "%s/unet-%s.stderr", th_tmpdir(), tag);
     char *args[MAX_ARGS];
     build_args(args, png, extra, n_extra, CLI_REPLACE);
     int rc = run_cli(NULL, args, err_path);
-    char *err = slurp(err_path), *data = NULL;
+    char *err = slurp(err_path);
     th_check(rc == 0, "%s: exit %d: %s", tag, rc, err);
     free(err);
-    *n = 0;
-    if (rc == 0) th_ok(is_read_file(png, 1 << 24, &data, n), png);
-    return data;
+    return rc == 0;
 }
 
 /* --unet FILE: a single-file UNet replaces the model's unet/ weights (its config stays): the model's own
  * file gives the default run's pixels, another UNet file the pixels of a model folder holding it; one of
  * other shapes fails naming a tensor. */
 static void unet_file(void) {
-    char own[8192], other_dir[4096], other_file[8400], folder[8192], bad[8192];
+    char own[8192], other_dir[4096], other_file[8400], bad[8192];
     snprintf(own, sizeof own, "%s/unet/diffusion_pytorch_model.safetensors", g_model);
-    snprintf(other_dir, sizeof other_dir, "%s/model-other-unet", th_tmpdir());
-    mkdir(other_dir, 0755);
-    const char *parts[] = {"model_index.json", "scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        char from[8192], to[8192];
-        snprintf(from, sizeof from, "%s/%s", g_model, parts[i]);
-        snprintf(to, sizeof to, "%s/%s", other_dir, parts[i]);
-        unlink(to);
-        th_check(symlink(from, to) == 0, "link %s", to);
-    }
-    snprintf(folder, sizeof folder, "%s/unet", other_dir);
-    mkdir(folder, 0755);
-    tm_spec spec;
-    tm_spec_default(&spec);
-    th_ok(tm_write_unet(folder, &spec.unet, 99), "write another UNet of tiny-sdxl's shape");
-    snprintf(other_file, sizeof other_file, "%s/diffusion_pytorch_model.safetensors", folder);
+    model_with_unet("model-other-unet", 0, 99, other_dir, sizeof other_dir);
+    snprintf(other_file, sizeof other_file, "%s/unet/diffusion_pytorch_model.safetensors", other_dir);
     snprintf(bad, sizeof bad, "%s/unet/diffusion_pytorch_model.safetensors", mismatched_model());
     char *f32[] = {"--precision", "f32"};
     char *with_own[] = {"--unet", own, "--precision", "f32"};
     char *with_other[] = {"--unet", other_file, "--precision", "f32"};
     char *in_folder[] = {"--model", other_dir, "--precision", "f32"};
-    size_t n0, n1, n2, n3;
-    char *base = run_png("default", f32, 2, &n0), *a = run_png("own-file", with_own, 4, &n1);
-    char *b = run_png("other-file", with_other, 4, &n2), *c = run_png("other-folder", in_folder, 4, &n3);
+    char p0[4096], p1[4096], p2[4096], p3[4096];
+    int ok = run_png("default", f32, 2, p0, sizeof p0) & run_png("own-file", with_own, 4, p1, sizeof p1) &
+             run_png("other-file", with_other, 4, p2, sizeof p2) & run_png("other-folder", in_folder, 4, p3, sizeof p3);
     /* the PNG's parameters name the UNet file, so compare the decoded pixels */
     is_image ib = {0}, ia = {0}, io = {0}, ic = {0};
-    char p0[4096], p1[4096], p2[4096], p3[4096];
-    snprintf(p0, sizeof p0, "%s/unet-default.png", th_tmpdir());
-    snprintf(p1, sizeof p1, "%s/unet-own-file.png", th_tmpdir());
-    snprintf(p2, sizeof p2, "%s/unet-other-file.png", th_tmpdir());
-    snprintf(p3, sizeof p3, "%s/unet-other-folder.png", th_tmpdir());
-    if (base && a && b && c && th_ok(is_image_load(p0, &ib), p0) && th_ok(is_image_load(p1, &ia), p1) &&
+    if (ok && th_ok(is_image_load(p0, &ib), p0) && th_ok(is_image_load(p1, &ia), p1) &&
         th_ok(is_image_load(p2, &io), p2) && th_ok(is_image_load(p3, &ic), p3)) {
         size_t n = (size_t)ib.width * ib.height * 3;
         th_check(!memcmp(ib.rgb, ia.rgb, n), "--unet with the model's own UNet file gives the default pixels");
@@ -758,10 +738,6 @@ static void unet_file(void) {
     is_image_free(&ia);
     is_image_free(&io);
     is_image_free(&ic);
-    free(base);
-    free(a);
-    free(b);
-    free(c);
     char *missing[] = {"--unet", "/nonexistent/unet.safetensors"};
     free(cli_error("a --unet file that does not exist", "/nonexistent/unet.safetensors", missing, 2, CLI_LOUD));
     char *misfit[] = {"--unet", bad};
@@ -816,11 +792,10 @@ static void canny_cases(void) {
     cJSON_Delete(root);
 }
 
-/* A pipeline folder like tiny-sdxl whose UNet has other block channels (so a ControlNet built for
- * tiny-sdxl does not fit it); returns the folder (static). */
-static const char *mismatched_model(void) {
-    static char dir[4096];
-    snprintf(dir, sizeof dir, "%s/model-unet-32-64-64", th_tmpdir());
+/* th_tmpdir()/name: tiny-sdxl's parts linked, with a generated UNet of tiny-sdxl's shape (seed) whose
+ * block_out_channels[1] is block1 (0: tiny-sdxl's). Writes the folder into dir. */
+static void model_with_unet(const char *name, int block1, uint64_t seed, char *dir, size_t cap) {
+    snprintf(dir, cap, "%s/%s", th_tmpdir(), name);
     mkdir(dir, 0755);
     const char *parts[] = {"model_index.json", "scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -832,11 +807,18 @@ static const char *mismatched_model(void) {
     }
     tm_spec spec;
     tm_spec_default(&spec);
-    spec.unet.block_out_channels[1] = 64;
+    if (block1) spec.unet.block_out_channels[1] = block1;
     char unet[8192];
     snprintf(unet, sizeof unet, "%s/unet", dir);
     mkdir(unet, 0755);
-    th_ok(tm_write_unet(unet, &spec.unet, 7), "write a UNet with block_out_channels [32, 64, 64]");
+    th_ok(tm_write_unet(unet, &spec.unet, seed), unet);
+}
+
+/* A pipeline folder like tiny-sdxl whose UNet has other block channels (so a ControlNet built for
+ * tiny-sdxl does not fit it); returns the folder (static). */
+static const char *mismatched_model(void) {
+    static char dir[4096];
+    model_with_unet("model-unet-32-64-64", 64, 7, dir, sizeof dir);
     return dir;
 }
 
