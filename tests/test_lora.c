@@ -213,16 +213,10 @@ done:
 /* ---------------------------------------------------------------- network cases */
 
 /* One UNet call with loras[0..n) merged, against the case's noise_pred. */
-static void run_unet(const cJSON *c, is_unet *u, const is_st *inputs, const is_lora *loras, int n, const char *tag) {
-    const char *cname = jstr(c, "name");
-    is_st *exp = th_open_expected(GROUP, jstr(c, "expected"));
+/* One UNet evaluation on the group's inputs at case c's timestep (NULL on failure; the caller frees). */
+static float *unet_eval(is_unet *u, const cJSON *c, const is_st *inputs, size_t *n_out, const char *what) {
     const is_tensor *s = th_tensor(inputs, "sample");
-    char what[200];
-    snprintf(what, sizeof what, "%s%s: set LoRAs", cname, tag);
-    if (!exp || !s || !th_ok(is_unet_set_loras(u, loras, n), what)) {
-        is_st_close(exp);
-        return;
-    }
+    if (!s) return NULL;
     is_unet_input in;
     is_unet_input_init(&in);
     in.batch = 1;
@@ -237,13 +231,80 @@ static void run_unet(const cJSON *c, is_unet *u, const is_st *inputs, const is_l
     in.seq_len = (int)(n_ctx / (size_t)is_unet_cross_attention_dim(u));
     in.text_embeds = text;
     in.time_ids = ids;
-    size_t n_out = (size_t)is_unet_out_channels(u) * in.height * in.width;
-    float *noise = calloc(n_out, sizeof(float));
+    *n_out = (size_t)is_unet_out_channels(u) * in.height * in.width;
+    float *noise = calloc(*n_out, sizeof(float));
+    if (!th_ok(is_unet_forward(u, &in, noise), what)) {
+        free(noise);
+        noise = NULL;
+    }
+    free(sample), free(ctx), free(text), free(ids);
+    return noise;
+}
+
+static void run_unet(const cJSON *c, is_unet *u, const is_st *inputs, const is_lora *loras, int n, const char *tag) {
+    const char *cname = jstr(c, "name");
+    is_st *exp = th_open_expected(GROUP, jstr(c, "expected"));
+    char what[200];
+    snprintf(what, sizeof what, "%s%s: set LoRAs", cname, tag);
+    if (!exp || !th_ok(is_unet_set_loras(u, loras, n), what)) {
+        is_st_close(exp);
+        return;
+    }
+    size_t n_out = 0;
     snprintf(what, sizeof what, "%s%s: noise_pred", cname, tag);
-    if (th_ok(is_unet_forward(u, &in, noise), what))
-        compare_out(what, c, "unet", "noise_pred", noise, n_out, th_tensor(exp, "noise_pred"));
-    free(sample), free(ctx), free(text), free(ids), free(noise);
+    float *noise = unet_eval(u, c, inputs, &n_out, what);
+    if (noise) compare_out(what, c, "unet", "noise_pred", noise, n_out, th_tensor(exp, "noise_pred"));
+    free(noise);
     is_st_close(exp);
+}
+
+/* bf16 keeps no f32 copy of a patched weight (the packs hold the merged values) and the state follows the
+ * precision: merging into packs gives the same packs as packing merged copies, bit for bit; removing the
+ * LoRA gives the packs of the file; going back to f32 merges the copies again (the golden's numbers). */
+static void test_bf16_lifecycle(is_unet *u, const is_st *inputs, const cJSON *c) {
+    lora_list l;
+    case_loras(c, &l);
+    const char *cname = jstr(c, "name");
+    size_t n = 0, n2 = 0;
+    float *merged_in_packs = NULL, *packed_merged = NULL, *removed = NULL, *plain = NULL;
+    /* in bf16: merged into the packs */
+    if (!th_ok(is_unet_set_loras(u, l.l, l.n), "bf16 set_loras")) goto done;
+    th_check(is_st_override_count(u->st) == 0, "%s (bf16): no f32 copy is kept (%zu kept)", cname, is_st_override_count(u->st));
+    merged_in_packs = unet_eval(u, c, inputs, &n, "bf16 LoRA in the packs");
+    /* removed in bf16, against packs made from the file */
+    th_ok(is_unet_set_loras(u, NULL, 0), "bf16 LoRAs removed");
+    removed = unet_eval(u, c, inputs, &n2, "bf16 LoRA removed");
+    th_ok(is_unet_set_precision(u, IS_PRECISION_F32), "f32");
+    th_check(is_st_override_count(u->st) == 0, "no LoRA: no copies in f32");
+    th_ok(is_unet_set_precision(u, IS_PRECISION_BF16), "bf16 again");
+    plain = unet_eval(u, c, inputs, &n2, "bf16 plain");
+    th_check(removed && plain && !memcmp(removed, plain, n * sizeof(float)),
+             "%s (bf16): removing the LoRA gives the file's packs, bit for bit", cname);
+    /* merged in f32, then packed */
+    th_ok(is_unet_set_precision(u, IS_PRECISION_F32), "f32");
+    th_ok(is_unet_set_loras(u, l.l, l.n), "f32 set_loras");
+    th_check(is_st_override_count(u->st) > 0, "%s (f32): the patched weights are f32 copies", cname);
+    th_ok(is_unet_set_precision(u, IS_PRECISION_BF16), "bf16 with the LoRA");
+    th_check(is_st_override_count(u->st) == 0, "%s: packing drops the copies (%zu kept)", cname, is_st_override_count(u->st));
+    packed_merged = unet_eval(u, c, inputs, &n2, "bf16 packed from merged copies");
+    th_check(merged_in_packs && packed_merged && !memcmp(merged_in_packs, packed_merged, n * sizeof(float)),
+             "%s (bf16): merging into the packs = packing the merged copies, bit for bit", cname);
+    th_check(merged_in_packs && plain && memcmp(merged_in_packs, plain, n * sizeof(float)), "%s (bf16): the LoRA changes the output", cname);
+    /* back to f32: the copies are merged again, the golden's numbers (g_bf16 is 0: f32 tolerances) */
+    if (th_ok(is_unet_set_precision(u, IS_PRECISION_F32), "f32 with the LoRA")) {
+        size_t m = 0;
+        char what[200];
+        snprintf(what, sizeof what, "%s (f32, merged again on leaving bf16): noise_pred", cname);
+        float *again = unet_eval(u, c, inputs, &m, what);
+        is_st *exp = th_open_expected(GROUP, jstr(c, "expected"));
+        if (again && exp) compare_out(what, c, "unet", "noise_pred", again, m, th_tensor(exp, "noise_pred"));
+        free(again);
+        is_st_close(exp);
+    }
+done:
+    th_ok(is_unet_set_loras(u, NULL, 0), "LoRAs removed");
+    free(merged_in_packs), free(packed_merged), free(removed), free(plain);
+    free_loras(&l);
 }
 
 static void unet_case(const cJSON *c, is_unet *u, const is_st *inputs) {
@@ -560,6 +621,7 @@ int main(void) {
                      is_clip_text_precision(is_sdxl_text_encoder(n.t, 2)) == IS_PRECISION_BF16,
                  "the networks stay in bf16 through set_loras");
         g_bf16 = 0;
+        if (w1) test_bf16_lifecycle(n.u, inputs, w1);
     }
 done:
     is_st_close(inputs);

@@ -445,6 +445,18 @@ void is_st_restore(is_st *st) {
     st->n_ov = 0;
 }
 
+void is_st_restore_tensor(is_st *st, const is_tensor *t) {
+    if (!st || !t || t < st->tensors || t >= st->tensors + st->n_tensors) return;
+    size_t index = (size_t)(t - st->tensors);
+    for (size_t i = 0; i < st->n_ov; i++)
+        if (st->ov[i].index == index) {
+            st->tensors[index] = st->ov[i].orig;
+            free(st->ov[i].data);
+            st->ov[i] = st->ov[--st->n_ov];
+            return;
+        }
+}
+
 size_t is_st_override_count(const is_st *st) { return st ? st->n_ov : 0; }
 
 /* ------------------------------------------------------------------ writer */

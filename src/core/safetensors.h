@@ -44,6 +44,8 @@ is_error *is_st_getf(const is_st *st, const is_tensor **out, int ndim, const int
 is_error *is_st_override_f32(is_st *st, const is_tensor *t, float **data);
 /* Every overridden tensor views the file again; the copies are freed (is_st_close does this too). */
 void is_st_restore(is_st *st);
+/* Only t views the file again (no-op when t is not overridden). */
+void is_st_restore_tensor(is_st *st, const is_tensor *t);
 size_t is_st_override_count(const is_st *st);
 
 /* ---- writer: collects tensors (copies data) and writes the file atomically. */

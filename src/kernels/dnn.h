@@ -54,6 +54,14 @@ size_t is_dnn_packed_bytes(const is_dnn *d);
 is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,
                                  int (*keep)(const char *name), const char *what);
 int is_dnn_is_packed(const is_dnn *d, const is_tensor *w);
+/* The packs as slots 0..is_dnn_pack_slots() (some empty): a slot's sources are the tensors whose values it
+ * holds (the weight, or the parts stacked); is_dnn_pack_sources writes up to cap of them and returns how many
+ * (0: empty slot). is_dnn_repack converts the sources' current values into the slot's pack again (same layout,
+ * same memory: the table does not change), e.g. after their values changed (LoRA). */
+#define IS_DNN_PACK_MAX_SOURCES 4 /* parts of one stacked pack */
+size_t is_dnn_pack_slots(const is_dnn *d);
+int is_dnn_pack_sources(const is_dnn *d, size_t slot, const is_tensor **src, int cap);
+is_error *is_dnn_repack(is_dnn *d, const is_st *st, size_t slot);
 
 /* The operations, same contracts as their f32 counterparts in kernels.h. */
 void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias);

@@ -99,7 +99,9 @@ int is_dnn_is_packed(const is_dnn *d, const is_tensor *w) { return dnn_find_pack
 size_t is_dnn_packed_bytes(const is_dnn *d) { return d ? d->packed_bytes : 0; }
 int64_t is_dnn_fallbacks(const is_dnn *d) { return d ? d->fallbacks : 0; }
 
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md) {
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, const is_tensor *const *src, int nsrc, void *data, size_t bytes,
+                          const dnnl_memory_desc_t *md) {
+    if (nsrc < 1 || nsrc > IS_DNN_PACK_MAX_SOURCES) return is_errorf(IS_E_INTERNAL, "bf16 weight '%s': %d sources", w->name, nsrc);
     if (2 * (d->pack_n + 1) > d->pack_cap) {
         size_t cap = d->pack_cap ? 2 * d->pack_cap : 256;
         dnn_pack *t = calloc(cap, sizeof *t);
@@ -115,7 +117,8 @@ is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t byte
     }
     size_t j = ptr_hash(w, d->pack_cap);
     while (d->packs[j].key) j = (j + 1) & (d->pack_cap - 1);
-    d->packs[j] = (dnn_pack){.key = w, .data = data, .bytes = bytes, .md = *md};
+    d->packs[j] = (dnn_pack){.key = w, .nsrc = nsrc, .data = data, .bytes = bytes, .md = *md};
+    for (int i = 0; i < nsrc; i++) d->packs[j].src[i] = src[i];
     d->pack_n++;
     d->packed_bytes += dnnl_memory_desc_get_size(md);
     return NULL;

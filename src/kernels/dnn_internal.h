@@ -9,6 +9,8 @@
 /* A weight converted to bf16 and reordered into the layout its primitives prefer. */
 typedef struct {
     const is_tensor *key;  /* the tensor it was packed from (NULL: empty slot) */
+    const is_tensor *src[IS_DNN_PACK_MAX_SOURCES]; /* whose values it holds: key itself, or the stacked parts */
+    int nsrc;
     void *data;
     size_t bytes;          /* allocated for data (dnn_alloc) */
     dnnl_memory_desc_t md; /* the packed layout */
@@ -56,8 +58,10 @@ struct is_dnn {
 enum { DNN_MATMUL = 1, DNN_CONV, DNN_ATT_QK, DNN_ATT_PV, DNN_REORDER };
 
 const dnn_pack *dnn_find_pack(const is_dnn *d, const is_tensor *w);
-/* Add w's packed data (dnn_alloc'ed, bytes long, layout md) to the table, which grows at half load. */
-is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, void *data, size_t bytes, const dnnl_memory_desc_t *md);
+/* Add w's packed data (dnn_alloc'ed, bytes long, layout md; made from the values of src[0..nsrc)) to the table,
+ * which grows at half load. */
+is_error *dnn_pack_insert(is_dnn *d, const is_tensor *w, const is_tensor *const *src, int nsrc, void *data, size_t bytes,
+                          const dnnl_memory_desc_t *md);
 /* Move w's packed data into layout md (when a primitive of another shape wants another blocking:
  * convolutions choose theirs by image width). Returns the updated pack, or NULL on failure. */
 const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memory_desc_t *md);

@@ -57,6 +57,37 @@ static int preferred_layout(is_dnn *d, const is_tensor *w, dnnl_memory_desc_t *m
     return 0;
 }
 
+/* The values of src[0..n) one after the other (rows of a stacked weight), in bf16, reordered into `data` of
+ * layout md: w is the key (its shape decides the plain layout). */
+static is_error *convert_into(is_dnn *d, const is_tensor *w, const is_tensor *const *src, int n,
+                              const dnnl_memory_desc_t *md, void *data) {
+    dnnl_memory_desc_t plain;
+    if (w->ndim == 2) {
+        dnnl_dims_t wd = {w->shape[1], w->shape[0]};
+        dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_bf16, dnnl_ba);
+    } else {
+        dnnl_dims_t wd = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
+        dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_bf16, dnnl_oihw);
+    }
+    float *f32 = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * (sizeof(float) + sizeof(uint16_t)));
+    if (!f32) return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16", w->file, w->name);
+    /* stored dtype -> f32 -> bf16 (plain), then oneDNN reorders into the packed layout. */
+    uint16_t *bf = (uint16_t *)(f32 + w->numel);
+    for (int i = 0, at = 0; i < n; at += (int)src[i]->numel, i++) is_tensor_to_f32(src[i], f32 + at);
+    is_f32_to_bf16_n(bf, f32, w->numel);
+    int64_t key[DNN_KEY_N] = {DNN_REORDER, w->ndim, w->shape[0], w->shape[1], w->ndim == 4 ? w->shape[2] : 0,
+                              w->ndim == 4 ? w->shape[3] : 0};
+    dnn_prim *r = dnn_prim_find(d, key, md);
+    if (!r) {
+        dnnl_primitive_desc_t pd = NULL;
+        if (dnnl_reorder_primitive_desc_create(&pd, &plain, d->engine, md, d->engine, NULL) != dnnl_success) pd = NULL;
+        r = dnn_prim_add(d, key, md, pd);
+    }
+    if (!r || !r->ok || dnn_prim_run(d, r, bf, NULL, NULL, data))
+        return is_errorf(IS_E_INTERNAL, "%s: oneDNN could not reorder tensor '%s' into its bf16 layout", w->file, w->name);
+    return NULL;
+}
+
 /* Pack w, whose values are w's own data or (parts != NULL) the rows of parts[0..nparts) one after the other. */
 static is_error *pack(is_dnn *d, const is_st *st, const is_tensor *w, const is_tensor *const *parts, int nparts) {
     if (!d || !w) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack: NULL argument");
@@ -65,53 +96,42 @@ static is_error *pack(is_dnn *d, const is_st *st, const is_tensor *w, const is_t
         (w->dtype != IS_DT_F32 && w->dtype != IS_DT_F16 && w->dtype != IS_DT_BF16))
         return is_errorf(IS_E_SHAPE, "%s: tensor '%s' cannot be packed for bf16 (needs a 2-D or 4-D float weight)",
                          w->file, w->name);
-    dnnl_memory_desc_t packed, plain;
+    dnnl_memory_desc_t packed;
     if (preferred_layout(d, w, &packed))
         return is_errorf(IS_E_UNSUPPORTED, "%s: tensor '%s': oneDNN has no bf16 primitive for its shape", w->file,
                          w->name);
-    if (w->ndim == 2) {
-        dnnl_dims_t wd = {w->shape[1], w->shape[0]};
-        dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_bf16, dnnl_ba);
-    } else {
-        dnnl_dims_t wd = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
-        dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_bf16, dnnl_oihw);
-    }
     size_t bytes = dnnl_memory_desc_get_size(&packed);
     void *data = dnn_alloc(bytes);
-    float *f32 = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * (sizeof(float) + sizeof(uint16_t)));
-    if (!data || !f32) {
-        dnn_dealloc(data, bytes);
+    if (!data)
         return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16 (%.1f MiB)", w->file, w->name,
                          (double)bytes / (1 << 20));
-    }
-    /* stored dtype -> f32 -> bf16 (plain), then oneDNN reorders into the packed layout. */
-    uint16_t *bf = (uint16_t *)(f32 + w->numel);
-    if (parts)
-        for (int i = 0, at = 0; i < nparts; at += (int)parts[i]->numel, i++) is_tensor_to_f32(parts[i], f32 + at);
-    else
-        is_tensor_to_f32(w, f32);
-    is_f32_to_bf16_n(bf, f32, w->numel);
-    int64_t key[DNN_KEY_N] = {DNN_REORDER, w->ndim, w->shape[0], w->shape[1], w->ndim == 4 ? w->shape[2] : 0,
-                              w->ndim == 4 ? w->shape[3] : 0};
-    dnn_prim *r = dnn_prim_find(d, key, &packed);
-    if (!r) {
-        dnnl_primitive_desc_t pd = NULL;
-        if (dnnl_reorder_primitive_desc_create(&pd, &plain, d->engine, &packed, d->engine, NULL) != dnnl_success)
-            pd = NULL;
-        r = dnn_prim_add(d, key, &packed, pd);
-    }
-    if (!r || !r->ok || dnn_prim_run(d, r, bf, NULL, NULL, data)) {
-        dnn_dealloc(data, bytes);
-        return is_errorf(IS_E_INTERNAL, "%s: oneDNN could not reorder tensor '%s' into its bf16 layout", w->file,
-                         w->name);
-    }
-    is_error *e = dnn_pack_insert(d, w, data, bytes, &packed);
+    const is_tensor *self[1] = {w};
+    const is_tensor *const *src = parts ? parts : self;
+    int n = parts ? nparts : 1;
+    is_error *e = convert_into(d, w, src, n, &packed, data);
+    if (!e) e = dnn_pack_insert(d, w, src, n, data, bytes, &packed);
     if (e) {
         dnn_dealloc(data, bytes);
         return e;
     }
-    if (!parts) is_st_drop_pages(st, w);
-    for (int i = 0; i < nparts; i++) is_st_drop_pages(st, parts[i]); /* read again for the stacking */
+    for (int i = 0; i < n; i++) is_st_drop_pages(st, src[i]); /* read again for another stacking */
+    return NULL;
+}
+
+size_t is_dnn_pack_slots(const is_dnn *d) { return d ? d->pack_cap : 0; }
+
+int is_dnn_pack_sources(const is_dnn *d, size_t slot, const is_tensor **src, int cap) {
+    if (!d || slot >= d->pack_cap || !d->packs[slot].key) return 0;
+    const dnn_pack *p = &d->packs[slot];
+    for (int i = 0; i < p->nsrc && i < cap; i++) src[i] = p->src[i];
+    return p->nsrc;
+}
+
+is_error *is_dnn_repack(is_dnn *d, const is_st *st, size_t slot) {
+    if (!d || slot >= d->pack_cap || !d->packs[slot].key) return is_errorf(IS_E_ARGUMENT, "is_dnn_repack: no such pack");
+    dnn_pack *p = &d->packs[slot];
+    IS_TRY(convert_into(d, p->key, p->src, p->nsrc, &p->md, p->data)); /* same layout, same buffer */
+    for (int i = 0; i < p->nsrc; i++) is_st_drop_pages(st, p->src[i]);
     return NULL;
 }
 
@@ -199,7 +219,7 @@ void is_dnn_forget(is_dnn *d, const is_tensor *w) {
         d->packs[j] = (dnn_pack){0}; /* the data moves with the entry */
         d->pack_n--;
         d->packed_bytes -= dnnl_memory_desc_get_size(&moved.md);
-        dnn_pack_insert(d, moved.key, moved.data, moved.bytes, &moved.md); /* the table does not grow: cannot fail */
+        dnn_pack_insert(d, moved.key, moved.src, moved.nsrc, moved.data, moved.bytes, &moved.md); /* the table does not grow: cannot fail */
     }
 }
 

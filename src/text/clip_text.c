@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "kernels/kernels.h"
+#include "lora/lora.h"
 #include "text/clip_text.h"
 
 struct is_clip_text {
@@ -21,6 +22,7 @@ struct is_clip_text {
     is_clip_encoder enc; /* hidden/inter/heads/n_layers, eps, act, layers */
     const is_tensor *tok_emb, *pos_emb, *final_w, *final_b, *proj;
     is_clip_scratch s; /* [max_pos, ...] */
+    lora_state *lora;  /* the LoRAs merged into st or the packs, or NULL */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -109,6 +111,7 @@ is_error *is_clip_text_load(const char *dir, is_clip_text **out) {
 
 void is_clip_text_free(is_clip_text *m) {
     if (!m) return;
+    lora_state_free(m->lora);
     is_st_close(m->st);
     is_clip_encoder_free(&m->enc);
     is_clip_scratch_free(&m->s);
@@ -118,8 +121,13 @@ void is_clip_text_free(is_clip_text *m) {
 
 is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p) {
     if (!m) return is_errorf(IS_E_ARGUMENT, "is_clip_text_set_precision: NULL model");
-    return is_clip_encoder_set_precision(&m->enc, m->st, p, "CLIP text encoder");
+    is_precision before = is_clip_text_precision(m);
+    IS_TRY(is_clip_encoder_set_precision(&m->enc, m->st, p, "CLIP text encoder"));
+    return before == is_clip_text_precision(m) ? NULL : lora_state_precision_changed(&m->lora, m->st, m->enc.dnn);
 }
+
+is_dnn *clip_text_dnn(is_clip_text *m) { return m->enc.dnn; }
+lora_state **clip_text_lora_slot(is_clip_text *m) { return &m->lora; }
 
 int is_clip_text_hidden_size(const is_clip_text *m) { return m->enc.hidden; }
 int is_clip_text_projection_dim(const is_clip_text *m) { return m->proj_dim; }

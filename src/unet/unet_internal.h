@@ -146,6 +146,7 @@ struct is_unet {
     int has_ip;
     unet_workspace ws;
     is_dnn *dnn;                 /* bf16 path with packed weights, or NULL: f32 */
+    struct lora_state *lora;     /* the LoRAs merged into st or the packs, or NULL (src/lora) */
 };
 
 /* unet_model.c: config.json + weights of dir, without wrapping errors (the caller names the model). */

@@ -5,6 +5,7 @@
 
 #include "core/fileio.h"
 #include "kernels/kernels.h"
+#include "lora/lora.h"
 #include "unet/unet_internal.h"
 
 /* weights: a single .safetensors file replacing the folder's weights (NULL: the folder's own). */
@@ -67,6 +68,7 @@ void is_unet_release_workspace(is_unet *u) {
 
 void is_unet_free(is_unet *u) {
     if (!u) return;
+    lora_state_free(u->lora);
     unet_ip_adapter_free(u);
     is_dnn_free(u->dnn);
     unet_workspace_free(&u->ws);
@@ -119,11 +121,13 @@ is_error *is_unet_set_ip_scale(is_unet *u, const char *spec, float scale) {
 
 is_error *is_unet_set_precision(is_unet *u, is_precision p) {
     if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_precision: NULL UNet");
+    is_precision before = is_unet_precision(u);
     const is_st *sts[1] = {u->st};
     IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, unet_pack_individually, "UNet"));
     IS_TRY(unet_pack_fused_qkv(u));
     if (u->dnn && u->has_ip) IS_TRY(is_dnn_pack_st(u->dnn, u->ip.st, unet_ip_is_projection));
-    return unet_ip_pack_layers(u);
+    IS_TRY(unet_ip_pack_layers(u));
+    return before == is_unet_precision(u) ? NULL : lora_state_precision_changed(&u->lora, u->st, u->dnn);
 }
 
 is_precision is_unet_precision(const is_unet *u) { return u && u->dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }
