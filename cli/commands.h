@@ -25,4 +25,6 @@ int is_cmd_list_blocks(int argc, char **argv);
 
 int is_cmd_canny(int argc, char **argv);
 
+int is_cmd_serve(int argc, char **argv);
+
 #endif

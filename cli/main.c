@@ -12,6 +12,7 @@ static const is_cli_command commands[] = {
     {"list-blocks", "list the UNet's cross-attention layers and their IP-Adapter scales", is_cmd_list_blocks},
     {"generate", "make an image from a prompt, in the style of an image", is_cmd_generate},
     {"canny", "write the Canny edge map of an image (a ControlNet control image)", is_cmd_canny},
+    {"serve", "HTTP server: A1111-compatible API, job API and a web page", is_cmd_serve},
     {NULL, NULL, NULL},
 };
 

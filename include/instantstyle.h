@@ -94,6 +94,8 @@ IS_API is_precision is_precision_resolve(is_precision want, char *why, size_t wh
 typedef struct { int width, height; uint8_t *rgb; } is_image;
 /* PNG or JPEG, detected by content. Errors name the file and the problem (unreadable, truncated, unsupported). */
 IS_API is_error *is_image_load(const char *path, is_image *out);
+/* The same from a PNG or JPEG file's bytes in memory (e.g. a base64 upload); `what` names them in messages. */
+IS_API is_error *is_image_decode(const uint8_t *data, size_t size, const char *what, is_image *out);
 IS_API void is_image_free(is_image *img);
 /* Decompression-bomb guard, as Pillow's (docs/LIMITS.md): is_image_load (and is_generate's style image)
  * refuses, from the header and before decoding anything, an image of more than is_get_max_image_pixels()
@@ -266,6 +268,8 @@ IS_API void is_image_result_free(is_image_result *r);
 /* PNG with an A1111-style "parameters" text chunk describing params; written atomically. */
 IS_API is_error *is_save_png(const char *path, const is_image_result *img, const is_pipeline *p,
                              const is_generate_params *params);
+/* The A1111 "parameters" text those PNGs carry (malloc'ed, free() it; NULL when out of memory). */
+IS_API char *is_parameters_text(const is_image_result *img, const is_pipeline *p, const is_generate_params *params);
 /* The same PNG bytes in memory (*data malloc'ed, free() it). */
 IS_API is_error *is_encode_png(const is_image_result *img, const is_pipeline *p, const is_generate_params *params,
                                uint8_t **data, size_t *size);

@@ -257,3 +257,8 @@ is_error *is_save_png(const char *path, const is_image_result *img, const is_pip
     free(data);
     return e;
 }
+
+char *is_parameters_text(const is_image_result *img, const is_pipeline *p, const is_generate_params *params) {
+    if (!img || !params) return NULL;
+    return is_format_parameters(p, params, img->width, img->height, img->precision);
+}

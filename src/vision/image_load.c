@@ -44,6 +44,8 @@ is_error *is_image_alloc(const char *path, long long width, long long height, is
     return NULL;
 }
 
+static is_error *image_decode(const char *what, const uint8_t *bytes, size_t n, is_image *out, is_image_info *info);
+
 is_error *is_image_load_info(const char *path, is_image *out, is_image_info *info) {
     is_image_info local;
     if (!info) info = &local;
@@ -54,20 +56,34 @@ is_error *is_image_load_info(const char *path, is_image *out, is_image_info *inf
     char *data = NULL;
     size_t n = 0;
     IS_TRY(is_read_file(path, IS_IMAGE_MAX_FILE_BYTES, &data, &n));
-    const uint8_t *bytes = (const uint8_t *)data;
+    is_error *e = image_decode(path, (const uint8_t *)data, n, out, info);
+    free(data);
+    return e;
+}
+
+/* PNG or JPEG by content; `what` names the bytes in messages. */
+static is_error *image_decode(const char *what, const uint8_t *bytes, size_t n, is_image *out, is_image_info *info) {
     is_error *e;
     if (n == 0) {
-        e = is_errorf(IS_E_FORMAT, "%s: file is empty (0 bytes), not an image", path);
+        e = is_errorf(IS_E_FORMAT, "%s: file is empty (0 bytes), not an image", what);
     } else if (n >= 8 && memcmp(bytes, png_magic, 8) == 0) {
-        e = is_png_decode(path, bytes, n, out, info);
+        e = is_png_decode(what, bytes, n, out, info);
     } else if (n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
-        e = is_jpeg_decode(path, bytes, n, out, info);
+        e = is_jpeg_decode(what, bytes, n, out, info);
     } else {
-        e = is_errorf(IS_E_UNSUPPORTED, "%s: unsupported image format (neither PNG nor JPEG by content)", path);
+        e = is_errorf(IS_E_UNSUPPORTED, "%s: unsupported image format (neither PNG nor JPEG by content)", what);
     }
-    free(data);
     if (e) is_image_free(out);
     return e;
+}
+
+is_error *is_image_decode(const uint8_t *data, size_t size, const char *what, is_image *out) {
+    if (!out) return is_errorf(IS_E_ARGUMENT, "is_image_decode: no output image given");
+    memset(out, 0, sizeof *out);
+    if (!data && size) return is_errorf(IS_E_ARGUMENT, "is_image_decode: no data given");
+    is_image_info info;
+    memset(&info, 0, sizeof info);
+    return image_decode(what ? what : "image", data, size, out, &info);
 }
 
 is_error *is_image_load(const char *path, is_image *out) { return is_image_load_info(path, out, NULL); }
