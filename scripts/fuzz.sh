@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet config_vae
-  config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli)
+  config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli server_request)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 coverage=0
 if [ "${1:-}" = "--coverage" ]; then coverage=1; shift; set -- 0 "$@"; fi
@@ -188,7 +188,7 @@ for h in "${harnesses[@]}"; do
   # Long regression inputs are replayed whole above; fuzzing mutates shorter ones (faster executions).
   case $h in
     tokenizer) extra+=(-max_len=8192) ;;
-    png | jpeg) extra+=(-max_len=65536) ;;
+    png | jpeg | server_request) extra+=(-max_len=65536) ;;
   esac
   if "$bin" "${common[@]}" -max_total_time="$seconds" -dict="tests/fuzz/$h.dict" "${extra[@]}" \
     "$work" "${dirs[@]}" >"$log" 2>&1; then
