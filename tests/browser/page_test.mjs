@@ -203,14 +203,14 @@ async function main() {
 
   /* ---- 1. a generation with a style image ---- */
   const sampler = samplerOptions.includes('euler') ? 'euler' : samplerOptions[0];
-  const steps1 = 6;
+  const steps1 = 5;
   await step('fill the form', async () => {
     await page.fill('#prompt', 'a cat sitting on a chair');
     await page.fill('#negative_prompt', 'blurry');
     await page.fill('#width', '64');
     await page.fill('#height', '64');
     await page.fill('#steps', String(steps1));
-    await page.fill('#cfg', '5');
+    await page.fill('#cfg', '1'); // <= 1: one UNet evaluation per step, half the time
     await page.selectOption('#sampler', sampler);
     await page.fill('#seed', '42');
     await page.selectOption('#style_mode', 'style');
@@ -232,11 +232,11 @@ async function main() {
     const r = document.getElementById('result');
     return r.getAttribute('src') && r.complete && r.naturalWidth > 0 &&
       document.getElementById('progress_text').dataset.state === 'done';
-  }, null, { timeout: 30000 }));
+  }, null, { timeout: 40000 }));
   const rec1 = await stopRecording(page);
   const body1 = posted[0] || {};
   check(posted.length === 1 && body1.prompt === 'a cat sitting on a chair' && body1.negative_prompt === 'blurry' &&
-    body1.width === 64 && body1.height === 64 && body1.steps === steps1 && body1.cfg === 5 && body1.sampler === sampler &&
+    body1.width === 64 && body1.height === 64 && body1.steps === steps1 && body1.cfg === 1 && body1.sampler === sampler &&
     body1.seed === 42 && body1.style_mode === 'style' && body1.ip_scale === 0.8 &&
     body1.content_prompt === 'a landscape' && body1.content_scale === 0.5,
     'POST /v1/jobs body carries the form fields as JSON numbers and strings',
@@ -291,8 +291,7 @@ async function main() {
   /* ---- 2. a long generation, cancelled from the page; custom style spec ---- */
   const spec = '{"up": {"block_0": [0.0, 1.0, 0.0]}}';
   await step('fill the form for a long run', async () => {
-    await page.fill('#width', '128');
-    await page.fill('#height', '128');
+    await page.fill('#content_prompt', '');
     await page.fill('#steps', '150');
     await page.fill('#seed', '-1');
     await page.selectOption('#style_mode', 'custom');
@@ -304,7 +303,7 @@ async function main() {
   await step('long run starts', () => page.waitForFunction(() => {
     const t = document.getElementById('progress_text');
     return t.dataset.state === 'running' && /\b[1-9]\d*\/150\b/.test(t.textContent);
-  }, null, { timeout: 20000 }));
+  }, null, { timeout: 30000 }));
   const body2 = posted[1] || {};
   check(body2.style_mode === spec && body2.steps === 150 && body2.seed === -1,
     'custom spec sent as style_mode', JSON.stringify({ style_mode: body2.style_mode, steps: body2.steps, seed: body2.seed }));
@@ -351,6 +350,28 @@ async function main() {
   const err2 = await page.textContent('#error');
   check(/width/.test(err2) && !(await page.getAttribute('#steps', 'aria-invalid')),
     `width ${big} > max_size: error names width, steps no longer highlighted ("${err2}")`);
+
+  await page.fill('#width', '64');
+  await page.fill('#prompt', '');
+  await page.click('#generate');
+  await step('empty prompt error shown', () => page.waitForFunction(() =>
+    document.getElementById('prompt').getAttribute('aria-invalid') === 'true', null, { timeout: 10000 }));
+  const err3 = await page.textContent('#error');
+  check(/prompt/.test(err3) && !(await page.getAttribute('#width', 'aria-invalid')),
+    `empty prompt: error names prompt, width no longer highlighted ("${err3}")`);
+
+  // A block spec the server cannot read: refused at once or a failed job; either way a visible error.
+  await page.fill('#prompt', 'a cat sitting on a chair');
+  await page.selectOption('#style_mode', 'custom');
+  await page.fill('#style_spec', 'bogus{');
+  await page.click('#generate');
+  await step('bad spec error shown', () => page.waitForFunction(() => {
+    const t = document.getElementById('progress_text').dataset.state;
+    return /bogus/.test(document.getElementById('error').textContent) && (t === 'failed' || t === 'idle') &&
+      !document.getElementById('generate').disabled;
+  }, null, { timeout: 20000 }));
+  const err4 = await page.textContent('#error');
+  check(err4.length > 0, `custom spec "bogus{": visible error ("${err4.slice(0, 100)}...")`);
 
   check(pageErrors.length === 0, 'no uncaught errors in the page', pageErrors.join(' | '));
   await browser.close();
