@@ -26,6 +26,7 @@ const char *const is_gen_help_text =
     "style (InstantStyle):\n"
     "  --style-image FILE       PNG or JPEG whose style to use (needs --ip-adapter; one image)\n"
     "  --ip-scale X             IP-Adapter strength, multiplies every block value (default 1.0)\n"
+    "  --ip-start A, --ip-end B the fraction of the steps the IP-Adapter acts in (default 0 and 1)\n"
     "  --style-blocks SPEC      where the style is injected (default style): style | style+layout | all |\n"
     "                           a diffusers set_ip_adapter_scale dict, e.g.\n"
     "                           '{\"up\": {\"block_0\": [0.0, 1.0, 0.0]}}' | ComfyUI '6:1' |\n"
@@ -106,7 +107,7 @@ static const char *const value_options[] = {
     "--seed", "--original-size", "--crop-top", "--crop-left", "--target-size", "--out", "--vae-tiling",
     "--dump-tensors", "--threads", "--precision", "--max-image-pixels", "--init-image", "--strength", "--mask-image",
     "--controlnet", "--control-image", "--control-canny", "--canny-low", "--canny-high", "--control-scale",
-    "--control-start", "--control-end", "--preset", "--unet", NULL};
+    "--control-start", "--control-end", "--preset", "--unet", "--ip-start", "--ip-end", NULL};
 
 static const char *canonical(const char *a) { return !strcmp(a, "-o") ? "--out" : a; }
 
@@ -255,6 +256,8 @@ static is_error *set_value(is_gen_options *o, const char *a, const char *v) {
     if (!strcmp(a, "--preset")) return NULL; /* applied before the other options */
     if (!strcmp(a, "--strength")) return set_fraction(a, v, 0, &gp->strength);
     if (!strcmp(a, "--control-start")) return set_fraction(a, v, 1, &gp->control_start);
+    if (!strcmp(a, "--ip-start")) return set_fraction(a, v, 1, &gp->ip_start);
+    if (!strcmp(a, "--ip-end")) return set_fraction(a, v, 1, &gp->ip_end);
     if (!strcmp(a, "--control-end")) return set_fraction(a, v, 1, &gp->control_end);
     if (!strcmp(a, "--control-scale")) return is_arg_float(a, v, &gp->control_scale);
     if (!strcmp(a, "--canny-low")) return is_arg_double(a, v, &gp->canny_low);

@@ -204,6 +204,8 @@ typedef struct {
     const char *style_blocks;      /* "style", "style+layout", "all", diffusers dict, ComfyUI or short form */
     const char *content_prompt;    /* NULL: no content subtraction */
     float content_scale;
+    double ip_start, ip_end;       /* fraction of the steps the IP-Adapter acts in, default 0 and 1 (sd-webui-controlnet's
+                                      guidance_start / guidance_end of an IP-Adapter unit); outside, no image tokens */
     int original_width, original_height;  /* SDXL size conditioning; 0: the output size */
     int crop_top, crop_left;
     int target_width, target_height;      /* 0: the output size */

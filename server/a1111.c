@@ -88,6 +88,10 @@ static enum MHD_Result generate(srv *s, struct MHD_Connection *c, int img2img, c
     const cJSON *si = b ? cJSON_GetObjectItemCaseSensitive(b, "send_images") : NULL;
     if (cJSON_IsFalse(si)) send_images = 0;
     cJSON_Delete(b);
+    if (r && srv_check_style_blocks(s, r->style_blocks, "alwayson_scripts.controlnet.args.style_blocks", &e)) {
+        srv_request_free(r);
+        r = NULL;
+    }
     if (!r) return srv_reply_error(c, &e);
     srv_job *j = jobs_submit(s->jobs, r, client_fd(c), NULL);
     if (!j) {

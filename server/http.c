@@ -153,7 +153,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rc) return MHD_NO;
         *con_cls = rc;
         const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (len && strtoull(len, NULL, 10) > s->cfg->max_body) rc->too_large = 1;
+        if (len && strtoull(len, NULL, 10) > s->cfg->max_body) { /* answered now: the body is never read */
+            rc->too_large = 1;
+            srv_err e;
+            srv_fail(&e, 413, "", "request body of %s bytes, over %zu (--max-body-mb)", len, s->cfg->max_body);
+            return srv_reply_error(c, &e);
+        }
         return MHD_YES;
     }
     if (*upload_n) {
@@ -214,6 +219,29 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* ---- block specs, checked on arrival */
+
+int srv_check_style_blocks(srv *s, const char *spec, const char *field, srv_err *e) {
+    if (!spec || !s->spec_unet) return 0;
+    pthread_mutex_lock(&s->spec_mu);
+    is_error *err = is_unet_set_ip_scale(s->spec_unet, spec, 1.0f);
+    pthread_mutex_unlock(&s->spec_mu);
+    if (!err) return 0;
+    srv_fail(e, 400, field, "%s: %s", field, is_error_message(err));
+    is_error_free(err);
+    return -1;
+}
+
+/* The UNet's module table for srv_check_style_blocks (NULL when it cannot be opened: the job reports it). */
+static is_unet *open_spec_unet(const srv_config *cfg) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/unet", cfg->pipeline.model_dir);
+    is_unet *u = NULL;
+    is_error *err = cfg->pipeline.unet_file ? is_unet_load_file(dir, cfg->pipeline.unet_file, &u) : is_unet_load(dir, &u);
+    is_error_free(err);
+    return u;
+}
+
 /* ---- the process */
 
 static is_error *load_pipeline(const srv_config *cfg, is_pipeline **out) {
@@ -246,8 +274,11 @@ is_error *srv_run(const srv_config *cfg, FILE *out) {
 
     srv s = {.cfg = cfg, .started = srv_now()};
     IS_TRY(load_pipeline(cfg, &s.pipeline));
+    s.spec_unet = open_spec_unet(cfg);
+    pthread_mutex_init(&s.spec_mu, NULL);
     s.jobs = jobs_start(s.pipeline, cfg->queue, 64);
     if (!s.jobs) {
+        is_unet_free(s.spec_unet);
         is_pipeline_free(s.pipeline);
         return is_errorf(IS_E_NOMEM, "starting the job queue");
     }
@@ -258,6 +289,7 @@ is_error *srv_run(const srv_config *cfg, FILE *out) {
     if (!d) {
         jobs_shutdown(s.jobs);
         jobs_free(s.jobs);
+        is_unet_free(s.spec_unet);
         is_pipeline_free(s.pipeline);
         return is_errorf(IS_E_IO, "cannot listen on %s port %d (in use, or not an address of this machine?)", cfg->host,
                          cfg->port);
@@ -276,6 +308,8 @@ is_error *srv_run(const srv_config *cfg, FILE *out) {
     jobs_shutdown(s.jobs);   /* cancels the running job, drops the queue, wakes every waiter */
     MHD_stop_daemon(d);      /* joins the connection threads (they answer and let go of their jobs) */
     jobs_free(s.jobs);
+    is_unet_free(s.spec_unet);
+    pthread_mutex_destroy(&s.spec_mu);
     is_pipeline_free(s.pipeline);
     return NULL;
 }

@@ -335,7 +335,9 @@ void jobs_snapshot(srv_jobs *q, srv_job *j, job_snapshot *s) {
         for (srv_job *x = q->head; x && x != j; x = x->next) k++;
         s->position = k;
     }
-    s->step = j->step, s->total = j->total, s->image_no = j->image_no;
+    /* before it runs, the steps asked for (img2img runs int(steps * strength) of them: the count the sampler
+     * reports replaces it) */
+    s->step = j->step, s->total = j->total ? j->total : j->req->gp.steps, s->image_no = j->image_no;
     s->n_images = j->req->n_images, s->n_done = j->n_done;
     s->created = j->created, s->started = j->started, s->finished = j->finished;
     s->interrupted = j->interrupted;

@@ -19,6 +19,18 @@ static void add_time(cJSON *o, const char *key, double t) {
     else cJSON_AddNullToObject(o, key);
 }
 
+/* Jobs ahead: a number while queued, 0 once running, null when finished. */
+static void add_position(cJSON *o, const job_snapshot *sn) {
+    if (sn->state == JOB_QUEUED || sn->state == JOB_RUNNING) cJSON_AddNumberToObject(o, "position", sn->state == JOB_QUEUED ? sn->position : 0);
+    else cJSON_AddNullToObject(o, "position");
+}
+
+/* Seconds left: null until a step has run (nothing to go by), 0 when finished. */
+static void add_eta(cJSON *o, const job_snapshot *sn) {
+    if (sn->state == JOB_QUEUED || (sn->state == JOB_RUNNING && sn->step == 0 && sn->image_no == 0)) cJSON_AddNullToObject(o, "eta_seconds");
+    else cJSON_AddNumberToObject(o, "eta_seconds", sn->eta_s);
+}
+
 cJSON *srv_job_json(srv *s, srv_job *j) {
     job_snapshot sn;
     jobs_snapshot(s->jobs, j, &sn);
@@ -26,14 +38,14 @@ cJSON *srv_job_json(srv *s, srv_job *j) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", job_id(j));
     cJSON_AddStringToObject(o, "state", job_state_name(sn.state));
-    if (sn.position >= 0) cJSON_AddNumberToObject(o, "position", sn.position);
+    add_position(o, &sn);
     cJSON *p = cJSON_AddObjectToObject(o, "progress");
     cJSON_AddNumberToObject(p, "step", sn.step);
     cJSON_AddNumberToObject(p, "total", sn.total);
     cJSON_AddNumberToObject(p, "image", sn.image_no);
     cJSON_AddNumberToObject(p, "images", sn.n_images);
     cJSON_AddNumberToObject(p, "fraction", sn.fraction);
-    cJSON_AddNumberToObject(p, "eta_seconds", sn.eta_s);
+    add_eta(p, &sn);
     add_time(o, "created", sn.created);
     add_time(o, "started", sn.started);
     add_time(o, "finished", sn.finished);
@@ -100,6 +112,10 @@ static enum MHD_Result submit(srv *s, struct MHD_Connection *c, const char *body
     cJSON *b = srv_parse_body(body, n, &e);
     srv_request *r = b ? srv_parse_native(b, s->cfg, &e) : NULL;
     cJSON_Delete(b);
+    if (r && srv_check_style_blocks(s, r->style_blocks, "style_mode", &e)) {
+        srv_request_free(r);
+        r = NULL;
+    }
     if (!r) return srv_reply_error(c, &e);
     int position = 0;
     srv_job *j = jobs_submit(s->jobs, r, -1, &position);
@@ -178,8 +194,8 @@ static void next_event(stream *st) {
     cJSON_AddNumberToObject(o, "image", sn.image_no);
     cJSON_AddNumberToObject(o, "images", sn.n_images);
     cJSON_AddNumberToObject(o, "fraction", sn.fraction);
-    cJSON_AddNumberToObject(o, "eta_seconds", sn.eta_s);
-    if (sn.position >= 0) cJSON_AddNumberToObject(o, "position", sn.position);
+    add_eta(o, &sn);
+    add_position(o, &sn);
     set_pending(st, "progress", cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
 }

@@ -151,7 +151,7 @@ static int read_seed(const cJSON *o, const char *key, srv_request *r, srv_err *e
 /* ---- native */
 
 static const char *const native_fields[] = {"prompt", "negative_prompt", "width", "height", "steps", "cfg", "sampler",
-                                            "karras", "seed", "style_image", "style_mode", "ip_scale",
+                                            "karras", "seed", "style_image", "style_mode", "ip_scale", "ip_start", "ip_end",
                                             "content_prompt", "content_scale", "preset", "init_image", "strength",
                                             "mask_image", NULL};
 
@@ -205,6 +205,12 @@ static int parse_native(const cJSON *b, const srv_config *cfg, srv_request *r, s
     if (field_str(b, "style_mode", 4096, &r->style_blocks, e) < 0) return -1;
     if ((rc = field_num(b, "ip_scale", 0, 10, &d, e)) < 0) return -1;
     if (rc) g->ip_scale = (float)d;
+    if ((rc = field_num(b, "ip_start", 0, 1, &d, e)) < 0) return -1;
+    if (rc) g->ip_start = d;
+    if ((rc = field_num(b, "ip_end", 0, 1, &d, e)) < 0) return -1;
+    if (rc) g->ip_end = d;
+    if (g->ip_start >= g->ip_end)
+        return srv_fail(e, 400, "ip_start", "ip_start: must be smaller than ip_end (got %g and %g)", g->ip_start, g->ip_end);
     if (field_str(b, "content_prompt", SRV_MAX_TEXT, &r->content_prompt, e) < 0) return -1;
     if ((rc = field_num(b, "content_scale", -10, 10, &d, e)) < 0) return -1;
     if (rc) g->content_scale = (float)d;
@@ -359,10 +365,12 @@ static int controlnet_unit(const cJSON *u, int i, srv_request *r, int *seen, srv
     const cJSON *gs = cJSON_GetObjectItemCaseSensitive(u, "guidance_start"), *ge = cJSON_GetObjectItemCaseSensitive(u, "guidance_end");
     if (cJSON_IsNumber(gs)) start = gs->valuedouble;
     if (cJSON_IsNumber(ge)) end = ge->valuedouble;
-    if (start != 0 || end != 1) {
-        snprintf(g, sizeof g, "%s.%s", f, start != 0 ? "guidance_start" : "guidance_end");
-        return srv_fail(e, 400, g, "%s: an IP-Adapter acting on part of the steps is not supported yet (use 0 and 1)", g);
+    if (!(start >= 0 && start < end && end <= 1)) {
+        snprintf(g, sizeof g, "%s.guidance_start", f);
+        return srv_fail(e, 400, g, "%s.guidance_start / guidance_end: fractions of the steps with 0 <= start < end <= 1 "
+                        "(got %g and %g)", f, start, end);
     }
+    r->gp.ip_start = start, r->gp.ip_end = end;
     r->gp.ip_scale = (float)weight;
     /* style_blocks (ours) wins over advanced_weighting */
     if (field_str(u, "style_blocks", 4096, &r->style_blocks, e) < 0) {

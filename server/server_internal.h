@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -96,7 +97,14 @@ struct srv {
     srv_jobs *jobs;
     atomic_int stopping;
     double started;
+    /* The UNet's attention modules for checking block specs when a request arrives (its weights are mapped,
+     * never read); NULL: specs are checked when the job runs. One request at a time (spec_mu). */
+    is_unet *spec_unet;
+    pthread_mutex_t spec_mu;
 };
+/* A block spec (style_mode / style_blocks) checked against the model's UNet: 0, or -1 with *e (400 naming
+ * field). */
+int srv_check_style_blocks(srv *s, const char *spec, const char *field, srv_err *e);
 enum MHD_Result srv_reply_json(struct MHD_Connection *c, int status, cJSON *json); /* takes json */
 enum MHD_Result srv_reply_error(struct MHD_Connection *c, const srv_err *e);
 enum MHD_Result srv_reply_bytes(struct MHD_Connection *c, int status, const char *type, const void *data, size_t n);

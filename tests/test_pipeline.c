@@ -709,6 +709,43 @@ static int run_png(const char *tag, char **extra, int n_extra, char *png, size_t
 /* --unet FILE: a single-file UNet replaces the model's unet/ weights (its config stays): the model's own
  * file gives the default run's pixels, another UNet file the pixels of a model folder holding it; one of
  * other shapes fails naming a tensor. */
+/* The pixels of two PNGs are equal (the parameters chunks may differ). */
+static int same_pixels(const char *a, const char *b) {
+    is_image x = {0}, y = {0};
+    is_error *e1 = is_image_load(a, &x), *e2 = is_image_load(b, &y);
+    int same = !e1 && !e2 && x.width == y.width && x.height == y.height &&
+               !memcmp(x.rgb, y.rgb, (size_t)x.width * x.height * 3);
+    is_error_free(e1), is_error_free(e2);
+    is_image_free(&x), is_image_free(&y);
+    return same;
+}
+
+/* --ip-start / --ip-end: the IP-Adapter acts in that fraction of the steps. The full window is the default
+ * run; a window no step falls in (end 0.01 of 4 steps) is the run without image tokens, which --ip-scale 0
+ * also gives; the second half only differs from both. Bad windows are refused before any network loads. */
+static void ip_window(void) {
+    char full[4096], dflt[4096], none[4096], zero[4096], half[4096];
+    char *a[] = {"--precision", "f32", "--steps", "4"};
+    char *b[] = {"--precision", "f32", "--steps", "4", "--ip-start", "0", "--ip-end", "1"};
+    char *c[] = {"--precision", "f32", "--steps", "4", "--ip-end", "0.01"};
+    char *d[] = {"--precision", "f32", "--steps", "4", "--ip-scale", "0"};
+    char *h[] = {"--precision", "f32", "--steps", "4", "--ip-start", "0.5"};
+    if (!run_png("ipw-default", a, 4, dflt, sizeof dflt) || !run_png("ipw-full", b, 8, full, sizeof full) ||
+        !run_png("ipw-none", c, 6, none, sizeof none) || !run_png("ipw-zero", d, 6, zero, sizeof zero) ||
+        !run_png("ipw-half", h, 6, half, sizeof half))
+        return;
+    th_check(same_pixels(dflt, full), "--ip-start 0 --ip-end 1 gives the default run's pixels");
+    th_check(same_pixels(none, zero), "a window no step falls in gives the pixels of --ip-scale 0");
+    th_check(!same_pixels(half, dflt) && !same_pixels(half, none), "--ip-start 0.5 differs from the full and empty windows");
+    char *params = png_parameters(half);
+    th_check(params && strstr(params, "IP-Adapter window: \"0.5, 1\""), "the window is in the PNG parameters: %s", params);
+    free(params);
+    char *bad1[] = {"--ip-start", "0.6", "--ip-end", "0.5"};
+    expect_cli_error("--ip-start after --ip-end", "IP-Adapter start and end", bad1, 4);
+    char *bad2[] = {"--ip-end", "1.5"};
+    expect_cli_error("--ip-end 1.5", "--ip-end: 1.5 is outside 0..1", bad2, 2);
+}
+
 static void unet_file(void) {
     char own[8192], other_dir[4096], other_file[8400], bad[8192];
     snprintf(own, sizeof own, "%s/unet/diffusion_pytorch_model.safetensors", g_model);
@@ -926,6 +963,7 @@ int main(void) {
     canny_cases();
     presets();
     unet_file();
+    ip_window();
     output_targets();
     stdout_output();
     threads_same_bits();

@@ -253,7 +253,9 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
         in.seq_len = s->seq;
         in.text_embeds = s->text_pooled;
         in.time_ids = s->time_ids;
-        in.ip_tokens = s->ip_tokens;
+        /* the IP-Adapter's window, as the ControlNet's: step j of S is in when j/S >= start and (j+1)/S <= end */
+        const double S = steps;
+        in.ip_tokens = (double)j / S < gp->ip_start || (double)(j + 1) / S > gp->ip_end ? NULL : s->ip_tokens;
         in.down_residuals = down;
         in.mid_residual = mid;
         IS_TRY(is_error_wrap(is_unet_forward(s->unet, &in, s->unet_out), "denoising step %d", j + 1));

@@ -38,6 +38,9 @@ is_error *gen_check_image_params(const is_pipeline *p, const is_generate_params 
         return is_errorf(IS_E_ARGUMENT, "Canny edges are taken from a control image: none was given (--control-canny FILE)");
     if (!isfinite(gp->control_scale))
         return is_errorf(IS_E_ARGUMENT, "control scale must be a finite number (got %g)", gp->control_scale);
+    if (!(gp->ip_start >= 0 && gp->ip_start <= 1) || !(gp->ip_end >= 0 && gp->ip_end <= 1) || gp->ip_start >= gp->ip_end)
+        return is_errorf(IS_E_ARGUMENT, "IP-Adapter start and end are fractions of the steps, 0 <= start < end <= 1 (got %g "
+                         "and %g)", gp->ip_start, gp->ip_end);
     if (!(gp->control_start >= 0 && gp->control_start <= 1) || !(gp->control_end >= 0 && gp->control_end <= 1))
         return is_errorf(IS_E_ARGUMENT, "control start and end are fractions of the steps, within 0..1 (got %g and %g)",
                          gp->control_start, gp->control_end);

@@ -25,6 +25,7 @@ void is_generate_params_init(is_generate_params *p) {
     p->canny_high = 200.0;
     p->control_scale = 1.0f;
     p->control_end = 1.0f;
+    p->ip_end = 1.0;
 }
 
 void is_pipeline_params_init(is_pipeline_params *p) {

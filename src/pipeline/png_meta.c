@@ -152,6 +152,11 @@ static void put_style(sbuf *b, const is_pipeline *p, const is_generate_params *g
     sb_name(b, "IP-Adapter", p->ip_adapter);
     if (custom_image_encoder(p)) sb_name(b, "Image encoder", p->image_encoder_dir);
     sb_float(b, "IP-Adapter scale", gp->ip_scale);
+    if (gp->ip_start != 0 || gp->ip_end != 1) {
+        char num[64];
+        snprintf(num, sizeof num, "%g, %g", gp->ip_start, gp->ip_end);
+        sb_field(b, "IP-Adapter window", num);
+    }
     if (gp->style_image) sb_name(b, "Style image", gp->style_image);
     sb_field(b, "Style blocks", gp->style_blocks ? gp->style_blocks : "style");
     if (gp->content_prompt) {
