@@ -43,6 +43,7 @@ typedef struct {
     const char *style_image; /* e2e rows */
     const char *tokenizer;   /* tokenizer row: a CLIP tokenizer folder */
     int keep, threads, warmup, steps;
+    int lora_rank;           /* lora row: rank of the random full-coverage LoRA (--lora-rank, default 64) */
     int steps_given;         /* --steps was on the command line (accuracy: also a whole generation) */
     is_precision precision;  /* asked for (default F32: today's numbers) */
     is_precision effective;  /* what it runs as on this CPU (is_precision_resolve) */
@@ -50,13 +51,14 @@ typedef struct {
 
 /* The rows of the network table (not e2e, micro or accuracy). */
 static int network_row(const char *name) {
-    return strncmp(name, "e2e", 3) && strcmp(name, "accuracy") && strcmp(name, "micro") && strcmp(name, "tokenizer");
+    return strncmp(name, "e2e", 3) && strcmp(name, "accuracy") && strcmp(name, "micro") && strcmp(name, "tokenizer") &&
+           strcmp(name, "lora");
 }
 
 /* Rows that run only when --only names them (long, or not a network). */
 static int opt_in(const char *name) {
     return !strcmp(name, "micro") || !strncmp(name, "e2e", 3) || !strcmp(name, "accuracy") ||
-           !strcmp(name, "tokenizer");
+           !strcmp(name, "tokenizer") || !strcmp(name, "lora");
 }
 
 static int wanted(const options *o, const char *name) {
@@ -88,6 +90,7 @@ typedef struct {
     int bf16;                  /* ceiling is the bf16 matmul one (bf below) */
     bench_bf16_ceiling bf;     /* bf16 rows: measured in the row's process just before it */
     bench_accuracy acc;        /* the accuracy row */
+    bench_lora lora;           /* the lora row */
     /* e2e rows: per stage, its seconds and the process's peak / current RSS (GiB) when it ended */
     double stage_s[N_STAGES], stage_peak[N_STAGES], stage_rss[N_STAGES];
     double step_s;             /* denoising seconds per step */
@@ -121,6 +124,7 @@ typedef struct {
     int controlnet;          /* e2e: with <dir>/controlnet on the Canny edges of the style image */
     int fast;                /* e2e: the lightning-4step preset (4 steps, Euler trailing, CFG off) */
     is_precision precision;  /* passed to is_*_set_precision / is_generate_params.precision */
+    int lora_rank;           /* the lora row */
 } job;
 
 /* Each runner loads its network, runs the forward once unmeasured (warmup: page faults of the
@@ -399,6 +403,14 @@ static is_error *run_accuracy(const job *j, result *r) {
     return e;
 }
 
+/* A full-coverage LoRA merged, against the run-time side product (lora_bench.c). */
+static is_error *run_lora(const job *j, result *r) {
+    double t0 = bench_now();
+    is_error *e = bench_lora_run(j->dir, j->precision, j->lora_rank, j->warmup, &r->lora);
+    r->seconds = bench_now() - t0;
+    return e;
+}
+
 /* Runs item `name` in a fresh process (this program re-executed with --child: OpenMP and OpenBLAS
  * thread pools do not survive a plain fork), which measures the ceiling, runs the network and
  * sends its result back through a pipe; *peak_rss_gib is that process's peak resident size. */
@@ -410,14 +422,16 @@ static result run_child(const options *o, const char *dir, const char *name, dou
         snprintf(r.msg, sizeof r.msg, "pipe failed");
         return r;
     }
-    char fdarg[16], threads[16], steps[16];
+    char fdarg[16], threads[16], steps[16], rank[16];
     snprintf(fdarg, sizeof fdarg, "%d", fd[1]);
     snprintf(threads, sizeof threads, "%d", o->threads);
+    snprintf(rank, sizeof rank, "%d", o->lora_rank);
     /* accuracy: a whole generation only when --steps was given */
     snprintf(steps, sizeof steps, "%d", !strcmp(name, "accuracy") && !o->steps_given ? 0 : o->steps);
     char *args[] = {"is_bench", "--child", (char *)name, "--result-fd", fdarg, "--model-dir", (char *)dir,
                     "--threads", threads, "--steps", steps, "--style-image", (char *)o->style_image,
-                    "--precision", (char *)is_precision_name(o->precision), o->warmup ? NULL : "--no-warmup", NULL};
+                    "--precision", (char *)is_precision_name(o->precision), "--lora-rank", rank,
+                    o->warmup ? NULL : "--no-warmup", NULL};
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -466,7 +480,8 @@ static int child_main(const options *o, const char *name, int result_fd) {
                    {"text2", run_text, 0, 2, 0, 0},         {"vision", run_vision, 0, 0, 0, 0},
                    {"e2e1024", run_e2e, 1024, 0, 0, 0},     {"e2e512", run_e2e, 512, 0, 0, 0},
                    {"e2e1024cn", run_e2e, 1024, 0, 1, 0},   {"e2e512cn", run_e2e, 512, 0, 1, 0},
-                   {"e2e1024fast", run_e2e, 1024, 0, 0, 1}, {"accuracy", run_accuracy, 512, 0, 0, 0}};
+                   {"e2e1024fast", run_e2e, 1024, 0, 0, 1}, {"accuracy", run_accuracy, 512, 0, 0, 0},
+                   {"lora", run_lora, 0, 0, 0, 0}};
     result r;
     memset(&r, 0, sizeof r);
     snprintf(r.msg, sizeof r.msg, "unknown item '%s'", name);
@@ -475,7 +490,7 @@ static int child_main(const options *o, const char *name, int result_fd) {
         job j = {.dir = o->model_dir, .size = runners[i].size, .which = runners[i].which, .warmup = o->warmup,
                  .steps = o->steps, .style_image = o->style_image, .controlnet = runners[i].controlnet,
                  .fast = runners[i].fast,
-                 .precision = o->precision};
+                 .precision = o->precision, .lora_rank = o->lora_rank};
         r.msg[0] = 0;
         if (runners[i].fn != run_accuracy) {
             r.ceiling = r.sgemm = bench_sgemm_ceiling(2048, 4, NULL);
@@ -602,6 +617,7 @@ static void append(char *dst, size_t cap, const char *src) {
 static void usage(void) {
     printf("usage: is_bench [--only LIST] [--precision f32|bf16|auto] [--threads N] [--model-dir DIR] [--keep]\n"
            "       [--no-warmup] [--filter TEXT] [--steps N] [--style-image PNG] [--tokenizer DIR]\n"
+           "       [--lora-rank R]\n"
            "  LIST: comma-separated from unet512,unet1024,vae1024,text,text2,vision (default: all)\n"
            "        and, only when asked: micro (kernel micro-benchmark at SDXL shapes;\n"
            "        --filter TEXT keeps the kernels whose label contains TEXT), e2e1024 and e2e512\n"
@@ -615,6 +631,10 @@ static void usage(void) {
            "        one VAE decode; with --steps N also a whole is_generate of N steps, PSNR of the image),\n"
            "        tokenizer (long words and 64 KiB prompts through is_tokenizer_encode; --tokenizer DIR,\n"
            "        default ../shared/golden/models/tiny-sdxl/tokenizer: a real CLIP vocabulary and merges)\n"
+           "        lora (a full-coverage random LoRA, --lora-rank R (default 64), written once to\n"
+           "        DIR/lora_full_rR.safetensors: merged by is_unet_set_loras (time, RSS) and one UNet evaluation\n"
+           "        with it (1024 in bf16, 512 in f32), against the run-time side product s * up(down x) of every\n"
+           "        module per UNet evaluation with batch 2 (measured only; the engine merges))\n"
            "  --precision: arithmetic of the networks' products (default f32: the exact mode). bf16 rows\n"
            "        are compared with oneDNN's bf16 matmul ceiling measured in the same process; micro adds\n"
            "        a bf16 row after each product, convolution and attention\n"
@@ -626,14 +646,17 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     options o = {.threads = 0, .warmup = 1, .steps = 2, .style_image = "docs/examples/style.png", .tokenizer = NULL,
-                 .precision = IS_PRECISION_F32};
+                 .precision = IS_PRECISION_F32, .lora_rank = 64};
     const char *child = NULL, *write_component = NULL;
+    int write_lora = 0;
     int result_fd = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) o.only = argv[++i];
         else if (!strcmp(argv[i], "--child") && i + 1 < argc) child = argv[++i]; /* internal */
         else if (!strcmp(argv[i], "--result-fd") && i + 1 < argc) result_fd = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--write") && i + 1 < argc) write_component = argv[++i];
+        else if (!strcmp(argv[i], "--write-lora") && i + 1 < argc) write_lora = atoi(argv[++i]); /* internal */
+        else if (!strcmp(argv[i], "--lora-rank") && i + 1 < argc) o.lora_rank = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--model-dir") && i + 1 < argc) o.model_dir = argv[++i];
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) o.filter = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
@@ -652,6 +675,18 @@ int main(int argc, char **argv) {
             usage();
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
+    }
+    if (write_lora) {
+        is_error *e = o.model_dir ? bench_lora_write(o.model_dir, write_lora)
+                                  : is_errorf(IS_E_ARGUMENT, "--write-lora needs --model-dir");
+        if (e) fprintf(stderr, "is_bench: %s\n", is_error_message(e));
+        int bad = e != NULL;
+        is_error_free(e);
+        return bad;
+    }
+    if (o.lora_rank < 1) {
+        fprintf(stderr, "is_bench: --lora-rank must be at least 1\n");
+        return 2;
     }
     if (write_component) {
         is_error *e = o.model_dir ? bench_write_component(o.model_dir, write_component)
@@ -699,6 +734,7 @@ int main(int argc, char **argv) {
          {E2E_PARTS, "controlnet"}},
         /* without --steps only unet, vae and ip-adapter are needed (see the component loop) */
         {"accuracy", "bf16 against f32, 512x512", {E2E_PARTS}},
+        {"lora", "LoRA merged against a run-time low-rank side product", {"unet"}},
     };
 #undef E2E_PARTS
     const int n_items = (int)(sizeof items / sizeof items[0]);
@@ -731,6 +767,14 @@ int main(int argc, char **argv) {
                 is_error_free(e);
                 rc = 1;
             }
+        }
+    }
+    if (!rc && wanted(&o, "lora")) {
+        is_error *e = bench_lora_ensure(dir, o.lora_rank);
+        if (e) {
+            fprintf(stderr, "is_bench: %s\n", is_error_message(e));
+            is_error_free(e);
+            rc = 1;
         }
     }
     int networks = 0;
@@ -791,6 +835,24 @@ int main(int argc, char **argv) {
             bench_accuracy_print(&r.acc);
             printf("accuracy row: %.1f s in all, peak RSS %.2f GiB\n", r.seconds, rss);
         }
+    }
+    if (!rc && wanted(&o, "lora")) {
+        double rss = 0;
+        result r = run_child(&o, dir, "lora", &rss);
+        printf("\nLoRA: merged (is_unet_set_loras) against a run-time low-rank side product, %s:\n",
+               is_precision_name(o.effective));
+        if (!r.ok) {
+            printf("failed: %s\n", r.msg);
+            rc = 1;
+        } else {
+            printf("ceilings in the row's process just before it: sgemm (2048^3) %.1f GFLOP/s\n", r.sgemm);
+            if (r.bf16) bench_bf16_ceiling_print(&r.bf, is_get_threads());
+            else if (bf16) printf("  no bf16 ceiling: %s\n", r.bf.msg);
+            bench_lora_print(&r.lora, 30);
+            printf("lora row: %.1f s in all (the LoRA file written before it not counted), peak RSS %.2f GiB\n",
+                   r.seconds, rss);
+        }
+        fflush(stdout);
     }
     if (!rc) {
         for (int i = 0; i < n_items; i++)

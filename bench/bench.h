@@ -69,4 +69,33 @@ void bench_accuracy_print(const bench_accuracy *a);
 is_error *bench_write_component(const char *root, const char *name);
 int bench_component_present(const char *root, const char *name);
 
+/* ---- LoRA: merged into the weights (is_unet_set_loras) against a run-time low-rank side product
+ * (lora_bench.c). Plain data: it travels through the result pipe. GiB for memory. */
+typedef struct {
+    int rank, modules, n_linear, n_conv, bf16;
+    double file_bytes;        /* the LoRA file (f16) */
+    double patched_f32_bytes; /* the weights it patches, as f32 (what merging in f32 copies) */
+    double load_s, set_s;     /* is_unet_load + set_precision; is_unet_set_loras */
+    double rss_loaded, peak_loaded, rss_after, peak_set; /* before / after set_loras; peak during it */
+    int eval_size;            /* one UNet CFG evaluation (batch 2) with the LoRA merged: 1024 bf16, 512 f32 */
+    double eval_s, eval_gflop, rss_eval, peak_eval;
+    int n_side, side_size[2]; /* the side product at these sizes (the eval's; f32 also 1024) */
+    double side_s[2], side_gflop[2], side_packed_bytes;
+    double set_cpu_s, eval_cpu_s, side_cpu_s[2]; /* CPU seconds (all threads): wall x cores each really got */
+    double side_kind_s[2][2], side_conv_gflop[2]; /* per size: seconds of the linear [0] and conv [1] modules */
+    int64_t side_fallbacks;   /* bf16 side-product operations that ran in f32 */
+} bench_lora;
+/* dir/lora_full_r<rank>.safetensors */
+void bench_lora_path(const char *dir, int rank, char *buf, size_t cap);
+/* Writes it (PEFT names, f16, values in +-0.01): a lora_A/lora_B pair for every 2-D and 4-D weight of dir/unet
+ * under down_blocks., mid_block., up_blocks. (is_bench --write-lora). */
+is_error *bench_lora_write(const char *dir, int rank);
+/* Writes it in a separate process (this program with --write-lora) when absent. */
+is_error *bench_lora_ensure(const char *dir, int rank);
+/* The measured child: merged (load, set precision p, time is_unet_set_loras, one UNet evaluation), then the
+ * side product of every module of the file per UNet evaluation with batch 2. */
+is_error *bench_lora_run(const char *dir, is_precision p, int rank, int warmup, bench_lora *out);
+/* steps: CFG steps for the "over N steps" figure */
+void bench_lora_print(const bench_lora *l, int steps);
+
 #endif
