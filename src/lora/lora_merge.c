@@ -139,7 +139,11 @@ is_error *lora_plan_merge(const lora_plan *p, is_st *st, const is_tensor *t) {
     float *W = NULL;
     for (size_t i = 0; i < p->n; i++) {
         if (p->patches[i].w != t) continue;
-        if (!W) IS_TRY(is_st_override_f32(st, t, &W));
+        if (!W) {
+            const is_tensor file_view = *t; /* the mapped values, read once for the copy */
+            IS_TRY(is_st_override_f32(st, t, &W));
+            is_st_drop_pages(st, &file_view); /* the copy (and the packs made from it) replace them */
+        }
         IS_TRY(is_error_wrap(add_product(W, p->patches[i].m, p->patches[i].scale), "merging LoRA into '%s'", t->name));
     }
     return NULL;
