@@ -41,30 +41,35 @@ static void add_common_headers(struct MHD_Response *r) {
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 }
 
-enum MHD_Result srv_reply_bytes(struct MHD_Connection *c, int status, const char *type, const void *data, size_t n) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    add_common_headers(r);
+static enum MHD_Result queue(struct MHD_Connection *c, int status, struct MHD_Response *r) {
+    if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
 }
 
-enum MHD_Result srv_reply_json(struct MHD_Connection *c, int status, cJSON *json) {
+enum MHD_Result srv_reply_bytes(struct MHD_Connection *c, int status, const char *type, const void *data, size_t n) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (r) MHD_add_response_header(r, "Content-Type", type), add_common_headers(r);
+    return queue(c, status, r);
+}
+
+/* A response holding json's text (json is taken), with the JSON content type; NULL when out of memory. */
+static struct MHD_Response *json_response(cJSON *json) {
     char *text = json ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
-    if (!text) return srv_reply_bytes(c, 500, "application/json", "{\"error\":{\"status\":500,\"code\":\"internal_error\",\"message\":\"out of memory\"}}", 78);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
     if (!r) {
         free(text);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
     add_common_headers(r);
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ok;
+    return r;
+}
+
+enum MHD_Result srv_reply_json(struct MHD_Connection *c, int status, cJSON *json) {
+    return queue(c, status, json_response(json));
 }
 
 static cJSON *error_json(const srv_err *e) {
@@ -79,22 +84,10 @@ static cJSON *error_json(const srv_err *e) {
 
 enum MHD_Result srv_reply_error(struct MHD_Connection *c, const srv_err *e) {
     int status = e->status ? e->status : 500;
-    cJSON *j = error_json(e);
-    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!body) return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    add_common_headers(r);
-    if (status == 503) MHD_add_response_header(r, "Retry-After", "10");
-    if (status == 405) MHD_add_response_header(r, "Allow", "GET, POST, DELETE");
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ok;
+    struct MHD_Response *r = json_response(error_json(e));
+    if (r && status == 503) MHD_add_response_header(r, "Retry-After", "10");
+    if (r && status == 405) MHD_add_response_header(r, "Allow", "GET, POST, DELETE");
+    return queue(c, status, r);
 }
 
 /* ---- one request */
@@ -185,16 +178,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!authorized(s, c)) {
         srv_err e;
         srv_fail(&e, 401, "", "authentication required (--api-auth)");
-        cJSON *j = error_json(&e);
-        char *body = j ? cJSON_PrintUnformatted(j) : NULL;
-        cJSON_Delete(j);
-        if (!body) return MHD_NO;
-        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(body);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "application/json");
+        struct MHD_Response *r = json_response(error_json(&e));
+        if (!r) return MHD_NO;
         enum MHD_Result ok = MHD_queue_basic_auth_fail_response(c, "instantstyle", r);
         MHD_destroy_response(r);
         return ok;

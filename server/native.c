@@ -31,6 +31,16 @@ static void add_eta(cJSON *o, const job_snapshot *sn) {
     else cJSON_AddNumberToObject(o, "eta_seconds", sn->eta_s);
 }
 
+/* step, total, image, images, fraction, eta_seconds of a snapshot into o. */
+static void add_progress(cJSON *o, const job_snapshot *sn) {
+    cJSON_AddNumberToObject(o, "step", sn->step);
+    cJSON_AddNumberToObject(o, "total", sn->total);
+    cJSON_AddNumberToObject(o, "image", sn->image_no);
+    cJSON_AddNumberToObject(o, "images", sn->n_images);
+    cJSON_AddNumberToObject(o, "fraction", sn->fraction);
+    add_eta(o, sn);
+}
+
 cJSON *srv_job_json(srv *s, srv_job *j) {
     job_snapshot sn;
     jobs_snapshot(s->jobs, j, &sn);
@@ -39,13 +49,7 @@ cJSON *srv_job_json(srv *s, srv_job *j) {
     cJSON_AddStringToObject(o, "id", job_id(j));
     cJSON_AddStringToObject(o, "state", job_state_name(sn.state));
     add_position(o, &sn);
-    cJSON *p = cJSON_AddObjectToObject(o, "progress");
-    cJSON_AddNumberToObject(p, "step", sn.step);
-    cJSON_AddNumberToObject(p, "total", sn.total);
-    cJSON_AddNumberToObject(p, "image", sn.image_no);
-    cJSON_AddNumberToObject(p, "images", sn.n_images);
-    cJSON_AddNumberToObject(p, "fraction", sn.fraction);
-    add_eta(p, &sn);
+    add_progress(cJSON_AddObjectToObject(o, "progress"), &sn);
     add_time(o, "created", sn.created);
     add_time(o, "started", sn.started);
     add_time(o, "finished", sn.finished);
@@ -189,12 +193,7 @@ static void next_event(stream *st) {
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", job_state_name(sn.state));
-    cJSON_AddNumberToObject(o, "step", sn.step);
-    cJSON_AddNumberToObject(o, "total", sn.total);
-    cJSON_AddNumberToObject(o, "image", sn.image_no);
-    cJSON_AddNumberToObject(o, "images", sn.n_images);
-    cJSON_AddNumberToObject(o, "fraction", sn.fraction);
-    add_eta(o, &sn);
+    add_progress(o, &sn);
     add_position(o, &sn);
     set_pending(st, "progress", cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
