@@ -40,7 +40,7 @@ struct srv_jobs {
     is_pipeline *pipeline;
     srv_job *head, *tail, *running;
     int queued, capacity;
-    srv_job **finished; /* ring of the last keep_finished */
+    srv_job **finished; /* ring of the last `keep` finished jobs: n_finished of them from finished_at */
     int keep, n_finished, finished_at;
     unsigned long long next_id;
 };
@@ -72,19 +72,17 @@ static void touch(srv_jobs *q, srv_job *j) {
     pthread_cond_broadcast(&q->changed);
 }
 
-/* A finished job goes to the ring (the ring's reference); the oldest leaves it. Under mu. */
+/* A finished job goes to the ring of the last `keep` (the ring's reference); the oldest leaves it. Under mu. */
 static void retire(srv_jobs *q, srv_job *j) {
     if (q->n_finished == q->keep) {
-        srv_job *old = q->finished[q->finished_at];
-        unref(old);
-        q->n_finished--;
+        unref(q->finished[q->finished_at]);
         q->finished[q->finished_at] = NULL;
+        q->finished_at = (q->finished_at + 1) % q->keep;
+        q->n_finished--;
     }
-    int slot = (q->finished_at + q->n_finished) % q->keep;
-    q->finished[slot] = j;
+    q->finished[(q->finished_at + q->n_finished) % q->keep] = j;
     j->refs++;
     q->n_finished++;
-    if (q->n_finished == q->keep) q->finished_at = (slot + 1) % q->keep;
 }
 
 /* ---- callbacks from is_generate (worker thread) */
