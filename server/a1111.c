@@ -93,7 +93,8 @@ static enum MHD_Result generate(srv *s, struct MHD_Connection *c, int img2img, c
         r = NULL;
     }
     if (!r) return srv_reply_error(c, &e);
-    srv_job *j = jobs_submit(s->jobs, r, client_fd(c), NULL);
+    int fd = client_fd(c);
+    srv_job *j = jobs_submit(s->jobs, r, fd, NULL);
     if (!j) {
         srv_request_free(r);
         srv_fail(&e, 503, "", "the queue is full (%d jobs): try again later", s->cfg->queue);
@@ -104,7 +105,7 @@ static enum MHD_Result generate(srv *s, struct MHD_Connection *c, int img2img, c
     for (;;) {
         jobs_snapshot(s->jobs, j, &sn);
         if (sn.state == JOB_DONE || sn.state == JOB_FAILED || sn.state == JOB_CANCELLED) break;
-        if (atomic_load(&s->stopping)) {
+        if (atomic_load(&s->stopping) || srv_client_gone(fd)) { /* a queued job of a gone client leaves the queue */
             jobs_cancel(s->jobs, j);
             jobs_snapshot(s->jobs, j, &sn);
             break;

@@ -87,7 +87,7 @@ static void retire(srv_jobs *q, srv_job *j) {
 
 /* ---- callbacks from is_generate (worker thread) */
 
-static int client_gone(int fd) {
+int srv_client_gone(int fd) {
     if (fd < 0) return 0;
     struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
     if (poll(&p, 1, 0) <= 0) return 0;
@@ -102,7 +102,7 @@ typedef struct {
 static int on_cancel(void *user) {
     cb_ctx *c = user;
     if (atomic_load(&c->j->cancel)) return 1;
-    if (client_gone(c->j->client_fd)) {
+    if (srv_client_gone(c->j->client_fd)) {
         atomic_store(&c->j->cancel, 1);
         return 1;
     }

@@ -74,6 +74,8 @@ void jobs_free(srv_jobs *q);
 /* Queue req (taken on success). client_fd >= 0: a synchronous client; its hang-up cancels the job.
  * Returns the job (a reference: jobs_release it) or NULL when the queue is full (req not taken). */
 srv_job *jobs_submit(srv_jobs *q, srv_request *req, int client_fd, int *position);
+/* The peer of socket fd hung up (fd < 0: never). */
+int srv_client_gone(int fd);
 srv_job *jobs_find(srv_jobs *q, const char *id); /* a reference, or NULL */
 void jobs_release(srv_jobs *q, srv_job *j);
 const char *job_id(const srv_job *j);
