@@ -2,6 +2,7 @@
  * block its own thread without holding up the others), request bodies up to the limit, Basic auth,
  * routing, and the process's life: load, listen, serve until SIGINT / SIGTERM, stop cleanly. */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -240,15 +241,26 @@ is_error *srv_run(const srv_config *cfg, FILE *out) {
     struct sockaddr *addr = NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     memset(&a4, 0, sizeof a4), memset(&a6, 0, sizeof a6);
-    if (inet_pton(AF_INET, cfg->host, &a4.sin_addr) == 1) {
+    char resolved[INET6_ADDRSTRLEN];
+    const char *host = cfg->host;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (inet_pton(AF_INET, host, &a4.sin_addr) != 1 && inet_pton(AF_INET6, host, &a6.sin6_addr) != 1 &&
+        getaddrinfo(host, NULL, &hints, &ai) == 0 && ai) { /* a name: its first address ("localhost") */
+        const void *src = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                                                   : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if (inet_ntop(ai->ai_family, src, resolved, sizeof resolved)) host = resolved;
+        freeaddrinfo(ai);
+    }
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET, a4.sin_port = htons((uint16_t)cfg->port);
         addr = (struct sockaddr *)&a4;
-    } else if (inet_pton(AF_INET6, cfg->host, &a6.sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6, a6.sin6_port = htons((uint16_t)cfg->port);
         addr = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        return is_errorf(IS_E_ARGUMENT, "--host %s: expected an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)", cfg->host);
+        return is_errorf(IS_E_ARGUMENT, "--host %s: not an address or a name of this machine (e.g. 127.0.0.1, 0.0.0.0, ::1, "
+                         "localhost)", cfg->host);
     }
     /* every thread started from here on inherits the blocked signals; this one waits for them */
     sigset_t sigs;
@@ -281,7 +293,7 @@ is_error *srv_run(const srv_config *cfg, FILE *out) {
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = info ? info->port : cfg->port;
-    fprintf(out, "listening on http://%s%s%s:%d/\n", addr == (struct sockaddr *)&a6 ? "[" : "", cfg->host,
+    fprintf(out, "listening on http://%s%s%s:%d/\n", addr == (struct sockaddr *)&a6 ? "[" : "", host,
             addr == (struct sockaddr *)&a6 ? "]" : "", port);
     fflush(out);
     int sig = 0;
