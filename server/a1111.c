@@ -230,8 +230,38 @@ static enum MHD_Result options(srv *s, struct MHD_Connection *c, int post, const
     return srv_reply_json(c, 200, o);
 }
 
+/* sd-webui-controlnet's discovery endpoints, which its API clients query to name a unit's module and model:
+ * the one IP-Adapter this server has, under the names its units accept. */
+static enum MHD_Result controlnet(srv *s, struct MHD_Connection *c, const char *path) {
+    cJSON *o = cJSON_CreateObject();
+    if (!strcmp(path, "/controlnet/version")) {
+        cJSON_AddNumberToObject(o, "version", 2);
+    } else if (!strcmp(path, "/controlnet/model_list")) {
+        cJSON *a = cJSON_AddArrayToObject(o, "model_list");
+        if (s->cfg->pipeline.ip_adapter) {
+            const char *slash = strrchr(s->cfg->pipeline.ip_adapter, '/');
+            char name[256];
+            snprintf(name, sizeof name, "%s", slash ? slash + 1 : s->cfg->pipeline.ip_adapter);
+            char *dot = strrchr(name, '.');
+            if (dot) *dot = 0;
+            if (!strstr(name, "ip-adapter") && !strstr(name, "ip_adapter")) /* so that a unit naming it is taken */
+                snprintf(name, sizeof name, "ip-adapter_sdxl");
+            cJSON_AddItemToArray(a, cJSON_CreateString(name));
+        }
+    } else if (!strcmp(path, "/controlnet/module_list")) {
+        cJSON *a = cJSON_AddArrayToObject(o, "module_list");
+        cJSON_AddItemToArray(a, cJSON_CreateString("ip-adapter_clip_sdxl")); /* the image encoder beside the adapter */
+    } else {
+        cJSON_Delete(o);
+        return fail(c, 404, "%.200s: no such endpoint (controlnet/version, model_list, module_list)", path);
+    }
+    return srv_reply_json(c, 200, o);
+}
+
 enum MHD_Result srv_a1111(srv *s, struct MHD_Connection *c, const char *method, const char *path, const char *body,
                           size_t body_n) {
+    if (!strncmp(path, "/controlnet/", 12))
+        return strcmp(method, "GET") && strcmp(method, "HEAD") ? fail(c, 405, "%s: only GET", path) : controlnet(s, c, path);
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     const char *p = path + 10; /* after /sdapi/v1/ */
     if (!strcmp(p, "txt2img") || !strcmp(p, "img2img"))

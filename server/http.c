@@ -131,7 +131,7 @@ static enum MHD_Result route(srv *s, struct MHD_Connection *c, const char *metho
         return srv_reply_bytes(c, 200, "text/html; charset=utf-8", srv_page_html, srv_page_html_len);
     }
     if (!strncmp(url, "/v1/", 4)) return srv_native(s, c, method, url, body, n);
-    if (!strncmp(url, "/sdapi/v1/", 10)) return srv_a1111(s, c, method, url, body, n);
+    if (!strncmp(url, "/sdapi/v1/", 10) || !strncmp(url, "/controlnet/", 12)) return srv_a1111(s, c, method, url, body, n);
     srv_err e;
     srv_fail(&e, 404, "", "%.200s: no such path (see docs/SERVER.md)", url);
     return srv_reply_error(c, &e);

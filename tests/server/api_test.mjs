@@ -614,6 +614,23 @@ async function mainServerChecks(refs) {
         return `${names.length} samplers: ${names.join(', ')}; model ${m[0].title}`;
     });
 
+    await check('GET /controlnet/version, model_list, module_list (sd-webui-controlnet discovery): the names a unit may use', async () => {
+        const v = expectJson(await http(base, 'GET', '/controlnet/version'), 200);
+        expect(v.version === 2, `version: ${short(v)}`);
+        const ml = expectJson(await http(base, 'GET', '/controlnet/model_list'), 200);
+        expect(Array.isArray(ml.model_list) && ml.model_list.length === 1 && /ip-adapter/.test(ml.model_list[0]), `model_list: ${short(ml)}`);
+        const mo = expectJson(await http(base, 'GET', '/controlnet/module_list'), 200);
+        expect(Array.isArray(mo.module_list) && mo.module_list.includes('ip-adapter_clip_sdxl'), `module_list: ${short(mo)}`);
+        // a unit named with what discovery returned is taken (validated before the job runs: bad weight -> 400 naming it)
+        const r = await http(base, 'POST', '/sdapi/v1/txt2img', { prompt: PROMPT, steps: 1, width: 64, height: 64,
+            alwayson_scripts: { controlnet: { args: [{ module: mo.module_list[0], model: ml.model_list[0], image: STYLE_B64, weight: -1 }] } } });
+        const e = expectJson(r, 400);
+        expect(e.error && /weight/.test(e.error.field || ''), `a unit named from discovery with weight -1: ${short(e)} (want the weight named)`);
+        const bad = expectJson(await http(base, 'GET', '/controlnet/nope'), 404);
+        expect(bad.error && bad.error.code === 'not_found', `unknown controlnet endpoint: ${short(bad)}`);
+        return `model ${ml.model_list[0]}, modules ${mo.module_list.join(', ')}`;
+    });
+
     await check('progress while a long txt2img runs; 200 /progress requests; interrupt answers promptly', async () => {
         const ctrl = new AbortController();
         const longReq = http(base, 'POST', '/sdapi/v1/txt2img', { prompt: PROMPT, steps: 150, width: 128, height: 128, seed: 1, sampler_name: 'Euler', cfg_scale: 5 },
