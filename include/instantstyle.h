@@ -179,6 +179,10 @@ typedef struct {
 
 typedef void (*is_progress_fn)(void *user, int step, int total, double seconds);
 typedef void (*is_log_fn)(void *user, const char *message);
+/* A live preview after denoising step `step` of `total`: the sampler's current x0 prediction (the image it is
+ * heading for) at 1/8 of the output size, mapped from SDXL's 4 latent channels to RGB by fixed factors (A1111's
+ * "Approx cheap"), no VAE. rgb is valid during the call only. */
+typedef void (*is_preview_fn)(void *user, int step, int total, const is_image *rgb);
 /* Return non-zero to stop the generation: checked before every stage and every denoising step. */
 typedef int (*is_cancel_fn)(void *user);
 
@@ -240,6 +244,7 @@ typedef struct {
     is_progress_fn progress;       /* called after each denoising step (may be NULL) */
     is_log_fn log;                 /* one line per stage with its time (may be NULL) */
     is_cancel_fn cancel;           /* may be NULL; see is_cancel_fn */
+    is_preview_fn preview;         /* may be NULL; see is_preview_fn (after every step, before progress) */
     void *user;                    /* passed to progress, log and cancel */
 } is_generate_params;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "server/base64.h"
@@ -139,6 +140,8 @@ static enum MHD_Result generate(srv *s, struct MHD_Connection *c, int img2img, c
 }
 
 static enum MHD_Result progress(srv *s, struct MHD_Connection *c) {
+    const char *skip = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "skip_current_image");
+    int want_image = !(skip && (!strcasecmp(skip, "true") || !strcmp(skip, "1")));
     int queued = 0;
     srv_job *j = jobs_running(s->jobs, &queued, NULL);
     job_snapshot sn;
@@ -159,7 +162,13 @@ static enum MHD_Result progress(srv *s, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(st, "job_no", j ? sn.image_no : 0);
     cJSON_AddNumberToObject(st, "sampling_step", j ? sn.step : 0);
     cJSON_AddNumberToObject(st, "sampling_steps", j ? sn.total : 0);
-    cJSON_AddNullToObject(o, "current_image");
+    size_t png_n = 0;
+    uint8_t *png = j && want_image ? job_preview_copy(s->jobs, j, &png_n, NULL) : NULL;
+    char *b64 = png ? b64_encode(png, png_n) : NULL;
+    if (b64) cJSON_AddStringToObject(o, "current_image", b64); /* the live preview: 1/8 size, latents mapped to RGB */
+    else cJSON_AddNullToObject(o, "current_image");
+    free(b64);
+    free(png);
     if (j) {
         char text[96];
         snprintf(text, sizeof text, "image %d/%d, step %d/%d", sn.image_no + 1, sn.n_images, sn.step, sn.total);

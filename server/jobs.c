@@ -24,6 +24,8 @@ struct srv_job {
     int steps_prev;                     /* steps of the finished images */
     job_image images[SRV_MAX_IMAGES];
     int n_done;
+    job_image preview;  /* the latest live preview (PNG, 1/8 size) while running; seed unused */
+    int preview_step;   /* steps done (all images) when it was made, 0: none */
     srv_err error;
     atomic_int cancel;
     int interrupted;
@@ -59,6 +61,7 @@ static double now_s(void) {
 static void job_free(srv_job *j) {
     srv_request_free(j->req);
     for (int i = 0; i < j->n_done; i++) free(j->images[i].png), free(j->images[i].infotext);
+    free(j->preview.png);
     free(j);
 }
 
@@ -97,6 +100,7 @@ int srv_client_gone(int fd) {
 typedef struct {
     srv_jobs *q;
     srv_job *j;
+    const is_generate_params *gp; /* the image being made (for the preview PNG's parameters) */
 } cb_ctx;
 
 static int on_cancel(void *user) {
@@ -107,6 +111,26 @@ static int on_cancel(void *user) {
         return 1;
     }
     return 0;
+}
+
+/* A live preview: a small PNG replacing the last one (encoded outside the lock; the progress call that
+ * follows announces it). */
+static void on_preview(void *user, int step, int total, const is_image *rgb) {
+    (void)total;
+    cb_ctx *c = user;
+    is_image_result img = {.width = rgb->width, .height = rgb->height, .rgb = rgb->rgb};
+    uint8_t *png = NULL;
+    size_t n = 0;
+    is_error *err = is_encode_png(&img, c->q->pipeline, c->gp, &png, &n);
+    if (err) { /* a preview is optional: keep the last one */
+        is_error_free(err);
+        return;
+    }
+    pthread_mutex_lock(&c->q->mu);
+    free(c->j->preview.png);
+    c->j->preview.png = png, c->j->preview.png_n = n;
+    c->j->preview_step = c->j->steps_prev + step;
+    pthread_mutex_unlock(&c->q->mu);
 }
 
 /* seconds: since this image's denoising began */
@@ -123,12 +147,13 @@ static void on_progress(void *user, int step, int total, double seconds) {
 
 static void run_job(srv_jobs *q, srv_job *j) {
     srv_request *r = j->req;
-    cb_ctx ctx = {q, j};
+    cb_ctx ctx = {q, j, NULL};
     is_error *err = NULL;
     for (int i = 0; i < r->n_images && !err; i++) {
         is_generate_params gp = r->gp;
         gp.seed = r->seed + (uint64_t)i;
-        gp.progress = on_progress, gp.cancel = on_cancel, gp.user = &ctx;
+        gp.progress = on_progress, gp.cancel = on_cancel, gp.preview = on_preview, gp.user = &ctx;
+        ctx.gp = &gp;
         pthread_mutex_lock(&q->mu);
         j->sampling_prev += j->sampling_cur, j->steps_prev += j->step;
         j->sampling_cur = 0;
@@ -160,7 +185,9 @@ static void run_job(srv_jobs *q, srv_job *j) {
         j->state = JOB_FAILED;
     }
     is_error_free(err);
-    /* the decoded images are no longer needed; the echo and results stay */
+    /* the decoded images and the preview are no longer needed; the echo and results stay */
+    free(j->preview.png);
+    j->preview = (job_image){0};
     is_image_free(&r->style), is_image_free(&r->init), is_image_free(&r->mask);
     r->gp.style_rgb = r->gp.init_rgb = r->gp.mask_rgb = NULL;
     q->running = NULL;
@@ -340,6 +367,7 @@ void jobs_snapshot(srv_jobs *q, srv_job *j, job_snapshot *s) {
     s->created = j->created, s->started = j->started, s->finished = j->finished;
     s->interrupted = j->interrupted;
     s->version = j->version;
+    s->preview_step = j->preview.png ? j->preview_step : 0;
     s->error = j->error;
     int per = j->total > 0 ? j->total : j->req->gp.steps;
     double all = (double)per * s->n_images, done = (double)per * j->image_no + j->step;
@@ -361,6 +389,16 @@ unsigned jobs_wait(srv_jobs *q, srv_job *j, unsigned seen, double timeout_s) {
     unsigned v = j->version;
     pthread_mutex_unlock(&q->mu);
     return v;
+}
+
+uint8_t *job_preview_copy(srv_jobs *q, srv_job *j, size_t *n, int *step) {
+    pthread_mutex_lock(&q->mu);
+    uint8_t *copy = j->preview.png ? malloc(j->preview.png_n) : NULL;
+    if (copy) memcpy(copy, j->preview.png, j->preview.png_n);
+    *n = copy ? j->preview.png_n : 0;
+    if (step) *step = j->preview_step;
+    pthread_mutex_unlock(&q->mu);
+    return copy;
 }
 
 const job_image *job_image_at(srv_jobs *q, srv_job *j, int i) {

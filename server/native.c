@@ -31,8 +31,13 @@ static void add_eta(cJSON *o, const job_snapshot *sn) {
     else cJSON_AddNumberToObject(o, "eta_seconds", sn->eta_s);
 }
 
-/* step, total, image, images, fraction, eta_seconds of a snapshot into o. */
-static void add_progress(cJSON *o, const job_snapshot *sn) {
+/* step, total, image, images, fraction, eta_seconds (and the live preview's URL) of a snapshot into o. */
+static void add_progress(cJSON *o, const job_snapshot *sn, const char *id) {
+    if (sn->state == JOB_RUNNING && sn->preview_step > 0) {
+        char url[96];
+        snprintf(url, sizeof url, "/v1/jobs/%s/preview.png?step=%d", id, sn->preview_step); /* a new URL per step */
+        cJSON_AddStringToObject(o, "preview", url);
+    }
     cJSON_AddNumberToObject(o, "step", sn->step);
     cJSON_AddNumberToObject(o, "total", sn->total);
     cJSON_AddNumberToObject(o, "image", sn->image_no);
@@ -49,7 +54,7 @@ cJSON *srv_job_json(srv *s, srv_job *j) {
     cJSON_AddStringToObject(o, "id", job_id(j));
     cJSON_AddStringToObject(o, "state", job_state_name(sn.state));
     add_position(o, &sn);
-    add_progress(cJSON_AddObjectToObject(o, "progress"), &sn);
+    add_progress(cJSON_AddObjectToObject(o, "progress"), &sn, job_id(j));
     add_time(o, "created", sn.created);
     add_time(o, "started", sn.started);
     add_time(o, "finished", sn.finished);
@@ -193,7 +198,7 @@ static void next_event(stream *st) {
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", job_state_name(sn.state));
-    add_progress(o, &sn);
+    add_progress(o, &sn, job_id(st->j));
     add_position(o, &sn);
     set_pending(st, "progress", cJSON_PrintUnformatted(o));
     cJSON_Delete(o);
@@ -249,7 +254,8 @@ enum MHD_Result srv_native(srv *s, struct MHD_Connection *c, const char *method,
     memcpy(id, rest, idn);
     id[idn] = 0;
     const char *sub = slash ? slash : "";
-    if (*sub && strcmp(sub, "/image.png") && strcmp(sub, "/events")) return fail(c, 404, "", "%.200s: no such path", path);
+    if (*sub && strcmp(sub, "/image.png") && strcmp(sub, "/events") && strcmp(sub, "/preview.png"))
+        return fail(c, 404, "", "%.200s: no such path", path);
     srv_job *j = jobs_find(s->jobs, id);
     if (!j) return fail(c, 404, "id", "job %s: not found (finished jobs are kept for the last 64)", id);
     if (!*sub && !strcmp(method, "DELETE")) {
@@ -268,6 +274,15 @@ enum MHD_Result srv_native(srv *s, struct MHD_Connection *c, const char *method,
         return srv_reply_json(c, 200, o);
     }
     if (!strcmp(sub, "/events")) return events(s, c, j); /* the stream keeps the reference */
+    if (!strcmp(sub, "/preview.png")) {
+        size_t n = 0;
+        uint8_t *png = job_preview_copy(s->jobs, j, &n, NULL);
+        jobs_release(s->jobs, j);
+        enum MHD_Result ok = png ? srv_reply_bytes(c, 200, "image/png", png, n)
+                                 : fail(c, 404, "id", "job %s: no preview (only while it runs)", id);
+        free(png);
+        return ok;
+    }
     const job_image *im = job_image_at(s->jobs, j, 0);
     enum MHD_Result ok = im ? srv_reply_bytes(c, 200, "image/png", im->png, im->png_n)
                             : fail(c, 404, "id", "job %s: no image yet", id);

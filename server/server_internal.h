@@ -62,6 +62,7 @@ typedef struct {
     double created, started, finished; /* seconds since the epoch; 0 = not yet */
     double eta_s, fraction;
     int interrupted;
+    int preview_step;      /* a live preview exists (made after this many steps, all images), or 0 */
     unsigned version;      /* bumps on every change */
     srv_err error;         /* state FAILED (or a refused cancelled sync job) */
 } job_snapshot;
@@ -86,6 +87,8 @@ int jobs_interrupt(srv_jobs *q);
 void jobs_snapshot(srv_jobs *q, srv_job *j, job_snapshot *s);
 /* Wait until the job changes (version != seen) or timeout_s passes; returns the current version. */
 unsigned jobs_wait(srv_jobs *q, srv_job *j, unsigned seen, double timeout_s);
+/* A copy of the job's latest live preview PNG (malloc'ed, *n bytes; *step: when it was made), or NULL. */
+uint8_t *job_preview_copy(srv_jobs *q, srv_job *j, size_t *n, int *step);
 /* Image i of a finished job (valid while the reference is held), NULL past the end. */
 const job_image *job_image_at(srv_jobs *q, srv_job *j, int i);
 /* The running job (a reference) or NULL; counts. */

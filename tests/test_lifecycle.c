@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/fileio.h"
+#include "core/safetensors.h"
 #include "harness.h"
 #include "instantstyle.h"
 #include "kernels/dnn.h"
@@ -194,6 +195,66 @@ static void check_cancel(void) {
 }
 
 /* ---- style image in memory */
+
+/* Live previews: one per step, numbered 1..total, 1/8 of the output size; they do not change the image; the
+ * last one is the cheap RGB map of the final latents (Euler's last x0 prediction is where it lands; the dump
+ * has the latents, mapped here by hand with A1111's SDXL factors; 1 level apart at most: x0 and the stepped
+ * latents differ in the last float bits). */
+typedef struct {
+    int calls, bad_order, bad_size;
+    uint8_t last[8 * 6 * 3];
+} preview_state;
+static void on_preview(void *user, int step, int total, const is_image *rgb) {
+    preview_state *ps = user;
+    ps->calls++;
+    if (step != ps->calls || total != 3) ps->bad_order++;
+    if (rgb->width != 8 || rgb->height != 6) ps->bad_size++;
+    else memcpy(ps->last, rgb->rgb, sizeof ps->last);
+}
+static void check_preview(void) {
+    is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
+    if (!p) return;
+    is_generate_params g;
+    base_params(&g, 11);
+    g.sampler = IS_SAMPLER_EULER;
+    is_image_result plain = {0}, seen = {0};
+    th_ok(is_generate(p, &g, &plain), "generation without preview");
+    preview_state ps;
+    memset(&ps, 0, sizeof ps);
+    char dump[4096];
+    snprintf(dump, sizeof dump, "%s/preview-dump.safetensors", th_tmpdir());
+    g.preview = on_preview;
+    g.user = &ps;
+    g.dump_tensors = dump;
+    if (th_ok(is_generate(p, &g, &seen), "generation with preview")) {
+        th_check(ps.calls == 3 && !ps.bad_order && !ps.bad_size, "preview: %d calls (want 3), %d out of order, %d of another size",
+                 ps.calls, ps.bad_order, ps.bad_size);
+        th_check(same_pixels(&plain, &seen), "a preview does not change the image");
+        is_st *st = NULL;
+        const is_tensor *lat = NULL;
+        if (th_ok(is_st_open(dump, &st), "dump") && th_ok(is_st_get(st, "latents_final", 4, NULL, &lat), "latents_final")) {
+            static const float k[4][3] = {{0.3448f, 0.4168f, 0.4395f}, {-0.1953f, -0.0290f, 0.0250f},
+                                          {0.1074f, 0.0886f, -0.0163f}, {-0.3730f, -0.2499f, -0.2088f}};
+            float x[4 * 48];
+            is_tensor_to_f32(lat, x);
+            int worst = 0;
+            for (int i = 0; i < 48; i++)
+                for (int r = 0; r < 3; r++) {
+                    float v = 0;
+                    for (int l = 0; l < 4; l++) v += x[l * 48 + i] * k[l][r];
+                    v = (v + 1) * 0.5f;
+                    v = v < 0 ? 0 : v > 1 ? 1 : v;
+                    int d = abs((int)(uint8_t)(v * 255.0f) - (int)ps.last[i * 3 + r]);
+                    worst = d > worst ? d : worst;
+                }
+            th_check(worst <= 1, "the last preview is the cheap map of the final latents (worst difference %d levels)", worst);
+        }
+        is_st_close(st);
+    }
+    is_image_result_free(&plain);
+    is_image_result_free(&seen);
+    is_pipeline_free(p);
+}
 
 static void check_style_in_memory(void) {
     is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
@@ -463,6 +524,7 @@ int main(void) {
     check_keep_and_low();
     check_cancel();
     check_style_in_memory();
+    check_preview();
     check_image_inputs();
     check_loras_kept();
     check_two_threads(IS_PRECISION_F32);

@@ -43,6 +43,8 @@ static void gen_state_free(gen_state *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->ctrl_scale);
     free(s->rgb);
+    free(s->preview_x0);
+    free(s->preview_rgb);
     if (s->text != s->p->kept.text) is_sdxl_text_free(s->text);
     if (s->image_encoder != s->p->kept.image_encoder) is_image_encoder_free(s->image_encoder);
     if (s->unet != s->p->kept.unet) is_unet_free(s->unet);
@@ -268,6 +270,7 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
         }
         IS_TRY(is_scheduler_step(s->sched, i, s->guided, s->latents, n, rng));
         if (s->mode == GEN_INPAINT && s->unet_in == s->lc) IS_TRY(gen_inpaint_blend(s, j));
+        gen_preview_step(gp, s, j + 1, steps);
         for (int64_t k = 0; k < n; k++)
             if (!isfinite(s->latents[k]))
                 return is_errorf(IS_E_INTERNAL, "denoising step %d produced non-finite latents (bad weights?)", j + 1);
@@ -401,6 +404,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     if (s->control_on) IS_TRY(gen_control_prepare(gp, s, dumping));
     IS_TRY(alloc_loop(s, dumping));
     IS_TRY(is_scheduler_reserve(s->sched, s->latent_n)); /* so that no step allocates */
+    IS_TRY(gen_preview_prepare(gp, s));
 
     IS_TRY(denoise(gp, s, &rng, dumping));
     if (dumping) IS_TRY(dump_steps(s, d)); /* the ControlNet's residual shapes come from the network */

@@ -33,6 +33,8 @@ typedef struct {
     float *unet_out_steps, *noise_pred_steps, *latents_steps, *timesteps; /* dump only */
     float *image;
     uint8_t *rgb;
+    float *preview_x0;          /* live previews: the sampler's x0 prediction [lc, lh, lw] */
+    uint8_t *preview_rgb;       /* [lh, lw, 3] */
 
     /* img2img / inpainting */
     double strength;            /* resolved (mode default applied) */
@@ -116,6 +118,11 @@ void gen_unet_input(gen_state *s, int step);
 /* 4-channel inpainting, after scheduler step j (0-based among the steps run): re-noise the init image's
  * latents to the next timestep and keep them outside the mask. */
 is_error *gen_inpaint_blend(gen_state *s, int j);
+
+/* generate_preview.c: live previews (gp->preview): buffers and the scheduler's x0 capture before the loop,
+ * then one image per step (no allocation). */
+is_error *gen_preview_prepare(const is_generate_params *gp, gen_state *s);
+void gen_preview_step(const is_generate_params *gp, gen_state *s, int step, int total);
 
 /* generate_lora.c: the LoRA list checked (files exist, weights finite) and merged into each network after
  * it is acquired and before it is packed; kept networks are re-merged only when the list changed. */

@@ -53,8 +53,8 @@ struct is_scheduler {
     float *step_a, *step_b, *step_c, *step_d;
     int64_t *step_s;
     int *step_order;
-    /* tests: when set, each step also writes its x0 prediction and its second output there (LCM denoised,
-     * TCD pred_noised_sample); Euler and DDIM write the x0 prediction */
+    /* when set, each step also writes its x0 prediction there (every sampler: tests, live previews) and
+     * its second output (LCM denoised, TCD pred_noised_sample: tests) */
     float *capture_x0, *capture_second;
 
     /* step state */

@@ -9,6 +9,7 @@
 #endif
 
 #include <math.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "sample/scheduler.h"
@@ -102,6 +103,7 @@ is_error *is_sched_dpmpp_step(struct is_scheduler *s, int i, const float *eps, f
             m[k] = ax - se;
         }
     }
+    if (s->capture_x0) memcpy(s->capture_x0, m, (size_t)n * sizeof(float));
     if (sigma_next == 0.0f && order == 1) {
         /* sigma_t = 0: alpha_t = 1, exp(-h) = 0, the update is exactly x = m (diffusers evaluates log(0)) */
         for (int64_t k = 0; k < n; k++) x[k] = m[k];

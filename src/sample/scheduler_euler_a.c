@@ -59,6 +59,7 @@ is_error *is_sched_euler_a_step(struct is_scheduler *s, int i, const float *eps,
             float a = e * c_out, b = xv / sq1;
             p = a + b;
         }
+        if (s->capture_x0) s->capture_x0[k] = p;
         float d = (xv - p) / sigma;
         float dd = d * dt;
         x[k] = xv + dd;

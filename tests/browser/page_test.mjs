@@ -309,6 +309,10 @@ async function main() {
     'custom spec sent as style_mode', JSON.stringify({ style_mode: body2.style_mode, steps: body2.steps, seed: body2.seed }));
   check(await page.isEnabled('#cancel') && await page.isDisabled('#generate'), 'Cancel enabled, Generate disabled while running');
   ok(`long run in progress: ${await page.textContent('#progress_text')}`);
+  await step('live preview shown while it runs (the server\'s preview.png of a step, 1/8 of the size)', () => page.waitForFunction(() => {
+    const p = document.getElementById('preview');
+    return p && !p.hidden && p.complete && p.naturalWidth > 0 && /preview\.png\?step=\d+/.test(p.src);
+  }, null, { timeout: 30000 }));
   const job2 = await jobIdOf(page);
   check(job2 && job2 !== job1, `second job has its own id (${job2})`);
   await page.click('#cancel');

@@ -646,6 +646,13 @@ async function mainServerChecks(refs) {
             expect(p.progress > 0 && p.progress < 1, `progress ${p.progress}`);
             expect(p.state.sampling_steps === 150, `state.sampling_steps ${p.state.sampling_steps} (want 150)`);
             expect(p.state.job_count >= 1, `state.job_count ${p.state.job_count} while a job runs`);
+            // the live preview: a base64 PNG of 1/8 the size (16x16 here), none when skip_current_image=true
+            const pv = await waitFor(async () => { const q = await progressOf(base); return { ok: typeof q.current_image === 'string', value: q, seen: q }; }, 10000, 'current_image while the job runs');
+            const png = b64png(pv.value.current_image, 'current_image');
+            const pw = png.readUInt32BE(16), ph = png.readUInt32BE(20); // IHDR
+            expect(pw === 16 && ph === 16, `current_image ${pw}x${ph} (want 16x16: 1/8 of 128x128)`);
+            const skipped = expectJson(await http(base, 'GET', '/sdapi/v1/progress?skip_current_image=true'), 200);
+            expect(skipped.current_image === null, `skip_current_image=true still sent an image`);
             const lat = [];
             for (let i = 0; i < 200; i++) {
                 const t0 = now();
@@ -937,7 +944,7 @@ function idleProgressShape(p) {
     for (const k of ['progress', 'eta_relative', 'state', 'current_image', 'textinfo']) expect(k in p, `/sdapi/v1/progress without "${k}": ${short(p)}`);
     for (const k of ['skipped', 'interrupted', 'job', 'job_count', 'job_timestamp', 'job_no', 'sampling_step', 'sampling_steps'])
         expect(p.state && k in p.state, `/sdapi/v1/progress state without "${k}": ${short(p)}`);
-    expect(p.current_image === null, `current_image ${short(p.current_image, 60)} (want null)`);
+    expect(p.current_image === null || (typeof p.current_image === 'string' && p.state.job_count > 0), `current_image ${short(p.current_image, 60)} (want null when idle, a base64 preview while a job runs)`);
     expect(typeof p.progress === 'number' && typeof p.eta_relative === 'number', `progress/eta_relative not numbers: ${short(p)}`);
     return p;
 }
