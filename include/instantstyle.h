@@ -183,8 +183,13 @@ typedef void (*is_log_fn)(void *user, const char *message);
  * heading for) at 1/8 of the output size, mapped from SDXL's 4 latent channels to RGB by fixed factors (A1111's
  * "Approx cheap"), no VAE. rgb is valid during the call only. */
 typedef void (*is_preview_fn)(void *user, int step, int total, const is_image *rgb);
-/* Return non-zero to stop the generation: checked before every stage and every denoising step. */
+/* Return non-zero to stop the generation: checked before every stage and every denoising step. Any value
+ * but IS_CANCEL_KEEP_PARTIAL cancels (IS_E_CANCELLED). IS_CANCEL_KEEP_PARTIAL, once a denoising step has run,
+ * stops as A1111's interrupt does: the remaining steps are skipped and the sampler's latest x0 prediction is
+ * decoded and returned (is_image_result.steps_done tells how many steps ran); before the first step it
+ * cancels. */
 typedef int (*is_cancel_fn)(void *user);
+#define IS_CANCEL_KEEP_PARTIAL 2
 
 typedef struct {
     const char *prompt;            /* required */
@@ -263,6 +268,7 @@ typedef struct {
     float *image;  /* [3, height, width] in 0..1 */
     uint8_t *rgb;  /* [height, width, 3] 8-bit, as diffusers' PIL output */
     is_precision precision; /* what ran: IS_PRECISION_F32 or IS_PRECISION_BF16 */
+    int steps_done, steps;  /* denoising steps run, of those planned (fewer: stopped with IS_CANCEL_KEEP_PARTIAL) */
 } is_image_result;
 
 /* One generation. Thread safety: one generation at a time per pipeline (calls on one pipeline from

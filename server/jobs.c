@@ -27,7 +27,7 @@ struct srv_job {
     job_image preview;  /* the latest live preview (PNG, 1/8 size) while running; seed unused */
     int preview_step;   /* steps done (all images) when it was made, 0: none */
     srv_err error;
-    atomic_int cancel;
+    atomic_int cancel, interrupt; /* interrupt: A1111's, with cancel set (keep the partial image) */
     int interrupted;
     int client_fd; /* >= 0: a synchronous client, polled for hang-up */
     unsigned version;
@@ -103,9 +103,11 @@ typedef struct {
     const is_generate_params *gp; /* the image being made (for the preview PNG's parameters) */
 } cb_ctx;
 
+/* A1111's interrupt keeps what the sampler has (the image of its last x0 prediction); DELETE, a client gone or
+ * the server stopping cancel outright. */
 static int on_cancel(void *user) {
     cb_ctx *c = user;
-    if (atomic_load(&c->j->cancel)) return 1;
+    if (atomic_load(&c->j->cancel)) return atomic_load(&c->j->interrupt) ? IS_CANCEL_KEEP_PARTIAL : 1;
     if (srv_client_gone(c->j->client_fd)) {
         atomic_store(&c->j->cancel, 1);
         return 1;
@@ -149,7 +151,7 @@ static void run_job(srv_jobs *q, srv_job *j) {
     srv_request *r = j->req;
     cb_ctx ctx = {q, j, NULL};
     is_error *err = NULL;
-    for (int i = 0; i < r->n_images && !err; i++) {
+    for (int i = 0; i < r->n_images && !err && !atomic_load(&j->cancel); i++) {
         is_generate_params gp = r->gp;
         gp.seed = r->seed + (uint64_t)i;
         gp.progress = on_progress, gp.cancel = on_cancel, gp.preview = on_preview, gp.user = &ctx;
@@ -173,9 +175,9 @@ static void run_job(srv_jobs *q, srv_job *j) {
     }
     pthread_mutex_lock(&q->mu);
     j->finished = now_s();
-    if (!err) {
+    if (!err && !atomic_load(&j->cancel)) {
         j->state = JOB_DONE;
-    } else if (is_error_code(err) == IS_E_CANCELLED) {
+    } else if (!err || is_error_code(err) == IS_E_CANCELLED) { /* interrupted: the images so far stay */
         j->state = JOB_CANCELLED;
     } else {
         is_status st = is_error_code(err);
@@ -343,6 +345,7 @@ int jobs_interrupt(srv_jobs *q) {
     srv_job *j = q->running;
     if (j) {
         j->interrupted = 1;
+        atomic_store(&j->interrupt, 1);
         atomic_store(&j->cancel, 1);
         touch(q, j);
     }

@@ -194,6 +194,45 @@ static void check_cancel(void) {
     free(dump);
 }
 
+/* IS_CANCEL_KEEP_PARTIAL (A1111's interrupt): after a step has run, the rest are skipped and the last x0
+ * prediction is decoded: an image with steps_done < steps, other than the full run's, the same for the same
+ * stop; before any step it cancels like any other value. */
+static int on_keep_partial(void *user) {
+    cancel_state *c = user;
+    c->asked++;
+    return c->steps_seen >= c->cancel_after ? IS_CANCEL_KEEP_PARTIAL : 0;
+}
+static void check_keep_partial(void) {
+    is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
+    if (!p) return;
+    is_generate_params g;
+    is_image_result full = {0}, part = {0}, again = {0};
+    base_params(&g, 42);
+    g.steps = 4;
+    th_ok(is_generate(p, &g, &full), "full run");
+    th_check(full.steps_done == 4 && full.steps == 4, "full run: steps_done %d of %d", full.steps_done, full.steps);
+    cancel_state c = {.cancel_after = 2};
+    g.progress = on_progress;
+    g.cancel = on_keep_partial;
+    g.user = &c;
+    if (th_ok(is_generate(p, &g, &part), "stopped after step 2, keeping the partial image")) {
+        th_check(part.steps_done == 2 && part.steps == 4 && part.width == 64 && part.height == 48 && part.rgb,
+                 "partial: %dx%d, steps_done %d of %d", part.width, part.height, part.steps_done, part.steps);
+        th_check(!same_pixels(&full, &part), "the partial image is not the full run's");
+        c = (cancel_state){.cancel_after = 2};
+        th_ok(is_generate(p, &g, &again), "the same stop again");
+        th_check(same_pixels(&part, &again), "the same stop gives the same partial image");
+    }
+    c = (cancel_state){.cancel_after = 0};
+    is_image_result none = {0};
+    is_error *e = is_generate(p, &g, &none);
+    th_check(is_error_code(e) == IS_E_CANCELLED && !none.rgb, "IS_CANCEL_KEEP_PARTIAL before any step cancels (%s)",
+             is_error_message(e));
+    is_error_free(e);
+    is_image_result_free(&full), is_image_result_free(&part), is_image_result_free(&again);
+    is_pipeline_free(p);
+}
+
 /* ---- style image in memory */
 
 /* Live previews: one per step, numbered 1..total, 1/8 of the output size; they do not change the image; the
@@ -523,6 +562,7 @@ int main(void) {
     check_hostile_config();
     check_keep_and_low();
     check_cancel();
+    check_keep_partial();
     check_style_in_memory();
     check_preview();
     check_image_inputs();

@@ -43,7 +43,7 @@ static void gen_state_free(gen_state *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->ctrl_scale);
     free(s->rgb);
-    free(s->preview_x0);
+    free(s->x0);
     free(s->preview_rgb);
     if (s->text != s->p->kept.text) is_sdxl_text_free(s->text);
     if (s->image_encoder != s->p->kept.image_encoder) is_image_encoder_free(s->image_encoder);
@@ -57,8 +57,10 @@ static void gen_state_free(gen_state *s) {
     is_image_free(&s->control_file);
 }
 
-static is_error *check_cancel(const is_generate_params *gp, const char *before) {
-    if (gp->cancel && gp->cancel(gp->user)) return is_errorf(IS_E_CANCELLED, "cancelled before %s", before);
+/* partial: the denoising stopped early on IS_CANCEL_KEEP_PARTIAL, whose repeats then let the image finish */
+static is_error *check_cancel(const is_generate_params *gp, const char *before, int partial) {
+    int c = gp->cancel ? gp->cancel(gp->user) : 0;
+    if (c && !(partial && c == IS_CANCEL_KEEP_PARTIAL)) return is_errorf(IS_E_CANCELLED, "cancelled before %s", before);
     return NULL;
 }
 
@@ -108,7 +110,7 @@ static is_error *check_params(const is_pipeline *p, const is_generate_params *gp
 /* Stage 1: prompts -> [negative, positive] hidden states and pooled embeddings. */
 static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                              float **content_pooled) {
-    IS_TRY(check_cancel(gp, "the text encoders"));
+    IS_TRY(check_cancel(gp, "the text encoders", 0));
     GEN_ACQUIRE(gp, s->p, s, text, "text encoders", is_sdxl_text_load(p->model_dir, &s->text));
     IS_TRY(gen_text_loras(gp, s));
     double t0 = gen_now();
@@ -158,7 +160,7 @@ static is_error *encode_text(const is_pipeline *p, const is_generate_params *gp,
 /* Stage 2: style image -> CLIP image embedding (minus content) -> IP tokens for both CFG rows. */
 static is_error *encode_style(const is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d,
                               const float *content_pooled) {
-    IS_TRY(check_cancel(gp, "the image encoder"));
+    IS_TRY(check_cancel(gp, "the image encoder", 0));
     GEN_ACQUIRE(gp, s->p, s, image_encoder, "image encoder", is_image_encoder_load(p->image_encoder_dir, &s->image_encoder));
     double t0 = gen_now();
     IS_TRY(is_image_encoder_set_precision(s->image_encoder, s->precision));
@@ -201,7 +203,7 @@ static is_error *attach_adapter(const is_pipeline *p, gen_state *s) {
 }
 
 static is_error *prepare_unet(is_pipeline *p, const is_generate_params *gp, gen_state *s, is_dump *d) {
-    IS_TRY(check_cancel(gp, "the UNet"));
+    IS_TRY(check_cancel(gp, "the UNet", 0));
     GEN_ACQUIRE(gp, p, s, unet, "unet", load_unet(p, s));
     IS_TRY(attach_adapter(p, s));
     IS_TRY(gen_unet_loras(gp, s));
@@ -239,8 +241,13 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
     double t0 = gen_now();
     for (int j = 0; j < steps; j++) {
         const int i = s->begin + j; /* the scheduler's step index */
-        if (gp->cancel && gp->cancel(gp->user))
-            return is_errorf(IS_E_CANCELLED, "cancelled before denoising step %d of %d", j + 1, steps);
+        int stop = gp->cancel ? gp->cancel(gp->user) : 0;
+        if (stop == IS_CANCEL_KEEP_PARTIAL && j > 0 && !dumping) { /* A1111's interrupt: decode the last x0 */
+            memcpy(s->latents, s->x0, (size_t)n * sizeof(float));
+            gen_log(gp, "denoising: stopped after %d of %d steps (the last x0 prediction is decoded)", j, steps);
+            return NULL;
+        }
+        if (stop) return is_errorf(IS_E_CANCELLED, "cancelled before denoising step %d of %d", j + 1, steps);
         const float *down = NULL, *mid = NULL;
         if (s->control_on) IS_TRY(gen_control_step(gp, s, j, &down, &mid));
         gen_unet_input(s, i);
@@ -270,6 +277,7 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
         }
         IS_TRY(is_scheduler_step(s->sched, i, s->guided, s->latents, n, rng));
         if (s->mode == GEN_INPAINT && s->unet_in == s->lc) IS_TRY(gen_inpaint_blend(s, j));
+        s->steps_done = j + 1;
         gen_preview_step(gp, s, j + 1, steps);
         for (int64_t k = 0; k < n; k++)
             if (!isfinite(s->latents[k]))
@@ -319,7 +327,7 @@ static is_error *alloc_loop(gen_state *s, int dumping) {
 
 /* Stage 5: VAE decode to 8-bit RGB. */
 static is_error *decode(const is_generate_params *gp, gen_state *s, is_dump *d) {
-    IS_TRY(check_cancel(gp, "the VAE decode"));
+    IS_TRY(check_cancel(gp, "the VAE decode", s->steps_done < s->steps_run));
     const int width = s->width, height = s->height;
     double t0 = gen_now();
     s->image = malloc((size_t)3 * width * height * sizeof(float));
@@ -394,7 +402,7 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     /* Start latents: the init image (if any) is encoded now, before the UNet's activations exist. */
     is_torch_rng rng;
     is_torch_rng_seed(&rng, gp->seed);
-    IS_TRY(check_cancel(gp, "the start latents"));
+    IS_TRY(check_cancel(gp, "the start latents", 0));
     IS_TRY(gen_prepare_latents(gp, s, &rng, d));
 
     double t0 = gen_now();
@@ -422,6 +430,8 @@ static is_error *run(is_pipeline *p, const is_generate_params *gp, gen_state *s,
     out->image = s->image;
     out->rgb = s->rgb;
     out->precision = s->precision;
+    out->steps_done = s->steps_done;
+    out->steps = s->steps_run;
     s->image = NULL;
     s->rgb = NULL;
     return NULL;

@@ -33,7 +33,8 @@ typedef struct {
     float *unet_out_steps, *noise_pred_steps, *latents_steps, *timesteps; /* dump only */
     float *image;
     uint8_t *rgb;
-    float *preview_x0;          /* live previews: the sampler's x0 prediction [lc, lh, lw] */
+    float *x0;                  /* the sampler's latest x0 prediction [lc, lh, lw] (previews, early stops) */
+    int steps_done;             /* denoising steps run so far */
     uint8_t *preview_rgb;       /* [lh, lw, 3] */
 
     /* img2img / inpainting */
@@ -119,8 +120,8 @@ void gen_unet_input(gen_state *s, int step);
  * latents to the next timestep and keep them outside the mask. */
 is_error *gen_inpaint_blend(gen_state *s, int j);
 
-/* generate_preview.c: live previews (gp->preview): buffers and the scheduler's x0 capture before the loop,
- * then one image per step (no allocation). */
+/* generate_preview.c: the x0 capture (for live previews and IS_CANCEL_KEEP_PARTIAL) and the preview buffer
+ * before the loop, then one preview image per step (no allocation). */
 is_error *gen_preview_prepare(const is_generate_params *gp, gen_state *s);
 void gen_preview_step(const is_generate_params *gp, gen_state *s, int step, int total);
 

@@ -14,19 +14,18 @@ static const float sdxl_rgb[4][3] = {{0.3448f, 0.4168f, 0.4395f},
                                      {-0.3730f, -0.2499f, -0.2088f}};
 
 is_error *gen_preview_prepare(const is_generate_params *gp, gen_state *s) {
+    s->x0 = malloc((size_t)s->latent_n * sizeof(float));
+    if (!s->x0) return is_error_oom("x0 prediction");
+    is_scheduler_capture(s->sched, s->x0, NULL);
     if (!gp->preview || s->lc != 4) return NULL; /* the map is SDXL's 4-channel latent space */
-    size_t px = (size_t)s->lh * (size_t)s->lw;
-    s->preview_x0 = malloc((size_t)s->latent_n * sizeof(float));
-    s->preview_rgb = malloc(px * 3);
-    if (!s->preview_x0 || !s->preview_rgb) return is_error_oom("live preview");
-    is_scheduler_capture(s->sched, s->preview_x0, NULL);
-    return NULL;
+    s->preview_rgb = malloc((size_t)s->lh * (size_t)s->lw * 3);
+    return s->preview_rgb ? NULL : is_error_oom("live preview");
 }
 
 void gen_preview_step(const is_generate_params *gp, gen_state *s, int step, int total) {
     if (!s->preview_rgb) return;
     const size_t px = (size_t)s->lh * (size_t)s->lw;
-    const float *x = s->preview_x0;
+    const float *x = s->x0;
     uint8_t *o = s->preview_rgb;
     for (size_t i = 0; i < px; i++)
         for (int r = 0; r < 3; r++) {
