@@ -101,7 +101,7 @@ typedef struct {
     char msg[400];
 } result;
 
-static void random_fill(float *x, int64_t n, float scale, uint32_t seed) {
+void bench_random_fill(float *x, int64_t n, float scale, uint32_t seed) {
     for (int64_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
         x[i] = scale * ((float)(seed >> 8) / (float)(1u << 23) - 1.0f);
@@ -145,7 +145,16 @@ static is_error *run_unet(const job *j, result *r) {
         is_unet_free(u);
         return perr;
     }
-    const int batch = 2, h = j->size / 8, w = j->size / 8, seq = 77; /* one CFG step: uncond + cond */
+    int finite = 1;
+    double cpu_s = 0;
+    is_error *err = bench_unet_eval(u, j->size, j->warmup, &r->seconds, &cpu_s, &r->gflop, &finite);
+    if (!err && !finite) snprintf(r->msg, sizeof r->msg, "non-finite output");
+    is_unet_free(u);
+    return err;
+}
+
+is_error *bench_unet_eval(is_unet *u, int size, int warmup, double *seconds, double *cpu_s, double *gflop, int *finite) {
+    const int batch = 2, h = size / 8, w = size / 8, seq = 77; /* one CFG step: uncond + cond */
     int C = is_unet_in_channels(u), D = is_unet_cross_attention_dim(u), pooled = is_unet_pooled_dim(u);
     int64_t n_sample = (int64_t)batch * C * h * w, n_out = (int64_t)batch * is_unet_out_channels(u) * h * w;
     float *sample = malloc((size_t)n_sample * sizeof(float)), *out = malloc((size_t)n_out * sizeof(float));
@@ -156,25 +165,25 @@ static is_error *run_unet(const job *j, result *r) {
         err = is_error_oom("benchmark inputs");
         goto done;
     }
-    random_fill(sample, n_sample, 1.0f, 1);
-    random_fill(ctx, (int64_t)batch * seq * D, 1.0f, 2);
-    random_fill(te, (int64_t)batch * pooled, 1.0f, 3);
+    bench_random_fill(sample, n_sample, 1.0f, 1);
+    bench_random_fill(ctx, (int64_t)batch * seq * D, 1.0f, 2);
+    bench_random_fill(te, (int64_t)batch * pooled, 1.0f, 3);
     for (int b = 0; b < batch; b++) {
         float *t = time_ids + 6 * b;
-        t[0] = t[4] = (float)j->size, t[1] = t[5] = (float)j->size;
+        t[0] = t[4] = (float)size, t[1] = t[5] = (float)size;
     }
     is_unet_input in = {.batch = batch, .height = h, .width = w, .sample = sample, .timestep = 999.0f,
                         .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids};
-    if (j->warmup && (err = is_unet_forward(u, &in, out))) goto done;
+    if (warmup && (err = is_unet_forward(u, &in, out))) goto done;
     is_flops_reset();
-    double t1 = bench_now();
+    double t1 = bench_now(), c1 = bench_cpu_now();
     err = is_unet_forward(u, &in, out);
-    r->seconds = bench_now() - t1;
-    r->gflop = is_flops_total() * 1e-9;
-    if (!err && !finite_all(out, n_out)) snprintf(r->msg, sizeof r->msg, "non-finite output");
+    *seconds = bench_now() - t1;
+    *cpu_s = bench_cpu_now() - c1;
+    *gflop = is_flops_total() * 1e-9;
+    *finite = !err && finite_all(out, n_out);
 done:
     free(sample), free(out), free(ctx), free(te);
-    is_unet_free(u);
     return err;
 }
 
@@ -199,7 +208,7 @@ static is_error *run_vae(const job *j, result *r) {
         err = is_error_oom("benchmark inputs");
         goto done;
     }
-    random_fill(lat, (int64_t)C * h * w, 0.5f, 4);
+    bench_random_fill(lat, (int64_t)C * h * w, 0.5f, 4);
     is_vae_options opt = {.tiling = 0}; /* the untiled decode, as the pipeline runs 1024x1024 */
     if (j->warmup && (err = is_vae_decode(v, lat, h, w, &opt, img))) goto done;
     is_flops_reset();
@@ -274,7 +283,7 @@ static is_error *run_vision(const job *j, result *r) {
         err = is_error_oom("benchmark inputs");
         goto done;
     }
-    random_fill(px, (int64_t)3 * S * S, 1.5f, 5);
+    bench_random_fill(px, (int64_t)3 * S * S, 1.5f, 5);
     if (j->warmup && (err = is_image_encoder_forward(enc, px, emb, NULL))) goto done;
     is_flops_reset();
     double t1 = bench_now();

@@ -142,49 +142,6 @@ static void peak_reset(void) {
     fclose(f);
 }
 
-static void fill(float *x, int64_t n, float scale, uint32_t seed) {
-    for (int64_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = scale * ((float)(seed >> 8) / (float)(1u << 23) - 1.0f);
-    }
-}
-
-/* One UNet CFG evaluation (batch 2) at size pixels, inputs as run_unet in bench.c; warm-up first if asked. */
-static is_error *unet_eval(is_unet *u, int size, int warmup, double *seconds, double *cpu_s, double *gflop) {
-    const int batch = 2, h = size / 8, w = size / 8, seq = 77;
-    int C = is_unet_in_channels(u), D = is_unet_cross_attention_dim(u), pooled = is_unet_pooled_dim(u);
-    int64_t n_sample = (int64_t)batch * C * h * w, n_out = (int64_t)batch * is_unet_out_channels(u) * h * w;
-    float *sample = malloc((size_t)n_sample * sizeof(float)), *out = malloc((size_t)n_out * sizeof(float));
-    float *ctx = malloc((size_t)batch * seq * D * sizeof(float)), *te = malloc((size_t)batch * pooled * sizeof(float));
-    float time_ids[12] = {0};
-    is_error *err = NULL;
-    if (!sample || !out || !ctx || !te) {
-        err = is_error_oom("benchmark inputs");
-        goto done;
-    }
-    fill(sample, n_sample, 1.0f, 1);
-    fill(ctx, (int64_t)batch * seq * D, 1.0f, 2);
-    fill(te, (int64_t)batch * pooled, 1.0f, 3);
-    for (int b = 0; b < batch; b++) {
-        float *t = time_ids + 6 * b;
-        t[0] = t[4] = (float)size, t[1] = t[5] = (float)size;
-    }
-    is_unet_input in = {.batch = batch, .height = h, .width = w, .sample = sample, .timestep = 999.0f,
-                        .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids};
-    if (warmup && (err = is_unet_forward(u, &in, out))) goto done;
-    is_flops_reset();
-    double t1 = bench_now(), c1 = bench_cpu_now();
-    err = is_unet_forward(u, &in, out);
-    *seconds = bench_now() - t1;
-    *cpu_s = bench_cpu_now() - c1;
-    *gflop = is_flops_total() * 1e-9;
-    for (int64_t i = 0; !err && i < n_out; i++)
-        if (!isfinite(out[i])) err = is_errorf(IS_E_INTERNAL, "UNet output with the LoRA merged is not finite");
-done:
-    free(sample), free(out), free(ctx), free(te);
-    return err;
-}
-
 /* ---- the side product */
 
 typedef struct {
@@ -324,7 +281,7 @@ static is_error *side_product(const char *lora_path, int bf16, const int *sizes,
         b.x = malloc((size_t)nx * sizeof(float)), b.mid = malloc((size_t)nmid * sizeof(float));
         b.ys = malloc((size_t)ny * sizeof(float)), b.y = calloc((size_t)ny, sizeof(float));
         if (!b.x || !b.mid || !b.ys || !b.y) err = is_error_oom("side product buffers");
-        else fill(b.x, nx, 1.0f, 9);
+        else bench_random_fill(b.x, nx, 1.0f, 9);
     }
     for (int s = 0; !err && s < n_sizes; s++) {
         int latent = sizes[s] / 8;
@@ -393,7 +350,11 @@ is_error *bench_lora_run(const char *dir, is_precision p, int rank, int warmup, 
         L->peak_set = hwm;
     }
     L->eval_size = L->bf16 ? 1024 : 512; /* f32 at 1024 takes minutes per evaluation */
-    if (!err) err = unet_eval(u, L->eval_size, warmup, &L->eval_s, &L->eval_cpu_s, &L->eval_gflop);
+    if (!err) {
+        int finite = 1;
+        err = bench_unet_eval(u, L->eval_size, warmup, &L->eval_s, &L->eval_cpu_s, &L->eval_gflop, &finite);
+        if (!err && !finite) err = is_errorf(IS_E_INTERNAL, "UNet output with the LoRA merged is not finite");
+    }
     if (!err) rss_now(&L->rss_eval, &L->peak_eval);
     is_unet_free(u);
     if (err) return err;
