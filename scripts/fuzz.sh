@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet config_vae
-  config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli server_request)
+  config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli server_request lora)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 coverage=0
 if [ "${1:-}" = "--coverage" ]; then coverage=1; shift; set -- 0 "$@"; fi
