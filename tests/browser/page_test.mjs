@@ -311,7 +311,7 @@ async function main() {
   ok(`long run in progress: ${await page.textContent('#progress_text')}`);
   await step('live preview shown while it runs (the server\'s preview.png of a step, 1/8 of the size)', () => page.waitForFunction(() => {
     const p = document.getElementById('preview');
-    return p && !p.hidden && p.complete && p.naturalWidth > 0 && /preview\.png\?step=\d+/.test(p.src);
+    return p && !p.hidden && Number(p.dataset.loaded || 0) >= 1 && /preview\.png\?step=\d+/.test(p.src);
   }, null, { timeout: 30000 }));
   const job2 = await jobIdOf(page);
   check(job2 && job2 !== job1, `second job has its own id (${job2})`);
