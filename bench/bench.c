@@ -101,6 +101,17 @@ typedef struct {
     char msg[400];
 } result;
 
+int bench_run_self(char **args) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    int status = 0;
+    return pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ? -1 : 0;
+}
+
 void bench_random_fill(float *x, int64_t n, float scale, uint32_t seed) {
     for (int64_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
@@ -535,15 +546,7 @@ static is_error *ensure_component(const char *root, const char *name) {
     double t0 = bench_now();
     /* in a separate process (the generator holds a whole file in memory; keep that out of ours) */
     char *args[] = {"is_bench", "--write", (char *)name, "--model-dir", (char *)root, NULL};
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execv("/proc/self/exe", args);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return is_errorf(IS_E_IO, "writing the random %s failed", name);
+    if (bench_run_self(args)) return is_errorf(IS_E_IO, "writing the random %s failed", name);
     printf("  done in %.0f s\n", bench_now() - t0);
     return NULL;
 }

@@ -8,6 +8,8 @@
 #include "instantstyle.h"
 
 double bench_now(void);                          /* monotonic seconds */
+/* Run this program again with args (args[0] its name; NULL-terminated) and wait: 0 when it exited with 0. */
+int bench_run_self(char **args);
 /* n pseudo-random values in [-scale, scale) from seed (the same every run). */
 void bench_random_fill(float *x, int64_t n, float scale, uint32_t seed);
 /* One UNet CFG evaluation (batch 2, 77 text tokens, random inputs) at size x size pixels, after one unmeasured

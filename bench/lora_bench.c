@@ -107,15 +107,7 @@ is_error *bench_lora_ensure(const char *dir, int rank) {
     snprintf(r, sizeof r, "%d", rank);
     /* in a separate process: the writer holds the whole file in memory; keep that out of the measured one */
     char *args[] = {"is_bench", "--write-lora", r, "--model-dir", (char *)dir, NULL};
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execv("/proc/self/exe", args);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return is_errorf(IS_E_IO, "writing the random LoRA %s failed", path);
+    if (bench_run_self(args)) return is_errorf(IS_E_IO, "writing the random LoRA %s failed", path);
     printf("  done in %.0f s\n", bench_now() - t0);
     return NULL;
 }
