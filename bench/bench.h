@@ -13,8 +13,10 @@ int bench_run_self(char **args);
 /* n pseudo-random values in [-scale, scale) from seed (the same every run). */
 void bench_random_fill(float *x, int64_t n, float scale, uint32_t seed);
 /* One UNet CFG evaluation (batch 2, 77 text tokens, random inputs) at size x size pixels, after one unmeasured
- * warm-up when asked: wall and CPU seconds, GFLOP, whether the output is finite. */
-is_error *bench_unet_eval(is_unet *u, int size, int warmup, double *seconds, double *cpu_s, double *gflop, int *finite);
+ * warm-up when asked, then repeat measured runs: wall and CPU seconds of the fastest, GFLOP, whether the
+ * output is finite. */
+is_error *bench_unet_eval(is_unet *u, int size, int warmup, int repeat, double *seconds, double *cpu_s, double *gflop,
+                          int *finite);
 double bench_cpu_now(void);                      /* CPU seconds of this process (all threads) */
 /* Best GFLOP/s of an n^3 sgemm on all threads; *cpu_gflops (if not NULL): best GFLOP per CPU-second. */
 double bench_sgemm_ceiling(int64_t n, int reps, double *cpu_gflops);

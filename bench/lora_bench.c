@@ -344,7 +344,7 @@ is_error *bench_lora_run(const char *dir, is_precision p, int rank, int warmup, 
     L->eval_size = L->bf16 ? 1024 : 512; /* f32 at 1024 takes minutes per evaluation */
     if (!err) {
         int finite = 1;
-        err = bench_unet_eval(u, L->eval_size, warmup, &L->eval_s, &L->eval_cpu_s, &L->eval_gflop, &finite);
+        err = bench_unet_eval(u, L->eval_size, warmup, 1, &L->eval_s, &L->eval_cpu_s, &L->eval_gflop, &finite);
         if (!err && !finite) err = is_errorf(IS_E_INTERNAL, "UNet output with the LoRA merged is not finite");
     }
     if (!err) rss_now(&L->rss_eval, &L->peak_eval);
