@@ -258,7 +258,7 @@ is_error *is_merge_table_init(is_merge_table *mt, size_t expected_count) {
     size_t size = table_size_for(expected_count);
     mt->slots = malloc(size * sizeof *mt->slots);
     if (!mt->slots) return is_error_oom("merge table");
-    for (size_t i = 0; i < size; i++) mt->slots[i].key = UINT64_MAX;
+    memset(mt->slots, 0xFF, size * sizeof *mt->slots); /* every key UINT64_MAX: empty */
     mt->mask = size - 1;
     mt->n = 0;
     return NULL;

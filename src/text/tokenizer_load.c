@@ -138,7 +138,10 @@ static is_error *load_merges(is_tokenizer *tok, const char *path) {
         err = is_errorf(IS_E_FORMAT, "%s: missing the \"#version: ...\" header line", path);
         goto done;
     }
-    err = is_merge_table_init(&tok->merges, CLIP_MAX_MERGES);
+    /* Sized by the lines present (a small tokenizer gets a small table), at most CLIP's merge count. */
+    size_t lines = 0;
+    for (const char *q = strchr(p, '\n'); q && lines < CLIP_MAX_MERGES; q = strchr(q + 1, '\n')) lines++;
+    err = is_merge_table_init(&tok->merges, lines);
     p = strchr(p, '\n');
     for (int32_t rank = 0; !err && p && rank < CLIP_MAX_MERGES; rank++) {
         char *line = p + 1;
