@@ -264,6 +264,37 @@ static void test_api_and_errors(void) {
         is_scheduler_free(s);
         s = NULL;
     }
+    /* DPM++ lambda_min_clipped (default linear betas: lambda runs from 4.605 at t = 0 down, crossing 0 at
+     * t = 259): 0 keeps timesteps 0..258 (trailing, 1 step: arange(259, 0, -1000) - 1 = [258]); 5 clips them
+     * all, which diffusers turns into an empty or made-up schedule: refused for every spacing (fuzz finding
+     * tests/regressions/config_scheduler/), but not with Karras sigmas, which come from the whole table. */
+    p = write_config("sched_clip0.json", "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": 0, "
+                                         "\"timestep_spacing\": \"trailing\"}");
+    if (th_ok(is_scheduler_load(p, IS_SAMPLER_FROM_CONFIG, -1, NULL, &s), "dpm lambda_min_clipped 0")) {
+        th_ok(is_scheduler_set_timesteps(s, 1), "1 step");
+        th_check(is_scheduler_num_steps(s) == 1 && is_scheduler_timestep(s, 0) == 258.0f,
+                 "lambda_min_clipped 0, trailing, 1 step: [258] (got %d, first %g)", is_scheduler_num_steps(s),
+                 (double)is_scheduler_timestep(s, 0));
+        is_scheduler_free(s);
+        s = NULL;
+    }
+    free(p);
+    p = write_config("sched_clip5.json", "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": 5}");
+    static const char *const spacings[] = {"linspace", "leading", "trailing"};
+    for (int k = 0; k < 3; k++) {
+        if (!th_ok(is_scheduler_load(p, IS_SAMPLER_FROM_CONFIG, -1, spacings[k], &s), "dpm lambda_min_clipped 5")) continue;
+        th_fails(is_scheduler_set_timesteps(s, 1), "lambda_min_clipped = 5 clips every timestep", spacings[k]);
+        th_fails(is_scheduler_set_timesteps(s, 30), "sched_clip5.json", spacings[k]);
+        is_scheduler_free(s);
+        s = NULL;
+    }
+    if (th_ok(is_scheduler_load(p, IS_SAMPLER_DPMPP_2M, 1, NULL, &s), "dpm karras, lambda_min_clipped 5")) {
+        th_ok(is_scheduler_set_timesteps(s, 30), "Karras sigmas ignore lambda_min_clipped");
+        th_check(is_scheduler_num_steps(s) == 30, "30 Karras timesteps (got %d)", is_scheduler_num_steps(s));
+        is_scheduler_free(s);
+        s = NULL;
+    }
+    free(p);
     /* DPM++ Karras timesteps can repeat at the end; stepping is by position */
     if (th_ok(is_scheduler_load(g_config, IS_SAMPLER_DPMPP_2M, 1, NULL, &s), "dpm karras 50")) {
         th_ok(is_scheduler_set_timesteps(s, 50), "50 steps");

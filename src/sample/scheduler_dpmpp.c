@@ -27,6 +27,16 @@ static int last_timestep(const struct is_scheduler *s) {
 
 is_error *is_sched_dpmpp_set_timesteps(struct is_scheduler *s, int N) {
     int T = s->T, last = last_timestep(s), cnt = N;
+    /* diffusers would go on with an empty (trailing) or a made-up schedule (timesteps 0 and -1, or all
+     * steps_offset): refuse the config instead. Karras sigmas come from the whole table and ignore it. */
+    if (last < 1 && !s->karras) {
+        float a = s->alphas_cumprod[0];
+        return is_errorf(IS_E_CONFIG,
+                         "%s: lambda_min_clipped = %g clips every timestep (the largest lambda of the schedule is "
+                         "%.4g): expected a value below it (diffusers' default is -inf)",
+                         s->config_path ? s->config_path : s->name, s->lambda_min_clipped,
+                         (double)(logf(sqrtf(a)) - logf(sqrtf(1.0f - a))));
+    }
     double *tmp = malloc((size_t)(N + 2) * sizeof *tmp);
     double *sig = malloc((size_t)(N + 2) * sizeof *sig);
     int64_t *t = malloc((size_t)(N + 2) * sizeof *t);
