@@ -1,4 +1,5 @@
-/* CLIPImageProcessor: config, geometry, Pillow resize + centre crop on uint8, rescale + normalise. */
+/* CLIPImageProcessor: config, geometry, Pillow resize + centre crop on uint8; rescale + normalise is
+ * clip_normalize.c. */
 #include "vision/clip_preprocess.h"
 
 #include <math.h>
@@ -179,19 +180,6 @@ is_error *is_clip_resize_crop_u8(const is_clip_preproc *pp, const is_image *img,
     }
     free(win);
     return e;
-}
-
-void is_clip_normalize(const is_clip_preproc *pp, const uint8_t *rgb, int width, int height, float *pixel_values) {
-    size_t hw = (size_t)width * height;
-    for (int c = 0; c < 3; c++) {
-        float *dst = pixel_values + c * hw;
-        for (size_t i = 0; i < hw; i++) {
-            uint8_t u = rgb[3 * i + c];
-            float x = pp->do_rescale ? (float)((double)u * pp->rescale_factor) : (float)u;
-            if (pp->do_normalize) x = (x - pp->mean[c]) / pp->std[c];
-            dst[i] = x;
-        }
-    }
 }
 
 is_error *is_clip_preprocess(const is_clip_preproc *pp, const is_image *img, int size, float *pixel_values) {
