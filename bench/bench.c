@@ -191,7 +191,7 @@ is_error *bench_unet_eval(is_unet *u, int size, int warmup, int repeat, double *
                         .encoder_hidden_states = ctx, .seq_len = seq, .text_embeds = te, .time_ids = time_ids};
     if (warmup && (err = is_unet_forward(u, &in, out))) goto done;
     *seconds = 0;
-    for (int r = 0; r < (repeat > 1 ? repeat : 1) && !err; r++) {
+    for (int r = 0; r < repeat && !err; r++) {
         is_flops_reset();
         double t1 = bench_now(), c1 = bench_cpu_now();
         err = is_unet_forward(u, &in, out);
@@ -230,7 +230,7 @@ static is_error *run_vae(const job *j, result *r) {
     bench_random_fill(lat, (int64_t)C * h * w, 0.5f, 4);
     is_vae_options opt = {.tiling = 0}; /* the untiled decode, as the pipeline runs 1024x1024 */
     if (j->warmup && (err = is_vae_decode(v, lat, h, w, &opt, img))) goto done;
-    for (int k = 0; k < (j->repeat > 1 ? j->repeat : 1) && !err; k++) {
+    for (int k = 0; k < j->repeat && !err; k++) {
         is_flops_reset();
         double t1 = bench_now();
         err = is_vae_decode(v, lat, h, w, &opt, img);

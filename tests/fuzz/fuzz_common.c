@@ -161,6 +161,14 @@ void fz_fail(const char *fmt, ...) {
     abort();
 }
 
+is_unet *fz_golden_unet(void) {
+    const char *dir = fz_golden("models/tiny-sdxl/unet");
+    is_unet *u = NULL;
+    is_error *e = is_unet_load(dir, &u);
+    if (e) fz_fail("loading %s: %s", dir, is_error_message(e));
+    return u;
+}
+
 unsigned fz_touch(const void *p, size_t n) {
     /* Copied out in chunks: ASan's memcpy checks each whole source range, and the copy reads every page (a
      * byte loop did the same with a libFuzzer comparison hook per byte: most of ip_adapter's time). */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "instantstyle.h"
 #include "core/safetensors.h"
 #include "unet/block_scales.h"
 
@@ -51,6 +52,10 @@ char *fz_cstr(const uint8_t *data, size_t size);
 /* Consume an error: its message must be a bounded, NUL-terminated string (read it whole, so ASan sees
  * any overrun) and its code a known status. Frees it. Returns 1 when err was an error. */
 int fz_error(is_error *err);
+
+/* The golden tiny SDXL UNet (models/tiny-sdxl/unet), loaded once at initialisation; exits with the
+ * error when it does not load. */
+is_unet *fz_golden_unet(void);
 
 /* Abort with a message (an invariant of the API did not hold: libFuzzer reports it as a crash). */
 void fz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

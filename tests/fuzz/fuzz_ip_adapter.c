@@ -17,9 +17,7 @@ static const char *base;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *unet_dir = fz_golden("models/tiny-sdxl/unet");
-    is_error *e = is_unet_load(unet_dir, &unet);
-    if (e) fz_fail("loading %s: %s", unet_dir, is_error_message(e));
+    unet = fz_golden_unet();
     base = fz_path("adapter");
     return 0;
 }

@@ -18,12 +18,12 @@ static const char *base;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *unet_dir = fz_golden("models/tiny-sdxl/unet");
-    is_error *e = is_unet_load(unet_dir, &unet);
-    if (e) fz_fail("loading %s: %s", unet_dir, is_error_message(e));
+    unet = fz_golden_unet();
     const char *dirs[2] = {fz_golden("models/tiny-sdxl/text_encoder"), fz_golden("models/tiny-sdxl/text_encoder_2")};
-    for (int i = 0; i < 2; i++)
-        if ((e = is_clip_text_load(dirs[i], &te[i]))) fz_fail("loading %s: %s", dirs[i], is_error_message(e));
+    for (int i = 0; i < 2; i++) {
+        is_error *e = is_clip_text_load(dirs[i], &te[i]);
+        if (e) fz_fail("loading %s: %s", dirs[i], is_error_message(e));
+    }
     base = fz_path("lora");
     return 0;
 }
