@@ -26,7 +26,7 @@
 # $IS_GOLDEN_DIR. Needs clang with libFuzzer (scripts/install-deps.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet config_vae
+all=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet config_controlnet config_vae
   config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli server_request lora)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 coverage=0
@@ -127,6 +127,8 @@ targets_of() {
     tokenizer_files) echo src/text/tokenizer_load.c ;;
     block_scales) echo src/unet/block_scales.c ;;
     config_unet) echo src/unet/unet_config.c src/unet/unet_load.c src/core/config.c ;;
+    config_controlnet) echo src/controlnet/controlnet_load.c src/controlnet/controlnet_model.c src/controlnet/controlnet_forward.c \
+      src/unet/unet_config.c ;;
     config_vae) echo src/vae/vae_load.c src/core/config.c ;;
     config_text_encoder) echo src/text/clip_text.c src/clip/clip_encoder.c ;;
     config_image_encoder) echo src/vision/clip_vision.c ;;
@@ -199,7 +201,12 @@ for h in "${harnesses[@]}"; do
     png | jpeg | server_request) extra+=(-max_len=65536) ;;
   esac
   if ((runs)); then extra+=(-runs="$runs"); else extra+=(-max_total_time="$seconds"); fi
-  if "$bin" "${common[@]}" -dict="tests/fuzz/$h.dict" "${extra[@]}" \
+  dict=tests/fuzz/$h.dict
+  if [ "$h" = config_controlnet ]; then # a ControlNet config is a UNet config plus its own keys
+    dict=$build/logs/$h.dict
+    cat tests/fuzz/config_unet.dict tests/fuzz/config_controlnet.dict >"$dict"
+  fi
+  if "$bin" "${common[@]}" -dict="$dict" "${extra[@]}" \
     "$work" "${dirs[@]}" >"$log" 2>&1; then
     report "$h" "ok: $(summary "$log")" "$log"
   elif grep -q 'libFuzzer: run interrupted' "$log"; then

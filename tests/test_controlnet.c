@@ -298,6 +298,8 @@ static void test_shapes(is_controlnet *cn, const is_unet *u) {
     th_check(is_controlnet_down_floats(cn, 8, 8) == 32 * 64 * 3 + 32 * 16 * 3 + 32 * 4 + 64 * 4 * 2,
              "down_floats(8, 8) = 8320");
     th_check(is_controlnet_precision(cn) == IS_PRECISION_F32, "a loaded ControlNet runs in f32");
+    th_check(is_controlnet_conditioning_channels(cn) == 3 && is_controlnet_conditioning_channels(NULL) == 0,
+             "conditioning channels: 3 (RGB), 0 for NULL");
 }
 
 /* ---- which UNets a ControlNet fits */

@@ -859,6 +859,17 @@ static const char *mismatched_model(void) {
     return dir;
 }
 
+/* A random-weight ControlNet for tiny-sdxl's UNet whose control image has `channels` channels; returns the
+ * folder (static, one per call site). */
+static void controlnet_with_channels(int channels, char *dir, size_t cap) {
+    snprintf(dir, cap, "%s/controlnet-cond-%d", th_tmpdir(), channels);
+    mkdir(dir, 0755);
+    tm_spec spec;
+    tm_spec_default(&spec);
+    spec.controlnet.conditioning_channels = channels;
+    th_ok(tm_write_controlnet(dir, &spec.unet, &spec.controlnet, 11), dir);
+}
+
 /* img2img / inpainting / ControlNet inputs that cannot work: a clear error before any network runs. */
 static void image_input_errors(void) {
     char content[4096], content96[4096], mask96[4096], canny[4096], cn[4096], bad_img[4096];
@@ -903,6 +914,15 @@ static void image_input_errors(void) {
     free(cli_error("a ControlNet folder that is not one", "config.json", notcn, 4, L));
     char *misfit[] = {"--model", (char *)mismatched_model(), "--controlnet", cn, "--control-image", canny};
     free(cli_error("a ControlNet that does not fit the UNet", "does not fit the UNet", misfit, 6, L));
+    /* The pipeline's control image is RGB: a ControlNet made for another channel count (it loads, and its
+     * residuals fit the UNet) would read past it (4) or misread it (1). */
+    for (int channels = 1; channels <= 4; channels += 3) {
+        char cn_c[4096], what[96];
+        controlnet_with_channels(channels, cn_c, sizeof cn_c);
+        snprintf(what, sizeof what, "a ControlNet taking %d-channel control images", channels);
+        char *chan[] = {"--controlnet", cn_c, "--control-image", canny};
+        free(cli_error(what, "conditioning_channels", chan, 4, L));
+    }
     char *nolora[] = {"--lora", "/nonexistent/lora.safetensors:0.5"};
     free(cli_error("a LoRA file that does not exist", "/nonexistent/lora.safetensors: not found", nolora, 2, L));
     char lora_bad_w[4096];

@@ -16,6 +16,11 @@ static is_error *load_controlnet(const is_pipeline *p, gen_state *s) {
 
 is_error *gen_control_check(is_pipeline *p, const is_generate_params *gp, gen_state *s) {
     GEN_ACQUIRE(gp, p, s, controlnet, "controlnet", load_controlnet(p, s));
+    /* The control image is prepared as RGB (diffusers too: another channel count fails in its conv_in). */
+    const int channels = is_controlnet_conditioning_channels(s->controlnet);
+    if (channels != 3)
+        return is_errorf(IS_E_UNSUPPORTED, "--controlnet %s: conditioning_channels = %d in its config.json: the "
+                         "pipeline gives a ControlNet an RGB control image (3 channels)", p->controlnet_dir, channels);
     return is_error_wrap(is_controlnet_check_unet(s->controlnet, s->unet), "--controlnet %s", p->controlnet_dir);
 }
 

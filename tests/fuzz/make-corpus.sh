@@ -10,7 +10,7 @@ golden=${1:-${IS_GOLDEN_DIR:-../shared/golden}}
 [ -d "$golden/models" ] || { echo "make-corpus: no golden folder at $golden (give it as argument)" >&2; exit 1; }
 out=tests/fuzz/corpus
 sep=$'\n#--next-file--#\n' # FZ_SEP in fuzz_common.h
-harnesses=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet
+harnesses=(safetensors safetensors_index ip_adapter png jpeg tokenizer tokenizer_files block_scales config_unet config_controlnet
   config_vae config_text_encoder config_image_encoder config_preprocessor config_scheduler config_pipeline cli)
 for h in "${harnesses[@]}"; do rm -rf "${out:?}/$h"; mkdir -p "$out/$h"; done
 tmp=$(mktemp -d)
@@ -176,6 +176,16 @@ install -m 644 "$m/tiny-sdxl-inpaint/unet/config.json" "$out/config_unet/tiny-sd
 install -m 644 "$m/tiny-controlnet/config.json" "$out/config_unet/tiny-controlnet.json"
 jq -c '.transformer_layers_per_block = [1, 1, 2] | .num_attention_heads = .attention_head_dim' \
   "$m/tiny-sdxl/unet/config.json" >"$out/config_unet/heads_and_depths.json"
+c=$out/config_controlnet
+install -m 644 "$m/tiny-controlnet/config.json" "$c/tiny-controlnet.json"
+# the ControlNet's own keys at values it refuses or that change its shapes, and the defaults (keys left out)
+jq -c '.conditioning_channels = 1' "$m/tiny-controlnet/config.json" >"$c/cond_1.json"
+jq -c '.global_pool_conditions = true' "$m/tiny-controlnet/config.json" >"$c/global_pool.json"
+jq -c '.controlnet_conditioning_channel_order = "bgr"' "$m/tiny-controlnet/config.json" >"$c/bgr.json"
+jq -c '.conditioning_embedding_out_channels = [8, 16, 32]' "$m/tiny-controlnet/config.json" >"$c/embed_3.json"
+jq -c 'del(.conditioning_channels, .conditioning_embedding_out_channels, .global_pool_conditions,
+  .controlnet_conditioning_channel_order)' "$m/tiny-controlnet/config.json" >"$c/defaults.json"
+jq -c '.mid_block_type = "UNetMidBlock2D" | .layers_per_block = 1' "$m/tiny-controlnet/config.json" >"$c/mid_2d.json"
 install -m 644 "$m/tiny-sdxl/vae/config.json" "$out/config_vae/tiny-sdxl.json"
 jq -c '.latents_mean = [0, 0, 0, 0] | .latents_std = [1, 1, 1, 1] | .sample_size = [64, 64]' \
   "$m/tiny-sdxl/vae/config.json" >"$out/config_vae/latents_stats.json"
