@@ -60,9 +60,8 @@ if ((coverage)); then
   llvmcov=$(command -v "llvm-cov-$v" || command -v llvm-cov || true)
   [ -n "$profdata" ] && [ -n "$llvmcov" ] || { echo "fuzz.sh: --coverage needs llvm-profdata and llvm-cov (Debian: llvm)" >&2; exit 2; }
 fi
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=clang cmake -S . -B "$build" -DIS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_extra[@]}" >/dev/null
-fi
+# Configured every time (a second or two): a build folder made before a harness was added has no target for it.
+CC=clang cmake -S . -B "$build" -DIS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_extra[@]}" >/dev/null
 targets=()
 for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build/build.log" 2>&1 || {
