@@ -132,7 +132,8 @@ targets_of() {
     config_text_encoder) echo src/text/clip_text.c src/clip/clip_encoder.c ;;
     config_image_encoder) echo src/vision/clip_vision.c ;;
     config_preprocessor) echo src/vision/clip_preprocess.c ;;
-    config_scheduler) echo src/sample/scheduler_config.c src/sample/scheduler_common.c ;;
+    config_scheduler) echo src/sample/scheduler_config.c src/sample/scheduler_common.c src/sample/scheduler_lcm.c \
+      src/sample/scheduler_tcd.c ;;
     config_pipeline) echo src/pipeline/pipeline.c src/text/sdxl_prompt.c ;;
     cli) echo cli/generate_args.c cli/args.c src/pipeline/png_meta.c ;;
   esac

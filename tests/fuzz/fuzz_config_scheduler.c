@@ -1,8 +1,8 @@
 /* scheduler/scheduler_config.json: the input is the file, loaded with is_scheduler_load as its
- * _class_name says and as each sampler the CLI offers (--sampler euler|euler_a|ddim|dpmpp_2m, with and
- * without --karras, and a --timestep-spacing override). A scheduler it accepts must set 1, 2, 7 and 30
- * steps (more than num_train_timesteps may be refused) with finite timesteps, scale model inputs and run its first three
- * steps on a 4-element sample. */
+ * _class_name says and as each sampler the CLI offers (--sampler euler|euler_a|ddim|dpmpp_2m|lcm|tcd, with
+ * and without --karras, a --timestep-spacing override, and --eta 0.3 for DDIM and TCD). A scheduler it
+ * accepts must set 1, 2, 7 and 30 steps (more than num_train_timesteps may be refused) with finite
+ * timesteps, scale model inputs and run its first three steps on a 4-element sample. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +45,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         is_sampler kind;
         int karras;
         const char *spacing;
+        float eta;
     } ways[] = {
-        {IS_SAMPLER_FROM_CONFIG, -1, NULL}, {IS_SAMPLER_EULER, 1, NULL},         {IS_SAMPLER_EULER_A, 0, "trailing"},
-        {IS_SAMPLER_DDIM, -1, "leading"},   {IS_SAMPLER_DPMPP_2M, 1, "linspace"}, {IS_SAMPLER_DPMPP_2M, 0, NULL},
+        {IS_SAMPLER_FROM_CONFIG, -1, NULL, 0},    {IS_SAMPLER_EULER, 1, NULL, 0},
+        {IS_SAMPLER_EULER_A, 0, "trailing", 0},   {IS_SAMPLER_DDIM, -1, "leading", 0.3f},
+        {IS_SAMPLER_DPMPP_2M, 1, "linspace", 0},  {IS_SAMPLER_DPMPP_2M, 0, NULL, 0},
+        {IS_SAMPLER_LCM, -1, NULL, 0},            {IS_SAMPLER_TCD, -1, "trailing", 0.3f},
     };
     for (size_t w = 0; w < sizeof ways / sizeof *ways; w++) {
         is_scheduler *s = NULL;
         if (fz_error(is_scheduler_load(path, ways[w].kind, ways[w].karras, ways[w].spacing, &s))) continue;
+        if (ways[w].eta > 0 && fz_error(is_scheduler_set_eta(s, ways[w].eta))) fz_fail("%s refused eta %g", is_scheduler_name(s), (double)ways[w].eta);
         run(s);
         is_scheduler_free(s);
     }
