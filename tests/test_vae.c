@@ -13,6 +13,7 @@
 #include "core/safetensors.h"
 #include "harness.h"
 #include "instantstyle.h"
+#include "tiny/tiny_model.h"
 #include "vae/vae_internal.h" /* an is_vae holding only the SDXL config, and the workspace's size */
 
 #define MAX_CHECKED 64
@@ -312,6 +313,21 @@ static void test_errors(is_vae *v) {
     write_config(dir, NULL);
     th_fails(is_vae_load(dir, &bad), "diffusion_pytorch_model.safetensors", "missing weights file");
     free(dir);
+
+    /* A VAE for other than RGB images, weights and config consistent: refused at load (the pipeline's images
+     * and the API's encode input are [3, H, W]; such a VAE read past the init image and wrote past the output). */
+    for (int k = 0; k < 2; k++) {
+        tm_spec spec;
+        tm_spec_default(&spec);
+        *(k ? &spec.vae.out_channels : &spec.vae.in_channels) = 4;
+        dir = make_dir(k ? "vae_out_4" : "vae_in_4");
+        if (th_ok(tm_write_vae(dir, &spec.vae, 5), "write a 4-channel VAE")) {
+            th_fails(is_vae_load(dir, &bad), k ? "in_channels 3 / out_channels 4: only RGB images" :
+                     "in_channels 4 / out_channels 3: only RGB images", k ? "VAE with out_channels 4" : "VAE with in_channels 4");
+            th_check(bad == NULL, "no vae on failure");
+        }
+        free(dir);
+    }
 
     dir = make_dir("vae_bad_shape");
     write_config(dir, NULL);

@@ -225,6 +225,12 @@ static is_error *parse_config(is_vae *v, const is_config *cfg) {
         v->sample_size < 1)
         return is_errorf(IS_E_CONFIG, "%s: latent_channels, in/out_channels, norm_num_groups and sample_size must be >= 1",
                          cfg->path);
+    /* Images in and out are RGB everywhere (the pipeline's buffers, the API's [3, H, W]): another count would
+     * read or write past them, as a ControlNet's conditioning_channels did. diffusers fails as well, in its
+     * first convolution or when it makes the PIL image. */
+    if (v->in_channels != 3 || v->out_channels != 3)
+        return is_errorf(IS_E_UNSUPPORTED, "%s: in_channels %lld / out_channels %lld: only RGB images (3 / 3) are "
+                         "supported", cfg->path, (long long)v->in_channels, (long long)v->out_channels);
     if (v->layers_per_block < 1 || v->layers_per_block > VAE_MAX_LAYERS - 1)
         return is_errorf(IS_E_CONFIG, "%s: field 'layers_per_block' is %lld, expected 1..%d", cfg->path,
                          (long long)v->layers_per_block, VAE_MAX_LAYERS - 1);
