@@ -143,15 +143,18 @@ async function startRecording(page) {
     window.__rec = { values: [], texts: [], etas: [] };
     const push = (arr, v) => { if (arr[arr.length - 1] !== v) arr.push(v); };
     clearInterval(window.__recTimer);
-    window.__recTimer = setInterval(() => {
+    window.__recSample = () => {
       push(window.__rec.values, p.value);
       push(window.__rec.texts, t.textContent);
       if (e.textContent) push(window.__rec.etas, e.textContent);
-    }, 10);
+    };
+    window.__recTimer = setInterval(window.__recSample, 10);
   });
 }
+/* One last sample first: the state a wait just saw may be newer than the timer's last tick (under load the
+ * 10 ms timer lags, and a check on the recording then missed the value the wait had seen). */
 async function stopRecording(page) {
-  return page.evaluate(() => { clearInterval(window.__recTimer); return window.__rec; });
+  return page.evaluate(() => { window.__recSample(); clearInterval(window.__recTimer); return window.__rec; });
 }
 const jobIdOf = (page) => page.getAttribute('#progress_text', 'data-job-id');
 
