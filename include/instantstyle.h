@@ -463,6 +463,8 @@ IS_API is_error *is_controlnet_check_unet(const is_controlnet *c, const is_unet 
 IS_API int is_controlnet_num_down_residuals(const is_controlnet *c);
 /* Channels of the control image is_controlnet_forward reads (config.json's conditioning_channels; 3 for RGB). */
 IS_API int is_controlnet_conditioning_channels(const is_controlnet *c);
+/* Pixels of the control image per latent (8: is_controlnet_input.cond is [batch, C, 8h, 8w]). */
+IS_API int is_controlnet_image_scale(const is_controlnet *c);
 /* Shape [C, H, W] of down residual k (0 <= k < num_down_residuals) or, for k == num_down_residuals, of the
  * mid residual, for an h x w latent; returns 0, or -1 for a bad k. */
 IS_API int is_controlnet_residual_shape(const is_controlnet *c, int k, int h, int w, int64_t shape[3]);

@@ -17,6 +17,8 @@ int is_controlnet_num_down_residuals(const is_controlnet *c) { return c ? c->n_d
 
 int is_controlnet_conditioning_channels(const is_controlnet *c) { return c ? c->cond_channels : 0; }
 
+int is_controlnet_image_scale(const is_controlnet *c) { return c ? 1 << (CN_EMBED_LEVELS - 1) : 0; }
+
 static int latent_ok(int h, int w) { return h >= 1 && w >= 1 && h <= 16384 && w <= 16384; }
 
 int is_controlnet_residual_shape(const is_controlnet *c, int k, int h, int w, int64_t shape[3]) {

@@ -21,6 +21,12 @@ is_error *gen_control_check(is_pipeline *p, const is_generate_params *gp, gen_st
     if (channels != 3)
         return is_errorf(IS_E_UNSUPPORTED, "--controlnet %s: conditioning_channels = %d in its config.json: the "
                          "pipeline gives a ControlNet an RGB control image (3 channels)", p->controlnet_dir, channels);
+    /* The control image has the output's size: its latents must be the VAE's (diffusers fails adding them). */
+    const int cn_scale = is_controlnet_image_scale(s->controlnet), vae_scale = is_vae_scale(s->vae);
+    if (cn_scale != vae_scale)
+        return is_errorf(IS_E_CONFIG, "--controlnet %s: the ControlNet's conditioning embedding takes the control "
+                         "image to 1/%d of its size, the VAE's latents are 1/%d (%s)", p->controlnet_dir, cn_scale,
+                         vae_scale, p->vae_dir);
     return is_error_wrap(is_controlnet_check_unet(s->controlnet, s->unet), "--controlnet %s", p->controlnet_dir);
 }
 

@@ -135,9 +135,8 @@ static int non_empty(const char *dir) {
     return found;
 }
 
-static is_error *make_all(const char *dir, uint64_t seed) {
-    tm_spec s;
-    tm_spec_default(&s);
+is_error *tm_write_all(const char *dir, const tm_spec *spec, uint64_t seed) {
+    const tm_spec s = *spec;
     char p[4096];
     IS_TRY(make_dirs(dir));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", NULL));
@@ -172,5 +171,7 @@ is_error *is_make_tiny_model(const char *dir, uint64_t seed, int force) {
         return is_errorf(IS_E_ARGUMENT, "make-tiny-model: %s exists and is not a directory", dir);
     if (!force && non_empty(dir))
         return is_errorf(IS_E_ARGUMENT, "make-tiny-model: %s is not empty (use --force to overwrite)", dir);
-    return is_error_wrap(make_all(dir, seed), "make-tiny-model");
+    tm_spec s;
+    tm_spec_default(&s);
+    return is_error_wrap(tm_write_all(dir, &s, seed), "make-tiny-model");
 }

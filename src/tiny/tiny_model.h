@@ -130,6 +130,9 @@ is_error *tm_write_tokenizer(const char *dir, const char *pad_token, int model_m
 /* dir/ip-adapter_sdxl.safetensors */
 is_error *tm_write_ip_adapter(const char *dir, const tm_spec *s, uint64_t seed);
 is_error *tm_write_preprocessor_config(const char *dir, const tm_clip_spec *s);
+/* Everything is_make_tiny_model writes (dir/sdxl, dir/ip-adapter with its image_encoder, dir/controlnet),
+ * for any spec (folders created as needed): tests build models of other shapes with it. */
+is_error *tm_write_all(const char *dir, const tm_spec *spec, uint64_t seed);
 /* SDXL base 1.0's model_index.json (StableDiffusionXLPipeline) and scheduler_config.json (Euler). */
 is_error *tm_write_model_index(const char *dir);
 is_error *tm_write_scheduler_config(const char *dir);

@@ -1,0 +1,157 @@
+/* Models of other shapes than the tiny SDXL, written whole by the tiny-model generator (random weights,
+ * each folder's config and weights consistent with each other): every one either generates, or is refused
+ * with an error naming what does not fit. Two runs per model: text to image with a style image and a
+ * ControlNet, and image to image with a style image (for an inpainting UNet both runs inpaint, with a mask). Under ASan this checks that a size read from one
+ * model's config never meets a buffer sized from another's: a ControlNet's conditioning_channels and a
+ * VAE's out_channels did (heap overflows), and so did a VAE whose scale is not the ControlNet's 8. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "harness.h"
+#include "instantstyle.h"
+#include "tiny/tiny_model.h"
+
+/* SDXL's wiring, recomputed after an edit of the text encoders' sizes. */
+static void rewire(tm_spec *s) {
+    s->unet.cross_attention_dim = s->text_encoder.hidden_size + s->text_encoder_2.hidden_size;
+    s->unet.projection_class_embeddings_input_dim = s->text_encoder_2.projection_dim + 6 * s->unet.addition_time_embed_dim;
+}
+
+static void none(tm_spec *s) { (void)s; }
+static void latents_8(tm_spec *s) { s->vae.latent_channels = s->unet.in_channels = s->unet.out_channels = 8; }
+static void vae_scale_4(tm_spec *s) { s->vae.n_blocks = 3; }
+static void vae_scale_16(tm_spec *s) {
+    s->vae.n_blocks = 5;
+    s->vae.block_out_channels[4] = 64;
+}
+static void vae_out_4(tm_spec *s) { s->vae.out_channels = 4; }
+static void vae_in_1(tm_spec *s) { s->vae.in_channels = 1; }
+static void control_1(tm_spec *s) { s->controlnet.conditioning_channels = 1; }
+static void text_widths(tm_spec *s) {
+    s->text_encoder.hidden_size = 48;
+    s->text_encoder_2.hidden_size = 32;
+    s->text_encoder_2.projection_dim = 40;
+    rewire(s);
+}
+static void ip_tokens_16(tm_spec *s) { s->ip_tokens = 16; }
+static void image_embeds_64(tm_spec *s) { s->image_encoder.projection_dim = 64; }
+static void unet_2_levels(tm_spec *s) {
+    s->unet.n_blocks = 2;
+    s->unet.block_out_channels[1] = 64;
+    s->unet.transformer_layers[1] = 2;
+    s->unet.attention_head_dim[1] = 4;
+}
+static void image_channels_4(tm_spec *s) { s->image_encoder.num_channels = 4; }
+static void pooled_mismatch(tm_spec *s) { s->text_encoder_2.projection_dim = 40; } /* the UNet keeps 48 */
+static void cross_mismatch(tm_spec *s) { s->unet.cross_attention_dim += 16; }  /* the adapter's follows */
+/* An inpainting UNet (latents, mask, masked-image latents in); the generator's ControlNet copies its conv_in. */
+static void inpaint(tm_spec *s) { s->unet.in_channels = 9; }
+static void inpaint_latents_8(tm_spec *s) {
+    latents_8(s);
+    s->unet.in_channels = 17;
+}
+
+typedef struct {
+    const char *name;
+    void (*edit)(tm_spec *);
+    /* NULL: the run must work; else a text its error must contain */
+    const char *control_run, *img2img_run;
+} variant;
+
+static const variant variants[] = {
+    {"default", none, NULL, NULL},
+    {"latents-8", latents_8, NULL, NULL},
+    {"vae-scale-4", vae_scale_4, "the ControlNet's conditioning embedding", NULL},
+    {"vae-scale-16", vae_scale_16, "the ControlNet's conditioning embedding", NULL},
+    {"vae-out-4", vae_out_4, "out_channels 4: only RGB", "out_channels 4: only RGB"},
+    {"vae-in-1", vae_in_1, "in_channels 1 / out_channels 3: only RGB", "in_channels 1 / out_channels 3: only RGB"},
+    {"control-1", control_1, "conditioning_channels = 1", NULL},
+    {"text-widths", text_widths, NULL, NULL},
+    {"ip-tokens-16", ip_tokens_16, NULL, NULL},
+    {"image-embeds-64", image_embeds_64, NULL, NULL},
+    {"unet-2-levels", unet_2_levels, NULL, NULL},
+    {"image-channels-4", image_channels_4, "num_channels is 4", "num_channels is 4"},
+    {"pooled-mismatch", pooled_mismatch, "add_embedding expects pooled text embeddings of 48",
+     "add_embedding expects pooled text embeddings of 48"},
+    {"cross-mismatch", cross_mismatch, "cross_attention_dim 112 does not match the text encoders' 96",
+     "cross_attention_dim 112 does not match the text encoders' 96"},
+    {"inpaint", inpaint, "in_channels: the ControlNet takes 9 latent channels, the UNet's latents have 4", NULL},
+    {"inpaint-latents-8", inpaint_latents_8, "the ControlNet takes 17 latent channels, the UNet's latents have 8", NULL},
+};
+
+/* A 64x64 test pattern (every channel varies; seed 2: a mask, its left half white), kept for the process. */
+static is_image pattern(int seed) {
+    static uint8_t px[3][64 * 64 * 3];
+    for (int i = 0; i < 64 * 64 * 3; i++)
+        px[seed][i] = seed == 2 ? (i / 3 % 64 < 32 ? 255 : 0) : (uint8_t)((i * (7 + 4 * seed) + i / 192 * 13) & 255);
+    return (is_image){64, 64, px[seed]};
+}
+
+/* One generation on the model in dir; checks the outcome against `refused` (see variant). */
+static void run(const char *dir, const variant *v, int control) {
+    char what[128];
+    snprintf(what, sizeof what, "%s, %s", v->name, control ? "text to image with a ControlNet" : "image to image");
+    const char *refused = control ? v->control_run : v->img2img_run;
+    printf("%s: %s\n", what, refused ? refused : "works");
+    char *sdxl = is_path_join(dir, "sdxl"), *ip = is_path_join(dir, "ip-adapter/ip-adapter_sdxl.safetensors");
+    char *cn = is_path_join(dir, "controlnet");
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = sdxl;
+    pp.ip_adapter = ip;
+    pp.controlnet = control ? cn : NULL;
+    is_pipeline *p = NULL;
+    is_image_result r = {0};
+    is_error *e = is_pipeline_load(&pp, &p);
+    if (!e) {
+        is_generate_params g;
+        is_generate_params_init(&g);
+        is_image style = pattern(0), photo = pattern(1), mask = pattern(2);
+        g.prompt = "a cat";
+        g.style_rgb = &style;
+        g.width = g.height = 64;
+        g.steps = 2;
+        g.seed = 3;
+        g.precision = IS_PRECISION_F32;
+        const int inpainting = v->edit == inpaint || v->edit == inpaint_latents_8; /* needs init image and mask */
+        if (control) g.control_rgb = &photo;
+        if (!control || inpainting) {
+            g.init_rgb = &photo;
+            g.strength = 0.5;
+        }
+        if (inpainting) g.mask_rgb = &mask;
+        e = is_generate(p, &g, &r);
+    }
+    if (refused) {
+        th_fails(e, refused, what);
+    } else if (th_ok(e, what)) {
+        int finite = r.width == 64 && r.height == 64 && r.image;
+        for (int i = 0; finite && i < 3 * 64 * 64; i++) finite = isfinite(r.image[i]) && r.image[i] >= 0 && r.image[i] <= 1;
+        th_check(finite, "%s: a 64x64 image with pixels in 0..1", what);
+    }
+    is_image_result_free(&r);
+    is_pipeline_free(p);
+    free(sdxl), free(ip), free(cn);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before a sanitizer report */
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        const variant *v = &variants[i];
+        tm_spec spec;
+        tm_spec_default(&spec);
+        v->edit(&spec);
+        char *dir = is_path_join(th_tmpdir(), "model-shapes");
+        char *sub = is_path_join(dir, v->name);
+        if (th_ok(tm_write_all(sub, &spec, 11), v->name)) {
+            run(sub, v, 1);
+            run(sub, v, 0);
+        }
+        free(sub);
+        free(dir);
+    }
+    return th_done();
+}
