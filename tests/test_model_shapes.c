@@ -47,6 +47,13 @@ static void unet_2_levels(tm_spec *s) {
 static void image_channels_4(tm_spec *s) { s->image_encoder.num_channels = 4; }
 static void pooled_mismatch(tm_spec *s) { s->text_encoder_2.projection_dim = 40; } /* the UNet keeps 48 */
 static void cross_mismatch(tm_spec *s) { s->unet.cross_attention_dim += 16; }  /* the adapter's follows */
+static void seq_100(tm_spec *s) { s->text_encoder.max_position_embeddings = s->text_encoder_2.max_position_embeddings = 100; }
+static void vae_scale_1(tm_spec *s) { s->vae.n_blocks = 1; }
+static void ip_tokens_1(tm_spec *s) { s->ip_tokens = 1; }
+static void vision_64(tm_spec *s) { s->image_encoder.image_size = 64; } /* 2x2 patches */
+/* SDXL takes the penultimate hidden states: with one layer, the embeddings' output */
+static void text_1_layer(tm_spec *s) { s->text_encoder.num_hidden_layers = s->text_encoder_2.num_hidden_layers = 1; }
+static void unet_1_layer(tm_spec *s) { s->unet.layers_per_block = 1; }
 /* An inpainting UNet (latents, mask, masked-image latents in); the generator's ControlNet copies its conv_in. */
 static void inpaint(tm_spec *s) { s->unet.in_channels = 9; }
 static void inpaint_latents_8(tm_spec *s) {
@@ -78,6 +85,12 @@ static const variant variants[] = {
      "add_embedding expects pooled text embeddings of 48"},
     {"cross-mismatch", cross_mismatch, "cross_attention_dim 112 does not match the text encoders' 96",
      "cross_attention_dim 112 does not match the text encoders' 96"},
+    {"seq-100", seq_100, NULL, NULL},
+    {"vae-scale-1", vae_scale_1, "the VAE's latents are 1/1", NULL},
+    {"ip-tokens-1", ip_tokens_1, NULL, NULL},
+    {"vision-64", vision_64, NULL, NULL},
+    {"text-1-layer", text_1_layer, NULL, NULL},
+    {"unet-1-layer", unet_1_layer, NULL, NULL},
     {"inpaint", inpaint, "in_channels: the ControlNet takes 9 latent channels, the UNet's latents have 4", NULL},
     {"inpaint-latents-8", inpaint_latents_8, "the ControlNet takes 17 latent channels, the UNet's latents have 8", NULL},
 };
