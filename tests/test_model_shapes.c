@@ -1,6 +1,6 @@
 /* Models of other shapes than the tiny SDXL, written whole by the tiny-model generator (random weights,
  * each folder's config and weights consistent with each other): every one either generates, or is refused
- * with an error naming what does not fit. Two runs per model: text to image with a style image and a
+ * with an error naming what does not fit. Two runs per model, in f32 and in bf16: text to image with a style image and a
  * ControlNet, and image to image with a style image (for an inpainting UNet both runs inpaint, with a mask). Under ASan this checks that a size read from one
  * model's config never meets a buffer sized from another's: a ControlNet's conditioning_channels and a
  * VAE's out_channels did (heap overflows), and so did a VAE whose scale is not the ControlNet's 8. */
@@ -104,9 +104,10 @@ static is_image pattern(int seed) {
 }
 
 /* One generation on the model in dir; checks the outcome against `refused` (see variant). */
-static void run(const char *dir, const variant *v, int control) {
+static void run(const char *dir, const variant *v, int control, is_precision precision) {
     char what[128];
-    snprintf(what, sizeof what, "%s, %s", v->name, control ? "text to image with a ControlNet" : "image to image");
+    snprintf(what, sizeof what, "%s, %s, %s", v->name, control ? "text to image with a ControlNet" : "image to image",
+             is_precision_name(precision));
     const char *refused = control ? v->control_run : v->img2img_run;
     printf("%s: %s\n", what, refused ? refused : "works");
     char *sdxl = is_path_join(dir, "sdxl"), *ip = is_path_join(dir, "ip-adapter/ip-adapter_sdxl.safetensors");
@@ -128,7 +129,7 @@ static void run(const char *dir, const variant *v, int control) {
         g.width = g.height = 64;
         g.steps = 2;
         g.seed = 3;
-        g.precision = IS_PRECISION_F32;
+        g.precision = precision;
         const int inpainting = v->edit == inpaint || v->edit == inpaint_latents_8; /* needs init image and mask */
         if (control) g.control_rgb = &photo;
         if (!control || inpainting) {
@@ -160,8 +161,8 @@ int main(void) {
         char *dir = is_path_join(th_tmpdir(), "model-shapes");
         char *sub = is_path_join(dir, v->name);
         if (th_ok(tm_write_all(sub, &spec, 11), v->name)) {
-            run(sub, v, 1);
-            run(sub, v, 0);
+            for (int k = 0; k < 4; k++) /* bf16 runs in f32 where the CPU has no bf16 */
+                run(sub, v, k & 1, k < 2 ? IS_PRECISION_F32 : IS_PRECISION_BF16);
         }
         free(sub);
         free(dir);
