@@ -40,6 +40,9 @@ static void sdxl_spec(tm_spec *s) {
     s->controlnet = (tm_controlnet_spec){.conditioning_channels = 3, .n_cond_levels = 4,
                                          .cond_out_channels = {16, 32, 96, 256}};
     s->ip_tokens = 4;
+    /* the published files' dtypes: F16, the VAE F32 */
+    s->unet.dtype = s->text_encoder.dtype = s->text_encoder_2.dtype = s->image_encoder.dtype = s->ip_dtype = IS_DT_F16;
+    s->vae.dtype = IS_DT_F32;
     s->unet.cross_attention_dim = s->text_encoder.hidden_size + s->text_encoder_2.hidden_size;     /* 2048 */
     s->unet.projection_class_embeddings_input_dim =
         s->text_encoder_2.projection_dim + 6 * s->unet.addition_time_embed_dim;                       /* 2816 */
@@ -91,10 +94,10 @@ is_error *bench_write_component(const char *root, const char *name) {
     /* 1.25 B parameters in F16, 2.5 GB (the published file's size) */
     if (!strcmp(name, "controlnet")) return tm_write_controlnet(dir, &s.unet, &s.controlnet, seed);
     if (!strcmp(name, "vae")) return tm_write_vae(dir, &s.vae, seed);
-    if (!strcmp(name, "text_encoder")) return tm_write_clip(dir, &s.text_encoder, IS_DT_F16, seed, name);
-    if (!strcmp(name, "text_encoder_2")) return tm_write_clip(dir, &s.text_encoder_2, IS_DT_F16, seed, name);
+    if (!strcmp(name, "text_encoder")) return tm_write_clip(dir, &s.text_encoder, seed, name);
+    if (!strcmp(name, "text_encoder_2")) return tm_write_clip(dir, &s.text_encoder_2, seed, name);
     if (!strcmp(name, "image_encoder")) {
-        IS_TRY(tm_write_clip(dir, &s.image_encoder, IS_DT_F16, seed, name));
+        IS_TRY(tm_write_clip(dir, &s.image_encoder, seed, name));
         return tm_write_preprocessor_config(dir, &s.image_encoder);
     }
     return is_errorf(IS_E_ARGUMENT, "unknown component '%s'", name);

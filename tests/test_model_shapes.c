@@ -54,6 +54,17 @@ static void vision_64(tm_spec *s) { s->image_encoder.image_size = 64; } /* 2x2 p
 /* SDXL takes the penultimate hidden states: with one layer, the embeddings' output */
 static void text_1_layer(tm_spec *s) { s->text_encoder.num_hidden_layers = s->text_encoder_2.num_hidden_layers = 1; }
 static void unet_1_layer(tm_spec *s) { s->unet.layers_per_block = 1; }
+/* Every file's weights stored in one dtype (the loaders convert or pack each; bf16 packs from any of them) */
+static void all_dtype(tm_spec *s, is_dtype t) {
+    s->unet.dtype = s->vae.dtype = s->text_encoder.dtype = s->text_encoder_2.dtype = s->image_encoder.dtype = t;
+    s->ip_dtype = t;
+}
+static void weights_f32(tm_spec *s) { all_dtype(s, IS_DT_F32); }
+static void weights_bf16(tm_spec *s) { all_dtype(s, IS_DT_BF16); }
+static void weights_f64(tm_spec *s) { all_dtype(s, IS_DT_F64); }
+static void unet_f64(tm_spec *s) { s->unet.dtype = IS_DT_F64; } /* and the ControlNet's */
+static void text_f64(tm_spec *s) { s->text_encoder.dtype = s->text_encoder_2.dtype = IS_DT_F64; }
+static void image_encoder_f64(tm_spec *s) { s->image_encoder.dtype = IS_DT_F64; }
 /* An inpainting UNet (latents, mask, masked-image latents in); the generator's ControlNet copies its conv_in. */
 static void inpaint(tm_spec *s) { s->unet.in_channels = 9; }
 static void inpaint_latents_8(tm_spec *s) {
@@ -91,6 +102,12 @@ static const variant variants[] = {
     {"vision-64", vision_64, NULL, NULL},
     {"text-1-layer", text_1_layer, NULL, NULL},
     {"unet-1-layer", unet_1_layer, NULL, NULL},
+    {"weights-f32", weights_f32, NULL, NULL},
+    {"weights-bf16", weights_bf16, NULL, NULL},
+    {"weights-f64", weights_f64, "has dtype F64, expected F32, F16 or BF16", "has dtype F64, expected F32, F16 or BF16"},
+    {"unet-f64", unet_f64, "F64", "F64"},
+    {"text-f64", text_f64, NULL, NULL}, /* the CLIP encoders convert F64; the UNet, VAE and adapter refuse it */
+    {"image-encoder-f64", image_encoder_f64, NULL, NULL},
     {"inpaint", inpaint, "in_channels: the ControlNet takes 9 latent channels, the UNet's latents have 4", NULL},
     {"inpaint-latents-8", inpaint_latents_8, "the ControlNet takes 17 latent channels, the UNet's latents have 8", NULL},
 };

@@ -38,6 +38,9 @@ void tm_spec_default(tm_spec *s) {
     s->controlnet = (tm_controlnet_spec){.conditioning_channels = 3, .n_cond_levels = 4,
                                          .cond_out_channels = {8, 16, 16, 32}};
     s->ip_tokens = 4;
+    /* Storage dtypes as the real files: F16, the VAE F32 (SDXL's VAE overflows in F16; releases ship F32). */
+    s->unet.dtype = s->text_encoder.dtype = s->text_encoder_2.dtype = s->image_encoder.dtype = s->ip_dtype = IS_DT_F16;
+    s->vae.dtype = IS_DT_F32;
     /* SDXL's wiring: cross-attention sees both text encoders' hidden states side by side; the
      * added condition is the pooled projection plus six Fourier-embedded size/crop numbers. */
     s->unet.cross_attention_dim = s->text_encoder.hidden_size + s->text_encoder_2.hidden_size;
@@ -148,9 +151,9 @@ is_error *tm_write_all(const char *dir, const tm_spec *spec, uint64_t seed) {
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "tokenizer_2"));
     IS_TRY(tm_write_tokenizer(p, "!", s.text_encoder_2.max_position_embeddings)); /* as SDXL's */
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "text_encoder"));
-    IS_TRY(tm_write_clip(p, &s.text_encoder, IS_DT_F16, seed, "text_encoder"));
+    IS_TRY(tm_write_clip(p, &s.text_encoder, seed, "text_encoder"));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "text_encoder_2"));
-    IS_TRY(tm_write_clip(p, &s.text_encoder_2, IS_DT_F16, seed, "text_encoder_2"));
+    IS_TRY(tm_write_clip(p, &s.text_encoder_2, seed, "text_encoder_2"));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "unet"));
     IS_TRY(tm_write_unet(p, &s.unet, seed));
     IS_TRY(sub_dir(p, sizeof p, dir, "sdxl", "vae"));
@@ -158,7 +161,7 @@ is_error *tm_write_all(const char *dir, const tm_spec *spec, uint64_t seed) {
     IS_TRY(sub_dir(p, sizeof p, dir, "ip-adapter", NULL));
     IS_TRY(tm_write_ip_adapter(p, &s, seed));
     IS_TRY(sub_dir(p, sizeof p, dir, "ip-adapter", "image_encoder"));
-    IS_TRY(tm_write_clip(p, &s.image_encoder, IS_DT_F16, seed, "image_encoder"));
+    IS_TRY(tm_write_clip(p, &s.image_encoder, seed, "image_encoder"));
     IS_TRY(tm_write_preprocessor_config(p, &s.image_encoder));
     IS_TRY(sub_dir(p, sizeof p, dir, "controlnet", NULL));
     return tm_write_controlnet(p, &s.unet, &s.controlnet, seed);

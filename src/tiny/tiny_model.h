@@ -27,6 +27,7 @@ typedef struct {
     int addition_time_embed_dim;
     /* Derived from the text encoders (see tm_spec_default). */
     int cross_attention_dim, projection_class_embeddings_input_dim;
+    is_dtype dtype; /* of the stored weights (the ControlNet's too) */
 } tm_unet_spec;
 
 /* The ControlNet's own sizes; its down path and mid block mirror the UNet's spec. */
@@ -43,6 +44,7 @@ typedef struct {
     int block_out_channels[TM_MAX_BLOCKS];
     int layers_per_block, in_channels, out_channels, latent_channels, norm_num_groups, sample_size;
     double scaling_factor;
+    is_dtype dtype; /* of the stored weights */
 } tm_vae_spec;
 
 typedef struct {
@@ -53,6 +55,7 @@ typedef struct {
     int hidden_size, intermediate_size, num_attention_heads, num_hidden_layers, projection_dim;
     int vocab_size, max_position_embeddings;        /* text */
     int image_size, patch_size, num_channels;       /* vision */
+    is_dtype dtype;                                 /* of the stored weights */
 } tm_clip_spec;
 
 typedef struct {
@@ -61,6 +64,7 @@ typedef struct {
     tm_clip_spec text_encoder, text_encoder_2, image_encoder;
     tm_controlnet_spec controlnet;
     int ip_tokens; /* image_proj context tokens (h94 SDXL: 4) */
+    is_dtype ip_dtype; /* of the adapter's stored weights */
 } tm_spec;
 
 /* The tiny model's sizes (structurally SDXL), with the derived fields filled in. */
@@ -124,8 +128,7 @@ is_error *tm_write_controlnet(const char *dir, const tm_unet_spec *u, const tm_c
  * condition embeddings, the down blocks and the mid block (tiny_model_unet.c). */
 void tm_unet_trunk(tm_weights *g, const tm_unet_spec *s);
 is_error *tm_write_vae(const char *dir, const tm_vae_spec *s, uint64_t seed);
-is_error *tm_write_clip(const char *dir, const tm_clip_spec *s, is_dtype dtype, uint64_t seed,
-                        const char *stream);
+is_error *tm_write_clip(const char *dir, const tm_clip_spec *s, uint64_t seed, const char *stream);
 is_error *tm_write_tokenizer(const char *dir, const char *pad_token, int model_max_length);
 /* dir/ip-adapter_sdxl.safetensors */
 is_error *tm_write_ip_adapter(const char *dir, const tm_spec *s, uint64_t seed);

@@ -46,7 +46,7 @@ static void weights(tm_weights *g, const tm_spec *spec) {
 
 is_error *tm_write_ip_adapter(const char *dir, const tm_spec *spec, uint64_t seed) {
     tm_weights g;
-    tm_weights_init(&g, IS_DT_F16, seed, "ip-adapter");
+    tm_weights_init(&g, spec->ip_dtype, seed, "ip-adapter");
     weights(&g, spec);
     return tm_weights_finish(&g, dir, "ip-adapter_sdxl.safetensors");
 }

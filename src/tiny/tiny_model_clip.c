@@ -77,11 +77,10 @@ static is_error *config(const char *dir, const tm_clip_spec *s, is_dtype dtype) 
     return tm_json_write(&j, dir, "config.json");
 }
 
-is_error *tm_write_clip(const char *dir, const tm_clip_spec *s, is_dtype dtype, uint64_t seed,
-                        const char *stream) {
-    IS_TRY(config(dir, s, dtype));
+is_error *tm_write_clip(const char *dir, const tm_clip_spec *s, uint64_t seed, const char *stream) {
+    IS_TRY(config(dir, s, s->dtype));
     tm_weights g;
-    tm_weights_init(&g, dtype, seed, stream);
+    tm_weights_init(&g, s->dtype, seed, stream);
     if (s->vision)
         vision_weights(&g, s);
     else

@@ -87,7 +87,7 @@ is_error *tm_write_controlnet(const char *dir, const tm_unet_spec *u, const tm_c
         return is_errorf(IS_E_INTERNAL, "tiny model: %d conditioning embedding levels", c->n_cond_levels);
     IS_TRY(config(dir, u, c));
     tm_weights g;
-    tm_weights_init(&g, IS_DT_F16, seed, "controlnet");
+    tm_weights_init(&g, u->dtype, seed, "controlnet");
     tm_unet_trunk(&g, u);
     cond_embedding(&g, u, c);
     zero_convs(&g, u);

@@ -166,7 +166,7 @@ static is_error *config(const char *dir, const tm_unet_spec *s) {
 is_error *tm_write_unet(const char *dir, const tm_unet_spec *s, uint64_t seed) {
     IS_TRY(config(dir, s));
     tm_weights g;
-    tm_weights_init(&g, IS_DT_F16, seed, "unet");
+    tm_weights_init(&g, s->dtype, seed, "unet");
     weights(&g, s);
     return tm_weights_finish(&g, dir, "diffusion_pytorch_model.safetensors");
 }

@@ -97,7 +97,7 @@ static is_error *config(const char *dir, const tm_vae_spec *s) {
 is_error *tm_write_vae(const char *dir, const tm_vae_spec *s, uint64_t seed) {
     IS_TRY(config(dir, s));
     tm_weights g;
-    tm_weights_init(&g, IS_DT_F32, seed, "vae"); /* SDXL's VAE overflows in F16; releases ship F32 */
+    tm_weights_init(&g, s->dtype, seed, "vae");
     weights(&g, s);
     return tm_weights_finish(&g, dir, "diffusion_pytorch_model.safetensors");
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "kernels/bf16.h"
 #include "tiny/tiny_model.h"
 
 /* splitmix64: tiny, well-mixed, and the same on every platform. */
@@ -38,7 +39,7 @@ static int make_room(tm_weights *g, size_t n) {
     if (n <= g->cap) return 1;
     float *buf = realloc(g->buf, n * sizeof *buf);
     if (buf) g->buf = buf;
-    void *cast = buf ? realloc(g->cast, n * sizeof(float)) : NULL;
+    void *cast = buf ? realloc(g->cast, n * sizeof(double)) : NULL; /* the widest stored dtype */
     if (cast) g->cast = cast;
     if (!buf || !cast) {
         g->err = is_error_oom("tiny model tensor");
@@ -55,6 +56,14 @@ static void add_tensor(tm_weights *g, const char *name, int ndim, const int64_t 
         uint16_t *h = g->cast;
         for (size_t i = 0; i < n; i++) h[i] = is_f32_to_f16(g->buf[i]);
         data = h;
+    } else if (g->dtype == IS_DT_BF16) {
+        uint16_t *h = g->cast;
+        for (size_t i = 0; i < n; i++) h[i] = is_f32_to_bf16(g->buf[i]);
+        data = h;
+    } else if (g->dtype == IS_DT_F64) {
+        double *d = g->cast;
+        for (size_t i = 0; i < n; i++) d[i] = g->buf[i];
+        data = d;
     } else if (g->dtype != IS_DT_F32) {
         g->err = is_errorf(IS_E_INTERNAL, "tiny model: tensor '%s': unsupported dtype %s", name,
                            is_dtype_name(g->dtype));
