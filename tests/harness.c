@@ -293,6 +293,15 @@ static void *bug_bytes(const is_tensor *t, th_bug_kind kind, is_dtype *dt) {
     size_t es = is_dtype_size(t->dtype);
     *dt = t->dtype;
     if (kind == TH_BUG_ZERO) return calloc(1, t->nbytes ? t->nbytes : 1);
+    if (kind == TH_BUG_NAN) {
+        if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16) return NULL;
+        unsigned char *p = malloc(t->nbytes ? t->nbytes : 1);
+        for (size_t i = 0; i < t->nbytes; i += es) {
+            if (t->dtype == IS_DT_F32) memcpy(p + i, &(uint32_t){0x7fc00000u}, 4);
+            else memcpy(p + i, &(uint16_t){t->dtype == IS_DT_F16 ? 0x7e00u : 0x7fc0u}, 2);
+        }
+        return p;
+    }
     if (kind == TH_BUG_F16_AS_BF16) {
         if (t->dtype != IS_DT_F16) return NULL;
         *dt = IS_DT_BF16;

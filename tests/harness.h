@@ -70,8 +70,9 @@ double th_bf16_excess(const float *got, size_t n, const is_tensor *expected, dou
  * changed the way a broken bf16 path would see them. TH_BUG_ZERO: all zeros (a missing bias; zeroing a
  * resnet's conv_shortcut weight and bias = a skipped residual); TH_BUG_TRANSPOSE: a square Linear
  * transposed, a Conv2d with Cout == Cin with its channel axes swapped, else its kernel transposed (a wrong
- * layout); TH_BUG_F16_AS_BF16: an F16 tensor's bits read as BF16 (a weight-dtype misread). */
-typedef enum { TH_BUG_ZERO, TH_BUG_TRANSPOSE, TH_BUG_F16_AS_BF16 } th_bug_kind;
+ * layout); TH_BUG_F16_AS_BF16: an F16 tensor's bits read as BF16 (a weight-dtype misread); TH_BUG_NAN: all NaN
+ * (a corrupt or overflowed file; F32, F16 and BF16 tensors). */
+typedef enum { TH_BUG_ZERO, TH_BUG_TRANSPOSE, TH_BUG_F16_AS_BF16, TH_BUG_NAN } th_bug_kind;
 typedef struct {
     const char *tensor;
     th_bug_kind kind;

@@ -295,6 +295,39 @@ static void check_preview(void) {
     is_pipeline_free(p);
 }
 
+/* A UNet whose weights make the latents NaN (a corrupt file): the step that produced them is an error, and no
+ * preview of it is made (NaN pixels would be converted to bytes: undefined behaviour). */
+static void check_nan_weights(void) {
+    char *unet_dir = is_path_join(g_sdxl, "unet");
+    const th_bug_edit nan_bias = {"conv_out.bias", TH_BUG_NAN};
+    char *bad = th_bugged_model(unet_dir, "diffusion_pytorch_model.safetensors", "unet-nan", &nan_bias, 1);
+    char *file = bad ? is_path_join(bad, "diffusion_pytorch_model.safetensors") : NULL;
+    is_pipeline_params pp;
+    is_pipeline_params_init(&pp);
+    pp.model_dir = g_sdxl;
+    pp.ip_adapter = g_ip;
+    pp.unet_file = file;
+    is_pipeline *p = NULL;
+    if (file && th_ok(is_pipeline_load(&pp, &p), "pipeline with a NaN UNet")) {
+        for (int prec = 0; prec < 2; prec++) {
+            is_generate_params g;
+            base_params(&g, 5);
+            g.precision = prec ? IS_PRECISION_BF16 : IS_PRECISION_F32;
+            preview_state ps;
+            memset(&ps, 0, sizeof ps);
+            g.preview = on_preview;
+            g.user = &ps;
+            is_image_result r = {0};
+            th_fails(is_generate(p, &g, &r), "denoising step 1 produced non-finite latents", "NaN UNet weights");
+            th_check(ps.calls == 0 && r.image == NULL, "no preview (%d) and no image from NaN latents", ps.calls);
+        }
+    }
+    is_pipeline_free(p);
+    free(file);
+    free(bad);
+    free(unet_dir);
+}
+
 static void check_style_in_memory(void) {
     is_pipeline *p = open_pipeline(IS_MEMORY_KEEP, 0);
     is_image img = {0, 0, NULL};
@@ -565,6 +598,7 @@ int main(void) {
     check_keep_partial();
     check_style_in_memory();
     check_preview();
+    check_nan_weights();
     check_image_inputs();
     check_loras_kept();
     check_two_threads(IS_PRECISION_F32);

@@ -277,11 +277,11 @@ static is_error *denoise(const is_generate_params *gp, gen_state *s, is_torch_rn
         }
         IS_TRY(is_scheduler_step(s->sched, i, s->guided, s->latents, n, rng));
         if (s->mode == GEN_INPAINT && s->unet_in == s->lc) IS_TRY(gen_inpaint_blend(s, j));
-        s->steps_done = j + 1;
-        gen_preview_step(gp, s, j + 1, steps);
         for (int64_t k = 0; k < n; k++)
             if (!isfinite(s->latents[k]))
                 return is_errorf(IS_E_INTERNAL, "denoising step %d produced non-finite latents (bad weights?)", j + 1);
+        s->steps_done = j + 1;
+        gen_preview_step(gp, s, j + 1, steps);
         if (dumping) {
             memcpy(s->unet_out_steps + (size_t)j * s->batch * n, s->unet_out, (size_t)(s->batch * n) * sizeof(float));
             memcpy(s->noise_pred_steps + (size_t)j * n, s->guided, (size_t)n * sizeof(float));

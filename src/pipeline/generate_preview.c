@@ -32,7 +32,7 @@ void gen_preview_step(const is_generate_params *gp, gen_state *s, int step, int 
             float v = 0.0f;
             for (int l = 0; l < 4; l++) v += x[(size_t)l * px + i] * sdxl_rgb[l][r];
             v = (v + 1.0f) * 0.5f;
-            v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN -> 0: converting it to a byte is undefined */
             o[i * 3 + (size_t)r] = (uint8_t)(v * 255.0f);
         }
     is_image img = {.width = s->lw, .height = s->lh, .rgb = o};
