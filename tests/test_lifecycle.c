@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/safetensors.h"
@@ -326,6 +327,40 @@ static void check_nan_weights(void) {
     free(file);
     free(bad);
     free(unet_dir);
+    /* A VAE that decodes to NaN: an error, not a black image (what diffusers' cast to bytes would give). */
+    char *vae_dir = is_path_join(g_sdxl, "vae");
+    const th_bug_edit nan_out = {"decoder.conv_out.bias", TH_BUG_NAN};
+    char *bad_vae = th_bugged_model(vae_dir, "diffusion_pytorch_model.safetensors", "vae-nan", &nan_out, 1);
+    char *model = bad_vae ? is_path_join(th_tmpdir(), "model-vae-nan") : NULL;
+    if (model) { /* the tiny model with the bugged VAE folder in place of its own */
+        mkdir(model, 0755);
+        static const char *const parts[] = {"model_index.json", "scheduler", "text_encoder", "text_encoder_2",
+                                            "tokenizer", "tokenizer_2", "unet"};
+        for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+            char *from = is_path_join(g_sdxl, parts[i]), *to = is_path_join(model, parts[i]);
+            unlink(to);
+            th_check(symlink(from, to) == 0, "link %s", to);
+            free(from), free(to);
+        }
+        char *to = is_path_join(model, "vae");
+        unlink(to);
+        th_check(symlink(bad_vae, to) == 0, "link %s", to);
+        free(to);
+        pp.model_dir = model;
+        pp.unet_file = NULL;
+        p = NULL;
+        if (th_ok(is_pipeline_load(&pp, &p), "pipeline with a NaN VAE")) {
+            is_generate_params g;
+            base_params(&g, 5);
+            is_image_result r = {0};
+            th_fails(is_generate(p, &g, &r), "the VAE decode produced non-finite pixels", "NaN VAE output");
+            th_check(r.image == NULL, "no image from a NaN decode");
+        }
+        is_pipeline_free(p);
+    }
+    free(model);
+    free(bad_vae);
+    free(vae_dir);
 }
 
 static void check_style_in_memory(void) {

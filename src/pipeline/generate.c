@@ -339,6 +339,10 @@ static is_error *decode(const is_generate_params *gp, gen_state *s, is_dump *d) 
     IS_TRY(is_vae_set_precision(s->vae, s->precision)); /* packed only now: not resident while the UNet runs */
     IS_TRY(is_vae_decode(s->vae, s->latents, s->lh, s->lw, &vo, s->image));
     is_vae_release_workspace(s->vae);
+    /* diffusers would warn and cast NaN to black pixels; an image that is not one is an error here */
+    for (int64_t k = 0; k < (int64_t)3 * width * height; k++)
+        if (!isfinite(s->image[k]))
+            return is_errorf(IS_E_INTERNAL, "the VAE decode produced non-finite pixels (bad weights in %s?)", s->p->vae_dir);
     is_image_postprocess(s->image, (int64_t)3 * width * height);
     is_image_to_u8_hwc(s->image, height, width, s->rgb);
     gen_log(gp, "vae decode: %.2f s", gen_now() - t0);
