@@ -4,6 +4,8 @@
  * ControlNet, and image to image with a style image (for an inpainting UNet both runs inpaint, with a mask). Under ASan this checks that a size read from one
  * model's config never meets a buffer sized from another's: a ControlNet's conditioning_channels and a
  * VAE's out_channels did (heap overflows), and so did a VAE whose scale is not the ControlNet's 8. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +77,10 @@ static void inpaint_latents_8(tm_spec *s) {
 typedef struct {
     const char *name;
     void (*edit)(tm_spec *);
-    /* NULL: the run must work; else a text its error must contain */
+    /* NULL: the run must work; ANY: it may work or fail (random shapes); else a text its error must contain */
     const char *control_run, *img2img_run;
 } variant;
+static const char ANY[] = "";
 
 static const variant variants[] = {
     {"default", none, NULL, NULL},
@@ -120,13 +123,13 @@ static is_image pattern(int seed) {
     return (is_image){64, 64, px[seed]};
 }
 
-/* One generation on the model in dir; checks the outcome against `refused` (see variant). */
-static void run(const char *dir, const variant *v, int control, is_precision precision) {
+/* One generation on the model in dir (spec s); checks the outcome against `refused` (see variant). */
+static void run(const char *dir, const variant *v, const tm_spec *s, int control, is_precision precision) {
     char what[128];
     snprintf(what, sizeof what, "%s, %s, %s", v->name, control ? "text to image with a ControlNet" : "image to image",
              is_precision_name(precision));
     const char *refused = control ? v->control_run : v->img2img_run;
-    printf("%s: %s\n", what, refused ? refused : "works");
+    printf("%s: %s\n", what, refused == ANY ? "works or is refused" : refused ? refused : "works");
     char *sdxl = is_path_join(dir, "sdxl"), *ip = is_path_join(dir, "ip-adapter/ip-adapter_sdxl.safetensors");
     char *cn = is_path_join(dir, "controlnet");
     is_pipeline_params pp;
@@ -147,7 +150,8 @@ static void run(const char *dir, const variant *v, int control, is_precision pre
         g.steps = 2;
         g.seed = 3;
         g.precision = precision;
-        const int inpainting = v->edit == inpaint || v->edit == inpaint_latents_8; /* needs init image and mask */
+        if (refused == ANY) g.style_blocks = "all"; /* "style" needs up_blocks.0.attentions.1, which few random UNets have */
+        const int inpainting = s->unet.in_channels != s->unet.out_channels; /* needs init image and mask */
         if (control) g.control_rgb = &photo;
         if (!control || inpainting) {
             g.init_rgb = &photo;
@@ -156,7 +160,11 @@ static void run(const char *dir, const variant *v, int control, is_precision pre
         if (inpainting) g.mask_rgb = &mask;
         e = is_generate(p, &g, &r);
     }
-    if (refused) {
+    if (refused == ANY && e) {
+        printf("  refused: %s\n", is_error_message(e));
+        th_check(is_error_message(e)[0] != 0, "%s: an error with a message", what);
+        is_error_free(e);
+    } else if (refused && refused != ANY) {
         th_fails(e, refused, what);
     } else if (th_ok(e, what)) {
         int finite = r.width == 64 && r.height == 64 && r.image;
@@ -168,19 +176,77 @@ static void run(const char *dir, const variant *v, int control, is_precision pre
     free(sdxl), free(ip), free(cn);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)flag, (void)f;
+    return remove(path);
+}
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* ---- random shapes: each size drawn from what the generator can write; pairs may not fit (an error then) */
+static uint64_t rng_state;
+static int pick(int n) { /* splitmix64, 0..n-1 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (int)((z ^ (z >> 31)) % (uint64_t)n);
+}
+static void random_spec(tm_spec *s) {
+    static const int widths[] = {32, 48, 64}, projections[] = {32, 48, 64}, positions[] = {77, 77, 100};
+    const int latents = 1 + pick(8);
+    s->vae.latent_channels = latents;
+    s->vae.n_blocks = pick(3) ? 4 : 1 + pick(5); /* mostly scale 8, which ControlNets need */
+    for (int i = 0; i < s->vae.n_blocks; i++) s->vae.block_out_channels[i] = 32 * (1 + pick(2));
+    s->vae.layers_per_block = 1 + pick(2);
+    s->unet.n_blocks = 1 + pick(3);
+    for (int i = 0; i < s->unet.n_blocks; i++) {
+        s->unet.block_out_channels[i] = 32 * (1 + pick(2));
+        s->unet.cross_attn[i] = pick(3) > 0;
+        s->unet.transformer_layers[i] = 1 + pick(2);
+        s->unet.attention_head_dim[i] = 1 << pick(3);
+    }
+    s->unet.layers_per_block = 1 + pick(2);
+    s->unet.out_channels = pick(8) ? latents : 1 + pick(8);
+    s->unet.in_channels = pick(4) ? s->unet.out_channels : 2 * s->unet.out_channels + 1; /* inpainting */
+    s->text_encoder.hidden_size = widths[pick(3)];
+    s->text_encoder_2.hidden_size = widths[pick(3)];
+    s->text_encoder.num_hidden_layers = 1 + pick(3);
+    s->text_encoder_2.num_hidden_layers = 1 + pick(3);
+    s->text_encoder_2.projection_dim = projections[pick(3)];
+    s->text_encoder.max_position_embeddings = s->text_encoder_2.max_position_embeddings = positions[pick(3)];
+    if (!pick(8)) s->text_encoder_2.max_position_embeddings = 77 + pick(40);
+    s->image_encoder.hidden_size = widths[pick(3)];
+    s->image_encoder.projection_dim = projections[pick(3)];
+    s->image_encoder.image_size = pick(2) ? 224 : 64;
+    s->ip_tokens = 1 + pick(16);
+    s->controlnet.conditioning_channels = pick(6) ? 3 : 1 + pick(4);
+    rewire(s);
+    if (!pick(8)) s->unet.cross_attention_dim += 16;
+    if (!pick(8)) s->unet.projection_class_embeddings_input_dim += 8;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before a sanitizer report */
-    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
-        const variant *v = &variants[i];
+    /* IS_SHAPES_RANDOM=N runs N random shapes instead of the suite's 6 (a longer hunt, as in docs/LIMITS.md) */
+    const char *env = getenv("IS_SHAPES_RANDOM");
+    const int n_random = env ? atoi(env) : 6, n_fixed = (int)(sizeof variants / sizeof *variants);
+    for (int i = 0; i < n_fixed + n_random; i++) {
+        char name[32];
+        variant rv = {name, random_spec, ANY, ANY};
+        const variant *v = i < n_fixed ? &variants[i] : &rv;
         tm_spec spec;
         tm_spec_default(&spec);
+        if (i >= n_fixed) {
+            snprintf(name, sizeof name, "random-%d", i - n_fixed);
+            rng_state = 0x5eed0000u + (uint64_t)(i - n_fixed);
+        }
         v->edit(&spec);
         char *dir = is_path_join(th_tmpdir(), "model-shapes");
         char *sub = is_path_join(dir, v->name);
         if (th_ok(tm_write_all(sub, &spec, 11), v->name)) {
             for (int k = 0; k < 4; k++) /* bf16 runs in f32 where the CPU has no bf16 */
-                run(sub, v, k & 1, k < 2 ? IS_PRECISION_F32 : IS_PRECISION_BF16);
+                run(sub, v, &spec, k & 1, k < 2 ? IS_PRECISION_F32 : IS_PRECISION_BF16);
         }
+        if (i >= n_fixed) remove_tree(sub); /* a long hunt would fill the disk */
         free(sub);
         free(dir);
     }
