@@ -1,12 +1,10 @@
 /* instantstyle canny: the Canny edge map of an image, as InstantStyle's ControlNet scripts make their
  * control images (cv2.Canny(cv2.imread(IN), low, high), the map in all three channels of an RGB PNG). */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "command_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
@@ -27,27 +25,6 @@ static void usage(FILE *out) {
             "  -h, --help   show this help\n\n"
             "example:\n"
             "  instantstyle canny photo.jpg control.png --low 50 --high 200\n");
-}
-
-/* what, then arg (when not NULL) quoted and capped (see is_arg_quote). */
-static int bad_usage(const char *what, const char *arg) {
-    is_arg_quoted q;
-    fprintf(stderr, "instantstyle canny: %s%s%s\n\n", what, arg ? " " : "", arg ? is_arg_quote(arg, &q) : "");
-    usage(stderr);
-    return 2;
-}
-
-/* A threshold in double precision, as cv2.Canny takes it (a float would move 199.99999999 to 200,
- * which floors differently). The whole string must be a finite number. */
-static is_error *parse_threshold(const char *opt, const char *s, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    is_arg_quoted q;
-    if (!*s || *end || errno || !isfinite(v))
-        return is_errorf(IS_E_ARGUMENT, "%s: %s is not a finite number", opt, is_arg_quote(s, &q));
-    *out = v;
-    return NULL;
 }
 
 /* Load, detect, encode, write atomically (OUT is untouched on any failure). */
@@ -76,36 +53,19 @@ static is_error *run(const char *in, const char *out, double low, double high, l
 }
 
 int is_cmd_canny(int argc, char **argv) {
-    const char *files[2] = {NULL, NULL};
-    int n_files = 0, options_done = 0;
-    double low = 50, high = 200;
-    is_arg_seen seen = {{NULL}, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!options_done && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
-            usage(stdout);
-            return 0;
-        } else if (!options_done && (!strcmp(a, "--low") || !strcmp(a, "--high"))) {
-            const char *v = NULL;
-            is_error *e = is_arg_once(&seen, a, NULL);
-            if (!e) e = is_arg_value(argc, argv, &i, &v);
-            if (!e) e = parse_threshold(a, v, !strcmp(a, "--low") ? &low : &high);
-            if (e) return is_cli_fail(e);
-        } else if (!options_done && !strcmp(a, "--")) {
-            options_done = 1;
-        } else if (!options_done && a[0] == '-' && a[1]) {
-            return bad_usage("unknown option", a);
-        } else if (n_files == 2) {
-            return bad_usage("IN and OUT only; unexpected argument", a);
-        } else {
-            files[n_files++] = a;
-        }
+    is_canny_options o;
+    is_error *e = is_canny_parse(argc, argv, &o);
+    if (o.help) {
+        usage(stdout);
+        return 0;
     }
-    if (n_files < 2) return bad_usage(n_files ? "OUT is missing" : "IN and OUT are missing", NULL);
+    if (e) return is_cli_refuse(e, o.usage, "canny", usage);
+    const char *files[2] = {o.in, o.out};
+    double low = o.low, high = o.high;
 
     is_image img = {0, 0, NULL};
     long n_edges = 0;
-    is_error *e = run(files[0], files[1], low, high, &n_edges, &img);
+    e = run(files[0], files[1], low, high, &n_edges, &img);
     if (!e)
         printf("wrote %s: %dx%d, %ld edge pixels (low %g, high %g)\n", files[1], img.width, img.height, n_edges, low,
                high);

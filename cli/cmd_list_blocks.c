@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "command_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
@@ -31,14 +31,6 @@ static void usage(FILE *out) {
             "  instantstyle list-blocks --model sdxl --style-blocks style+layout --ip-scale 0.8\n");
 }
 
-/* msg, then arg (when not NULL) quoted and capped (see is_arg_quote). */
-static int bad_usage(const char *msg, const char *arg) {
-    is_arg_quoted q;
-    fprintf(stderr, "instantstyle list-blocks: %s%s\n\n", msg, arg ? is_arg_quote(arg, &q) : "");
-    usage(stderr);
-    return 2;
-}
-
 /* DIR/unet when it holds a config.json, else DIR itself. */
 static char *unet_dir_of(const char *model) {
     char *unet = is_path_join(model, "unet");
@@ -51,30 +43,17 @@ static char *unet_dir_of(const char *model) {
 }
 
 int is_cmd_list_blocks(int argc, char **argv) {
-    const char *model = NULL, *adapter = NULL, *spec = "style";
-    float scale = 1.0f;
-    is_arg_seen seen = {{NULL}, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        int known = !strcmp(a, "--model") || !strcmp(a, "--ip-adapter") || !strcmp(a, "--style-blocks") ||
-                    !strcmp(a, "--ip-scale");
-        if (!known) return bad_usage("unknown option ", a);
-        is_error *e = is_arg_once(&seen, a, NULL);
-        if (e) return is_cli_fail(e);
-        if (i + 1 >= argc) return bad_usage("missing value for ", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--ip-adapter")) adapter = v;
-        else if (!strcmp(a, "--style-blocks")) spec = v;
-        else if ((e = is_arg_float(a, v, &scale))) return is_cli_fail(e);
+    is_list_blocks_options o;
+    is_error *e = is_list_blocks_parse(argc, argv, &o);
+    if (o.help) {
+        usage(stdout);
+        return 0;
     }
-    if (!model) return bad_usage("--model is required", NULL);
+    if (e) return is_cli_refuse(e, o.usage, "list-blocks", usage);
+    const char *adapter = o.ip_adapter, *spec = o.style_blocks;
+    float scale = o.ip_scale;
 
-    char *dir = unet_dir_of(model);
+    char *dir = unet_dir_of(o.model);
     if (!dir) return is_cli_fail(is_error_oom("path"));
     is_unet *u = NULL;
     is_error *err = is_unet_load(dir, &u);

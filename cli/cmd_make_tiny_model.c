@@ -1,10 +1,8 @@
 /* instantstyle make-tiny-model DIR: a small random-weight SDXL + IP-Adapter + ControlNet for smoke tests. */
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "args.h"
+#include "command_args.h"
 #include "commands.h"
 #include "instantstyle.h"
 
@@ -29,41 +27,17 @@ static void usage(FILE *out) {
 }
 
 int is_cmd_make_tiny_model(int argc, char **argv) {
-    uint64_t seed = 0;
-    int force = 0;
-    const char *dir = NULL;
-    is_arg_seen seen = {{NULL}, 0};
-    is_arg_quoted q1, q2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--seed")) {
-            is_error *e = is_arg_once(&seen, a, NULL);
-            if (!e) e = is_arg_value(argc, argv, &i, &v);
-            if (!e) e = is_arg_u64(a, v, &seed);
-            if (e) return is_cli_fail(e);
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "instantstyle make-tiny-model: unknown option %s\n\n", is_arg_quote(a, &q1));
-            usage(stderr);
-            return 2;
-        } else if (dir) {
-            fprintf(stderr, "instantstyle make-tiny-model: one DIR only (%s and %s given)\n\n", is_arg_quote(dir, &q1),
-                    is_arg_quote(a, &q2));
-            usage(stderr);
-            return 2;
-        } else {
-            dir = a;
-        }
+    is_make_tiny_model_options o;
+    is_error *err = is_make_tiny_model_parse(argc, argv, &o);
+    if (o.help) {
+        usage(stdout);
+        return 0;
     }
-    if (!dir) {
-        usage(stderr);
-        return 2;
-    }
-    is_error *err = is_make_tiny_model(dir, seed, force);
+    if (err) return is_cli_refuse(err, o.usage, "make-tiny-model", usage);
+    const char *dir = o.dir;
+    uint64_t seed = o.seed;
+
+    err = is_make_tiny_model(dir, seed, o.force);
     if (err) return is_cli_fail(err);
     printf("wrote %s/sdxl, %s/ip-adapter and %s/controlnet (seed %llu)\n", dir, dir, dir, (unsigned long long)seed);
     return 0;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "command_args.h"
 #include "commands.h"
 #include "instantstyle.h"
 #include "server/server.h"
@@ -37,62 +37,11 @@ static void usage(FILE *out) {
             "  then open http://127.0.0.1:7860/\n");
 }
 
-static is_error *parse(int argc, char **argv, srv_config *c, int *help) {
-    is_arg_seen seen = {0};
-    int mb = 50;
-    uint64_t pixels = 4096ull * 4096ull;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = NULL;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            *help = 1;
-            return NULL;
-        }
-        if (o[0] != '-' || o[1] != '-') {
-            is_arg_quoted q;
-            return is_errorf(IS_E_ARGUMENT, "unexpected argument %s", is_arg_quote(o, &q));
-        }
-        IS_TRY(is_arg_once(&seen, o, NULL));
-        IS_TRY(is_arg_value(argc, argv, &i, &v));
-        if (!strcmp(o, "--model")) c->pipeline.model_dir = v;
-        else if (!strcmp(o, "--ip-adapter")) c->pipeline.ip_adapter = v;
-        else if (!strcmp(o, "--image-encoder")) c->pipeline.image_encoder_dir = v;
-        else if (!strcmp(o, "--unet")) c->pipeline.unet_file = v;
-        else if (!strcmp(o, "--host")) c->host = v;
-        else if (!strcmp(o, "--port")) IS_TRY(is_arg_int(o, v, 0, 65535, &c->port));
-        else if (!strcmp(o, "--api-auth")) {
-            if (!strchr(v, ':')) return is_errorf(IS_E_ARGUMENT, "--api-auth: expected USER:PASS");
-            c->api_auth = v;
-        } else if (!strcmp(o, "--queue")) IS_TRY(is_arg_int(o, v, 1, 10000, &c->queue));
-        else if (!strcmp(o, "--max-size")) IS_TRY(is_arg_int(o, v, 64, 16384, &c->max_size));
-        else if (!strcmp(o, "--max-body-mb")) IS_TRY(is_arg_int(o, v, 1, 4096, &mb));
-        else if (!strcmp(o, "--max-connections")) IS_TRY(is_arg_int(o, v, 2, 10000, &c->max_connections));
-        else if (!strcmp(o, "--timeout")) IS_TRY(is_arg_int(o, v, 1, 86400, &c->timeout_s));
-        else if (!strcmp(o, "--max-image-pixels")) IS_TRY(is_arg_u64(o, v, &pixels));
-        else if (!strcmp(o, "--threads")) IS_TRY(is_arg_int(o, v, 0, 4096, &c->pipeline.threads));
-        else if (!strcmp(o, "--precision")) {
-            if (is_precision_parse(v, &c->precision)) return is_errorf(IS_E_ARGUMENT, "--precision: auto, f32 or bf16");
-        } else if (!strcmp(o, "--memory")) {
-            if (is_memory_mode_parse(v, &c->pipeline.memory)) return is_errorf(IS_E_ARGUMENT, "--memory: keep, low or auto");
-        } else {
-            is_arg_quoted q;
-            return is_errorf(IS_E_ARGUMENT, "unknown option %s (see instantstyle serve --help)", is_arg_quote(o, &q));
-        }
-    }
-    if (!c->pipeline.model_dir) return is_errorf(IS_E_ARGUMENT, "--model DIR is required");
-    if (pixels < 64 * 64) return is_errorf(IS_E_ARGUMENT, "--max-image-pixels: at least 4096");
-    c->max_body = (size_t)mb << 20;
-    is_set_max_image_pixels(pixels);
-    const char *slash = strrchr(c->pipeline.model_dir, '/');
-    c->model_name = slash && slash[1] ? slash + 1 : c->pipeline.model_dir;
-    return NULL;
-}
-
 int is_cmd_serve(int argc, char **argv) {
-    srv_config c;
-    srv_config_init(&c);
-    int help = 0;
-    is_error *err = parse(argc, argv, &c, &help);
-    if (help) {
+    is_serve_options o;
+    srv_config_init(&o.server);
+    is_error *err = is_serve_parse(argc, argv, &o);
+    if (o.help) {
         usage(stdout);
         return 0;
     }
@@ -102,6 +51,7 @@ int is_cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    err = srv_run(&c, stdout);
+    is_set_max_image_pixels(o.max_image_pixels);
+    err = srv_run(&o.server, stdout);
     return err ? is_cli_fail(err) : 0;
 }

@@ -32,6 +32,14 @@ int is_cli_fail(struct is_error *err) {
     return 1;
 }
 
+int is_cli_refuse(struct is_error *err, int usage_error, const char *command, void (*usage)(FILE *out)) {
+    if (!usage_error) return is_cli_fail(err);
+    fprintf(stderr, "instantstyle %s: %s\n\n", command, is_error_message(err));
+    is_error_free(err);
+    usage(stderr);
+    return 2;
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "instantstyle %s: InstantStyle (SDXL + IP-Adapter) style-preserving text-to-image on the CPU\n\n"

@@ -135,7 +135,7 @@ targets_of() {
     config_scheduler) echo src/sample/scheduler_config.c src/sample/scheduler_common.c src/sample/scheduler_lcm.c \
       src/sample/scheduler_tcd.c ;;
     config_pipeline) echo src/pipeline/pipeline.c src/text/sdxl_prompt.c ;;
-    cli) echo cli/generate_args.c cli/args.c src/pipeline/png_meta.c ;;
+    cli) echo cli/generate_args.c cli/command_args.c cli/args.c src/pipeline/png_meta.c ;;
   esac
 }
 

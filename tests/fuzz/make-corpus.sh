@@ -247,5 +247,14 @@ printf '%s\0' --model m --prompt $'p, "quoted": yes\nnewline' --negative-prompt 
   --content-scale 0.5 --style-blocks '{"up": {"block_0": [0, 1, 0]}}' --out - --dump-tensors d.safetensors \
   >"$out/cli/style_and_text"
 printf '%s\0' --help >"$out/cli/help"
+# the other commands, each with every option it takes
+printf '%s\0' tokenize --model m --tokenizer 2 --pad -- '-a photo' >"$out/cli/tokenize"
+printf '%s\0' list-blocks --model m --ip-adapter a.safetensors --style-blocks 'down.block_2=0,1;up.block_0=0,1,0' \
+  --ip-scale 0.8 >"$out/cli/list_blocks"
+printf '%s\0' canny --low 100.5 --high 50 -- -in.png out.png >"$out/cli/canny"
+printf '%s\0' make-tiny-model --seed 7 --force dir >"$out/cli/make_tiny_model"
+printf '%s\0' serve --model m/sdxl --ip-adapter a.safetensors --image-encoder enc --unet u.safetensors --host 0.0.0.0 \
+  --port 0 --api-auth user:pass --queue 4 --max-size 1024 --max-body-mb 8 --max-connections 8 --timeout 60 \
+  --max-image-pixels 1048576 --precision bf16 --memory low --threads 2 >"$out/cli/serve"
 
 du -sh "$out"
