@@ -1,9 +1,6 @@
 /* Option parsers of tokenize, list-blocks, canny, make-tiny-model and serve (command_args.h). */
 #include "command_args.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -82,19 +79,6 @@ is_error *is_list_blocks_parse(int argc, char **argv, is_list_blocks_options *o)
     return NULL;
 }
 
-/* A threshold in double precision, as cv2.Canny takes it (a float would move 199.99999999 to 200,
- * which floors differently). The whole string must be a finite number. */
-static is_error *parse_threshold(const char *opt, const char *s, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    is_arg_quoted q;
-    if (!*s || *end || errno || !isfinite(v))
-        return is_errorf(IS_E_ARGUMENT, "%s: %s is not a finite number", opt, is_arg_quote(s, &q));
-    *out = v;
-    return NULL;
-}
-
 is_error *is_canny_parse(int argc, char **argv, is_canny_options *o) {
     memset(o, 0, sizeof *o);
     o->low = 50;
@@ -110,7 +94,8 @@ is_error *is_canny_parse(int argc, char **argv, is_canny_options *o) {
         } else if (!options_done && (!strcmp(a, "--low") || !strcmp(a, "--high"))) {
             IS_TRY(is_arg_once(&seen, a, NULL));
             IS_TRY(is_arg_value(argc, argv, &i, &v));
-            IS_TRY(parse_threshold(a, v, !strcmp(a, "--low") ? &o->low : &o->high));
+            /* in double, as cv2.Canny takes it: as a float 199.99999999 would be 200, which floors differently */
+            IS_TRY(is_arg_double(a, v, !strcmp(a, "--low") ? &o->low : &o->high));
         } else if (!options_done && !strcmp(a, "--")) {
             options_done = 1;
         } else if (!options_done && is_option(a)) {
