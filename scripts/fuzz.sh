@@ -176,9 +176,10 @@ if [ "${FUZZ_FINDINGS:-0}" = 1 ]; then
   exit $?
 fi
 
-start=$SECONDS
-for h in "${harnesses[@]}"; do
-  bin=$build/tests/fuzz/fuzz_$h
+# One harness: its report line on stdout (details of a failure on stderr); status 1 when it failed.
+fuzz_one() {
+  local h=$1
+  local bin=$build/tests/fuzz/fuzz_$h
   work=$build/corpus/$h
   art=$build/artifacts/$h
   mkdir -p "$work" "$art"
@@ -187,11 +188,11 @@ for h in "${harnesses[@]}"; do
   log=$build/logs/$h-replay.log
   if ! "$bin" "${common[@]}" -runs=0 "$work" "${dirs[@]}" >"$log" 2>&1; then
     report "$h" "FAIL: replaying the corpus ($(find "$work" "${dirs[@]}" -type f | wc -l) inputs)" "$log"
-    continue
+    return 1
   fi
   if ((seconds == 0 && runs == 0)); then
     report "$h" "replayed: $(summary "$log")" "$log"
-    continue
+    return 0
   fi
   log=$build/logs/$h.log
   extra=()
@@ -214,6 +215,35 @@ for h in "${harnesses[@]}"; do
   else
     report "$h" "FAIL: $(summary "$log")" "$log"
   fi
+  ((${#failed[@]} == 0))
+}
+
+# The harnesses run side by side, one per core (FUZZ_JOBS=N to choose), each alone on its core; the
+# reports are printed in the order of the list once all have finished.
+lanes=${FUZZ_JOBS:-$jobs}
+[[ $lanes =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: FUZZ_JOBS must be a positive number" >&2; exit 2; }
+reports=$build/logs/reports
+rm -rf "$reports"
+mkdir -p "$reports"
+start=$SECONDS
+running=0
+for h in "${harnesses[@]}"; do
+  if ((running == lanes)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  # the subshell's exit status, also when set -e ends it early, is the harness's verdict
+  (
+    trap 'echo $? >"$reports/$h.status"' EXIT
+    fuzz_one "$h" >"$reports/$h.out" 2>"$reports/$h.err"
+  ) &
+  running=$((running + 1))
+done
+wait
+for h in "${harnesses[@]}"; do
+  cat "$reports/$h.out"
+  cat "$reports/$h.err" >&2
+  [ "$(cat "$reports/$h.status" 2>/dev/null)" = 0 ] || failed+=("$h")
 done
 each="${seconds} s each"
 ((runs)) && each="$runs executions each"

@@ -50,5 +50,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-asan --output-on-failure -j 1
 
 # Fuzzing (clang + libFuzzer, build-fuzz/): every harness replays its seeds and tests/regressions/ inputs,
-# then fuzzes for 15 s; any crash, leak, timeout or UB fails (tests/fuzz/README.md, about 5 min on 2 cores).
-bash scripts/fuzz.sh 15
+# then fuzzes for 30 s, two harnesses at a time on 2 cores; any crash, leak, timeout or UB fails
+# (tests/fuzz/README.md, about 6 min on 2 cores).
+bash scripts/fuzz.sh 30
