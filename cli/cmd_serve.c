@@ -1,7 +1,5 @@
 /* instantstyle serve: the HTTP server (server/, docs/SERVER.md) with the models loaded once. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "command_args.h"
 #include "commands.h"
