@@ -51,5 +51,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 # Fuzzing (clang + libFuzzer, build-fuzz/): every harness replays its seeds and tests/regressions/ inputs,
 # then fuzzes for 30 s, two harnesses at a time on 2 cores; any crash, leak, timeout or UB fails
-# (tests/fuzz/README.md, about 6 min on 2 cores).
+# (tests/fuzz/README.md, about 5 min on 2 cores plus the build).
 bash scripts/fuzz.sh 30
