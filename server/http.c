@@ -42,8 +42,20 @@ static void add_common_headers(struct MHD_Response *r) {
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 }
 
-static enum MHD_Result queue(struct MHD_Connection *c, int status, struct MHD_Response *r) {
+/* Says when an idle connection will be closed (--timeout), so that a client's pool lets go of it first:
+ * without the hint, Node's fetch keeps idle sockets 4 s and could send a request on one the server is
+ * closing at that moment. */
+static void add_keep_alive(struct MHD_Connection *c, struct MHD_Response *r) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+    if (!ci || !ci->connection_timeout) return;
+    char keep_alive[32];
+    snprintf(keep_alive, sizeof keep_alive, "timeout=%u", ci->connection_timeout);
+    MHD_add_response_header(r, "Keep-Alive", keep_alive);
+}
+
+enum MHD_Result srv_queue_response(struct MHD_Connection *c, int status, struct MHD_Response *r) {
     if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
+    add_keep_alive(c, r);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
@@ -52,7 +64,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, int status, struct MHD_Re
 enum MHD_Result srv_reply_bytes(struct MHD_Connection *c, int status, const char *type, const void *data, size_t n) {
     struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (r) MHD_add_response_header(r, "Content-Type", type), add_common_headers(r);
-    return queue(c, status, r);
+    return srv_queue_response(c, status, r);
 }
 
 /* A response holding json's text (json is taken), with the JSON content type; NULL when out of memory. */
@@ -70,7 +82,7 @@ static struct MHD_Response *json_response(cJSON *json) {
 }
 
 enum MHD_Result srv_reply_json(struct MHD_Connection *c, int status, cJSON *json) {
-    return queue(c, status, json_response(json));
+    return srv_queue_response(c, status, json_response(json));
 }
 
 static cJSON *error_json(const srv_err *e) {
@@ -88,7 +100,7 @@ enum MHD_Result srv_reply_error(struct MHD_Connection *c, const srv_err *e) {
     struct MHD_Response *r = json_response(error_json(e));
     if (r && status == 503) MHD_add_response_header(r, "Retry-After", "10");
     if (r && status == 405) MHD_add_response_header(r, "Allow", "GET, POST, DELETE");
-    return queue(c, status, r);
+    return srv_queue_response(c, status, r);
 }
 
 /* ---- one request */
@@ -181,6 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         srv_fail(&e, 401, "", "authentication required (--api-auth)");
         struct MHD_Response *r = json_response(error_json(&e));
         if (!r) return MHD_NO;
+        add_keep_alive(c, r);
         enum MHD_Result ok = MHD_queue_basic_auth_fail_response(c, "instantstyle", r);
         MHD_destroy_response(r);
         return ok;

@@ -233,9 +233,7 @@ static enum MHD_Result events(srv *s, struct MHD_Connection *c, srv_job *j) {
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: do not buffer the stream */
-    enum MHD_Result ok = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    return ok;
+    return srv_queue_response(c, 200, r);
 }
 
 /* ---- routing: /v1/info, /v1/jobs, /v1/jobs/{id}[/image.png|/events] */

@@ -110,6 +110,8 @@ struct srv {
 /* A block spec (style_mode / style_blocks) checked against the model's UNet: 0, or -1 with *e (400 naming
  * field). */
 int srv_check_style_blocks(srv *s, const char *spec, const char *field, srv_err *e);
+/* Queues r (taken; NULL: out of memory) with the Keep-Alive hint every answer carries. */
+enum MHD_Result srv_queue_response(struct MHD_Connection *c, int status, struct MHD_Response *r);
 enum MHD_Result srv_reply_json(struct MHD_Connection *c, int status, cJSON *json); /* takes json */
 enum MHD_Result srv_reply_error(struct MHD_Connection *c, const srv_err *e);
 enum MHD_Result srv_reply_bytes(struct MHD_Connection *c, int status, const char *type, const void *data, size_t n);

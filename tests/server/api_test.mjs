@@ -1070,6 +1070,40 @@ async function limitsServerChecks() {
         return `all closed within ${secs(last)}; a txt2img meanwhile took ${secs(r.ms)}`;
     }, 40000);
 
+    await check(`answers carry Keep-Alive: timeout=${TIMEOUT}; the server keeps that promise; fetch after an idle gap of --timeout`, async () => {
+        const s = await connect(srv);
+        const ask = (p, auth = true) => s.write(`GET ${p} HTTP/1.1\r\nHost: ${srv.host}\r\n${auth ? `Authorization: ${AUTH_HDR}\r\n` : ''}\r\n`);
+        const answers = [];
+        for (const [p, auth, status] of [['/v1/info', true, 200], ['/v1/nope', true, 404], ['/v1/info', false, 401]]) {
+            s.rx = Buffer.alloc(0);
+            ask(p, auth);
+            const r = await rawResponse(s, 5000);
+            expect(r && r.status === status, () => `GET ${p} on a kept-alive connection -> ${r ? r.status : 'nothing'} (want ${status})`);
+            expect(r.headers['keep-alive'] === `timeout=${TIMEOUT}`, () => `GET ${p} -> ${status} with Keep-Alive ${JSON.stringify(r.headers['keep-alive'])} (want "timeout=${TIMEOUT}")`);
+            answers.push(status);
+        }
+        // a client that honours the hint with a 1 s margin (undici's) reuses the connection this late
+        s.rx = Buffer.alloc(0);
+        await sleep((TIMEOUT - 1) * 1000);
+        expect(s.closedAt === null, `the server closed a connection idle for ${TIMEOUT - 1} s, before the timeout=${TIMEOUT} it announced`);
+        ask('/v1/info');
+        const late = await rawResponse(s, 5000);
+        expect(late && late.status === 200, () => `a request ${TIMEOUT - 1} s into the idle time -> ${late ? late.status : 'nothing'} (want 200)`);
+        const tIdle = now();
+        await Promise.race([s.closing, sleep((TIMEOUT + 5) * 1000)]);
+        const closedAfter = s.closedAt === null ? null : s.closedAt - tIdle;
+        s.destroy();
+        expect(closedAfter !== null, `a kept-alive connection still open ${TIMEOUT + 5} s after its last answer`);
+        expect(closedAfter >= (TIMEOUT - 1) * 1000, `a kept-alive connection closed ${secs(closedAfter)} after its last answer (announced: ${TIMEOUT} s)`);
+        // Node's fetch pools connections: after exactly --timeout of quiet it must not pick a dying one
+        for (let i = 0; i < 3; i++) {
+            expectJson(await http(base, 'GET', '/v1/info'), 200);
+            await sleep(TIMEOUT * 1000);
+        }
+        expectJson(await http(base, 'GET', '/v1/info'), 200);
+        return `${answers.join('/')} with the header; closed ${secs(closedAfter)} after the last answer; 4 fetches ${TIMEOUT} s apart answered`;
+    }, 60000);
+
     await check(`a synchronous txt2img waiting longer than --timeout ${TIMEOUT} (queued behind a job) still gets its answer`, async () => {
         const a = expectJson(await submit(base, { prompt: PROMPT, width: 64, height: 64, steps: 150, seed: 8 }), 202);
         try {
