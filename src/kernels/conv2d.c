@@ -7,7 +7,6 @@
  * tensors are never materialised: the input is transformed band of rows by band into scratch
  * (with exactly the arithmetic of the unfused kernels), then convolved like an ordinary input. */
 #include <cblas.h>
-#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -96,7 +95,7 @@ static void conv_rows(const conv_geom *g, float *out, const float *src, int64_t 
     /* Jobs = (tile of output rows) x (block of output channels), each run by one thread with a
      * single-threaded sgemm on its own im2col tile. Tiles fit IS_SCR_TILE_FLOATS; when there are
      * few, they shrink (to >= 256 columns) and the channels split, so every core gets work. */
-    int threads = omp_get_max_threads();
+    const int threads = is_k_split_threads();
     int64_t rows = (int64_t)IS_SCR_TILE_FLOATS / (K * Wo);
     rows = rows < 1 ? 1 : rows > nrows ? nrows : rows;
     int64_t ntiles = (nrows + rows - 1) / rows;

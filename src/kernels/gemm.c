@@ -1,9 +1,12 @@
 /* Matrix products through OpenBLAS sgemm. Weights stay in their stored dtype in the mmap and are
  * converted to f32 into reused scratch: for many rows (M) the whole layer at once, then one
- * multi-threaded sgemm; for few rows panel by panel, each thread converting its own panel (in cache)
+ * multi-threaded sgemm (or tiles of a fixed size where OpenBLAS's rounding follows how the product is
+ * split, so that the thread count never changes a result); for few rows panel by panel, each thread converting its own panel (in cache)
  * and running a single-threaded sgemm on it, which keeps both cores busy on small products. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kernels/kernels.h"
 #include "kernels/scratch.h"
@@ -12,12 +15,52 @@
  * blocking then does best). */
 #define LINEAR_LAYER_MIN_ROWS 256
 
+/* Whether OpenBLAS's sgemm gives every element the same bits however a product is split: true of its
+ * AVX-512 kernels (SkylakeX and the cores that use them), not of its AVX2 (Haswell, Zen) and older
+ * ones, whose results moved with its own thread split (measured: OPENBLAS_CORETYPE=Haswell on an AMD
+ * Zen 5 changed 2-20% of the elements of 1-thread vs 2-thread products at SDXL shapes; the AVX-512
+ * kernels none). */
+static int blas_split_stable(void) {
+    static const char *const stable[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    const char *core = openblas_get_corename();
+    for (size_t i = 0; core && i < sizeof stable / sizeof *stable; i++)
+        if (!strcasecmp(core, stable[i])) return 1;
+    return 0;
+}
+
+int is_k_split_threads(void) { return blas_split_stable() ? omp_get_max_threads() : IS_SPLIT_THREADS; }
+
+/* Tile edge for the split below: about `target`, a multiple of 16, the whole extent when it is small. */
+static int64_t tile_edge(int64_t n, int64_t target) {
+    int64_t tiles = (n + target - 1) / target, edge = (n + tiles - 1) / tiles;
+    edge = (edge + 15) / 16 * 16;
+    return edge < n ? edge : n;
+}
+
 void is_k_gemm(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K, int trans_b,
                float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
     is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N,
-                (blasint)K, alpha, A, (blasint)K, B, (blasint)(trans_b ? K : N), beta, C, (blasint)N);
+    const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    const blasint ldb = (blasint)(trans_b ? K : N);
+    if (blas_split_stable()) { /* OpenBLAS's own threads, which share the packed operands */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)K, B, ldb,
+                    beta, C, (blasint)N);
+        return;
+    }
+    /* Tiles of about 1024 x 1024 (packing each operand again per tile costs a few percent), at least
+     * IS_SPLIT_THREADS of them where the rows allow, each a single-threaded sgemm. */
+    int64_t nb = tile_edge(N, 1024), ntn = (N + nb - 1) / nb;
+    int64_t want_m = (IS_SPLIT_THREADS + ntn - 1) / ntn, mb = tile_edge(M, 1024);
+    if ((M + mb - 1) / mb < want_m) mb = tile_edge(M, (M + want_m - 1) / want_m > 64 ? (M + want_m - 1) / want_m : 64);
+    int64_t ntm = (M + mb - 1) / mb;
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t t = 0; t < ntm * ntn; t++) {
+        int64_t m0 = t / ntn * mb, n0 = t % ntn * nb, mm = M - m0 < mb ? M - m0 : mb, nn = N - n0 < nb ? N - n0 : nb;
+        const float *b = trans_b ? B + n0 * K : B + n0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, (blasint)mm, (blasint)nn, (blasint)K, alpha, A + m0 * K,
+                    (blasint)K, b, ldb, beta, C + m0 * N + n0, (blasint)N);
+    }
 }
 
 /* Convert n elements of a weight (from element `first`) to f32, in parallel. */
@@ -38,12 +81,6 @@ static void add_bias_cols(float *y, int64_t ld, int64_t M, int64_t n0, int64_t n
         for (int64_t i = 0; i < nn; i++) row[i] += b[i];
     }
 }
-
-/* Panels of the few-rows path are split for this many threads whatever the real count: the panel
- * width decides which of OpenBLAS's edge kernels (which round differently) compute a column, so a
- * width that follows the thread count made --threads 1 and 2 differ in the last bit. 8 keeps 1, 2,
- * 4 and 8 threads balanced. */
-#define PANEL_SPLIT 8
 
 /* Panel height for the few-rows path: fits IS_SCR_PANEL_FLOATS, a multiple of 16 rows, and splits
  * N into a multiple of `threads` panels so no core idles at the end. */
@@ -80,7 +117,7 @@ void is_k_linear(float *y, const float *x, int64_t M, const is_tensor *W, const 
         return;
     }
     is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    int64_t P = panel_rows(N, K, PANEL_SPLIT), npanels = (N + P - 1) / P;
+    int64_t P = panel_rows(N, K, IS_SPLIT_THREADS), npanels = (N + P - 1) / P;
 #pragma omp parallel for schedule(dynamic)
     for (int64_t p = 0; p < npanels; p++) {
         int64_t n0 = p * P, nn = N - n0 < P ? N - n0 : P;
