@@ -84,10 +84,12 @@ static void test_linear(void) {
     check_linear(1030, 640, 2048, IS_DT_F16, 1, IS_DT_F32);
 }
 
-/* The few-rows linear (weights converted panel by panel) gives the same bits with 1 and 2 threads:
- * `--threads` must not change an image. */
+/* The linear gives the same bits with 1 and 2 threads, few rows (weights converted panel by panel) and
+ * many (one product, split by the engine where OpenBLAS's rounding follows the split: test_kernels also
+ * runs as test_kernels_avx2_blas with OpenBLAS's AVX2 kernels): `--threads` must not change an image. */
 static void test_linear_thread_invariance(void) {
-    const int64_t shapes[][3] = {{77, 1280, 2048}, {77, 5120, 1280}, {2, 4099, 129}, {1, 1280, 320}, {154, 640, 2048}};
+    const int64_t shapes[][3] = {{77, 1280, 2048}, {77, 5120, 1280}, {2, 4099, 129}, {1, 1280, 320}, {154, 640, 2048},
+                                 {600, 2100, 64}, {1030, 640, 320}, {4096, 320, 96}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
         const int64_t wshape[2] = {N, K};
@@ -107,6 +109,28 @@ static void test_linear_thread_invariance(void) {
     }
 }
 
+/* Convolutions too: their tiles are sized for a thread count that is not the real one where needed. */
+static void test_conv_thread_invariance(void) {
+    const int64_t shapes[][4] = {{64, 32, 32, 128}, {32, 96, 80, 32}, {320, 16, 16, 320}}; /* Cin, H, W, Cout */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t Cin = shapes[i][0], H = shapes[i][1], W = shapes[i][2], Cout = shapes[i][3];
+        const int64_t wshape[4] = {Cout, Cin, 3, 3};
+        is_tensor w = make_weight(IS_DT_F16, 4, wshape, 0.3f);
+        float *x = rand_buf(Cin * H * W, 1.0f), *y1 = malloc((size_t)(Cout * H * W) * sizeof(float)),
+              *y2 = malloc((size_t)(Cout * H * W) * sizeof(float));
+        is_set_threads(1);
+        is_k_conv2d(y1, x, Cin, H, W, &w, NULL, 1, 1);
+        is_set_threads(2);
+        is_k_conv2d(y2, x, Cin, H, W, &w, NULL, 1, 1);
+        int64_t differ = 0;
+        for (int64_t j = 0; j < Cout * H * W; j++) differ += memcmp(&y1[j], &y2[j], sizeof(float)) != 0;
+        th_check(differ == 0, "conv2d 3x3 Cin=%lld %lldx%lld Cout=%lld (F16): 1 and 2 threads give the same bits (%lld differ)",
+                 (long long)Cin, (long long)H, (long long)W, (long long)Cout, (long long)differ);
+        free(x), free(y1), free(y2);
+        free_weight(&w);
+    }
+}
+
 static void check_gemm(int64_t M, int64_t N, int64_t K, int trans_b, float alpha, float beta) {
     float *A = rand_buf(M * K, 1.0f), *B = rand_buf(K * N, 1.0f);
     float *C = rand_buf(M * N, 1.0f), *R = copy_buf(C, M * N);
@@ -120,7 +144,8 @@ static void check_gemm(int64_t M, int64_t N, int64_t K, int trans_b, float alpha
 }
 
 static void test_gemm(void) {
-    const int64_t sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {77, 129, 65}, {257, 31, 513}, {64, 64, 64}, {5, 1000, 3}};
+    const int64_t sizes[][3] = {{1, 1, 1},    {3, 5, 7},     {77, 129, 65}, {257, 31, 513},
+                                {64, 64, 64}, {5, 1000, 3}, {600, 2100, 24}}; /* the last: tiles both ways */
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int tb = 0; tb < 2; tb++) {
             check_gemm(sizes[i][0], sizes[i][1], sizes[i][2], tb, 1.0f, 0.0f);
@@ -558,6 +583,7 @@ int main(void) {
     test_scratch();
     test_softmax_row_bf16();
     test_linear_thread_invariance();
+    test_conv_thread_invariance();
     for (g_threads = 1; g_threads <= 2; g_threads++) {
         is_set_threads(g_threads);
         test_linear();

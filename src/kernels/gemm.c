@@ -1,8 +1,9 @@
 /* Matrix products through OpenBLAS sgemm. Weights stay in their stored dtype in the mmap and are
  * converted to f32 into reused scratch: for many rows (M) the whole layer at once, then one
- * multi-threaded sgemm (or tiles of a fixed size where OpenBLAS's rounding follows how the product is
- * split, so that the thread count never changes a result); for few rows panel by panel, each thread converting its own panel (in cache)
- * and running a single-threaded sgemm on it, which keeps both cores busy on small products. */
+ * multi-threaded sgemm (or tiles of a fixed size, where OpenBLAS's rounding follows how a product is
+ * split: the thread count never changes a result); for few rows panel by panel, each thread converting
+ * its own panel (in cache) and running a single-threaded sgemm on it, which keeps both cores busy on
+ * small products. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -51,9 +52,8 @@ void is_k_gemm(float *C, const float *A, const float *B, int64_t M, int64_t N, i
     /* Tiles of about 1024 x 1024 (packing each operand again per tile costs a few percent), at least
      * IS_SPLIT_THREADS of them where the rows allow, each a single-threaded sgemm. */
     int64_t nb = tile_edge(N, 1024), ntn = (N + nb - 1) / nb;
-    int64_t want_m = (IS_SPLIT_THREADS + ntn - 1) / ntn, mb = tile_edge(M, 1024);
-    if ((M + mb - 1) / mb < want_m) mb = tile_edge(M, (M + want_m - 1) / want_m > 64 ? (M + want_m - 1) / want_m : 64);
-    int64_t ntm = (M + mb - 1) / mb;
+    int64_t row_blocks = (IS_SPLIT_THREADS + ntn - 1) / ntn, rows = (M + row_blocks - 1) / row_blocks;
+    int64_t mb = tile_edge(M, rows < 64 ? 64 : rows > 1024 ? 1024 : rows), ntm = (M + mb - 1) / mb;
 #pragma omp parallel for schedule(dynamic)
     for (int64_t t = 0; t < ntm * ntn; t++) {
         int64_t m0 = t / ntn * mb, n0 = t % ntn * nb, mm = M - m0 < mb ? M - m0 : mb, nn = N - n0 < nb ? N - n0 : nb;
