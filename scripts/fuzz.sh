@@ -222,9 +222,9 @@ fuzz_one() {
 # reports are printed in the order of the list once all have finished.
 lanes=${FUZZ_JOBS:-$jobs}
 [[ $lanes =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: FUZZ_JOBS must be a positive number" >&2; exit 2; }
-reports=$build/logs/reports
-rm -rf "$reports"
-mkdir -p "$reports"
+# this run's own folder: a second fuzz.sh beside it (other harnesses) must not delete its reports
+mkdir -p "$build/logs"
+reports=$(mktemp -d "$build/logs/reports.XXXXXX")
 start=$SECONDS
 running=0
 for h in "${harnesses[@]}"; do
@@ -245,6 +245,7 @@ for h in "${harnesses[@]}"; do
   cat "$reports/$h.err" >&2
   [ "$(cat "$reports/$h.status" 2>/dev/null)" = 0 ] || failed+=("$h")
 done
+rm -rf "$reports"
 each="${seconds} s each"
 ((runs)) && each="$runs executions each"
 echo "fuzz.sh: ${#harnesses[@]} harnesses in $((SECONDS - start)) s, $each after replay;" \
