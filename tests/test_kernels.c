@@ -84,6 +84,13 @@ static void test_linear(void) {
     check_linear(1030, 640, 2048, IS_DT_F16, 1, IS_DT_F32);
 }
 
+/* How many of a[0..n) and b[0..n) differ in any bit. */
+static int64_t bits_differ(const float *a, const float *b, int64_t n) {
+    int64_t differ = 0;
+    for (int64_t j = 0; j < n; j++) differ += memcmp(&a[j], &b[j], sizeof(float)) != 0;
+    return differ;
+}
+
 /* The linear gives the same bits with 1 and 2 threads, few rows (weights converted panel by panel) and
  * many (one product, split by the engine where OpenBLAS's rounding follows the split: test_kernels also
  * runs as test_kernels_avx2_blas with OpenBLAS's AVX2 kernels): `--threads` must not change an image. */
@@ -100,8 +107,7 @@ static void test_linear_thread_invariance(void) {
         is_k_linear(y1, x, M, &w, NULL);
         is_set_threads(2);
         is_k_linear(y2, x, M, &w, NULL);
-        int64_t differ = 0;
-        for (int64_t j = 0; j < M * N; j++) differ += memcmp(&y1[j], &y2[j], sizeof(float)) != 0;
+        int64_t differ = bits_differ(y1, y2, M * N);
         th_check(differ == 0, "linear M=%lld N=%lld K=%lld (F16): 1 and 2 threads give the same bits (%lld differ)",
                  (long long)M, (long long)N, (long long)K, (long long)differ);
         free(x), free(y1), free(y2);
@@ -122,8 +128,7 @@ static void test_conv_thread_invariance(void) {
         is_k_conv2d(y1, x, Cin, H, W, &w, NULL, 1, 1);
         is_set_threads(2);
         is_k_conv2d(y2, x, Cin, H, W, &w, NULL, 1, 1);
-        int64_t differ = 0;
-        for (int64_t j = 0; j < Cout * H * W; j++) differ += memcmp(&y1[j], &y2[j], sizeof(float)) != 0;
+        int64_t differ = bits_differ(y1, y2, Cout * H * W);
         th_check(differ == 0, "conv2d 3x3 Cin=%lld %lldx%lld Cout=%lld (F16): 1 and 2 threads give the same bits (%lld differ)",
                  (long long)Cin, (long long)H, (long long)W, (long long)Cout, (long long)differ);
         free(x), free(y1), free(y2);

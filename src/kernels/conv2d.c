@@ -12,6 +12,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/scratch.h"
+#include "kernels/split.h"
 #include "kernels/vmath.h"
 
 /* Staged (transformed) input rows per band: 64 MiB, a few dozen rows at SDXL VAE sizes. */

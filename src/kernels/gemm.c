@@ -11,6 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/scratch.h"
+#include "kernels/split.h"
 
 /* Rows at which converting the whole layer is cheap next to the product (and sgemm's own
  * blocking then does best). */

@@ -20,14 +20,6 @@ enum { IS_SCR_T_PANEL, IS_SCR_T_TILE, IS_SCR_T_ACC, IS_SCR_T_STATS, IS_SCR_THREA
 #define IS_SCR_ACC_FLOATS ((size_t)1 << 17)   /* attention: output accumulator (rows x head dim) */
 #define IS_SCR_STATS_FLOATS ((size_t)1 << 12) /* attention: running max and sum per row */
 
-/* Where a piece of a product ends can decide how OpenBLAS rounds an element (its edge kernels, and
- * all of its AVX2 kernels, round differently), so work split by the real thread count made --threads 1
- * and 2 differ in the last bit. Split for this many threads instead (8 keeps 1, 2, 4 and 8 balanced). */
-#define IS_SPLIT_THREADS 8
-/* The thread count to split a product or convolution for: the real one where OpenBLAS's kernels give
- * the same bits however the work is split (its AVX-512 ones), IS_SPLIT_THREADS elsewhere (gemm.c). */
-int is_k_split_threads(void);
-
 /* At least nfloats floats, 64-byte aligned, contents undefined. */
 float *is_scratch(int slot, size_t nfloats);
 /* The calling OpenMP thread's buffer. */
