@@ -76,7 +76,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # The files each harness writes from its input live in a private folder, in memory when possible.
 tmp=$(mktemp -d /dev/shm/is-fuzz.XXXXXX 2>/dev/null || mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" ${reports:+"$reports"}' EXIT
 export TMPDIR=$tmp
 
 # Folders of inputs for harness $1 (existing ones only): seeds, regressions, earlier finds.
@@ -245,7 +245,6 @@ for h in "${harnesses[@]}"; do
   cat "$reports/$h.err" >&2
   [ "$(cat "$reports/$h.status" 2>/dev/null)" = 0 ] || failed+=("$h")
 done
-rm -rf "$reports"
 each="${seconds} s each"
 ((runs)) && each="$runs executions each"
 echo "fuzz.sh: ${#harnesses[@]} harnesses in $((SECONDS - start)) s, $each after replay;" \
