@@ -175,6 +175,36 @@ static void micro_attention(int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, i
     free(q), free(k), free(v), free(o);
 }
 
+/* The transformer's residual products in bf16, y += src W^T + b with src = x or GEGLU(x): the unfused
+ * sequence (f32 GEGLU, product into a buffer, add) against is_dnn_linear_residual (GEGLU rounded straight
+ * into the bf16 operand, the add as the product's post-op), one after the other on the same context. */
+static void micro_residual(int64_t M, int64_t K, int64_t N, int geglu, int reps) {
+    int64_t sh[2] = {N, K};
+    is_tensor w = f16_weight(2, sh), b = f16_weight(1, &N);
+    int64_t kin = geglu ? 2 * K : K;
+    float *x = rnd(M * kin), *y = rnd(M * N), *g = rnd(M * K), *t = rnd(M * N);
+    char label[96], fused[96];
+    snprintf(label, sizeof label, "%s bf16 unfused M=%lld K=%lld N=%lld", geglu ? "geglu+linear+add" : "linear+add",
+             (long long)M, (long long)K, (long long)N);
+    snprintf(fused, sizeof fused, "%s bf16 fused M=%lld K=%lld N=%lld", geglu ? "geglu+linear+add" : "linear+add",
+             (long long)M, (long long)K, (long long)N);
+    is_dnn *d = g_bf16 && (wanted(label) || wanted(fused)) ? micro_dnn(label) : NULL;
+    if (d && !micro_pack(d, label, &w)) {
+        char note[128];
+        const char *impl = is_dnn_linear_impl(d, M, &w);
+        double flops = 2.0 * (double)(M * K * N);
+        TIMEX(label, 3 * (reps), g_cpu_ceiling_bf16, bf16_note(d, impl, note, sizeof note), flops, {
+            if (geglu) is_k_geglu(g, x, M, K);
+            is_dnn_linear(d, t, geglu ? g : x, M, &w, &b);
+            is_k_add(y, t, M * N);
+        });
+        TIMEX(fused, 3 * (reps), g_cpu_ceiling_bf16, bf16_note(d, impl, note, sizeof note), flops,
+              is_dnn_linear_residual(d, y, x, M, &w, &b, geglu ? g : NULL, t));
+    }
+    if (d) is_dnn_free(d);
+    free(x), free(y), free(g), free(t), free((void *)w.data), free((void *)b.data);
+}
+
 void bench_micro(const char *filter, int bf16) {
     g_filter = filter;
     g_bf16 = bf16;
@@ -203,6 +233,9 @@ void bench_micro(const char *filter, int bf16) {
     micro_linear(77, 2048, 1280, 5);
     micro_linear(77, 1280, 5120, 5);
     micro_linear(1, 1280, 1280, 20);
+    micro_residual(4096, 2560, 640, 1, 2);  /* feed-forward second product, 64x64 latent */
+    micro_residual(1024, 5120, 1280, 1, 2); /* and at 32x32 */
+    micro_residual(4096, 640, 640, 0, 3);   /* attention out projection */
     micro_conv(320, 320, 128, 3, 1, 2);
     micro_conv(640, 640, 64, 3, 1, 2);
     micro_conv(1280, 1280, 32, 3, 1, 2);

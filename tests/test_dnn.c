@@ -237,6 +237,68 @@ static void test_linear(int d) {
     check_linear(d, 2, 1280, 2816, IS_DT_F16, IS_DT_F16, 1, 0); /* time embedding: M = batch */
 }
 
+/* ------------------------------------------------------------------ residual products */
+
+/* is_dnn_linear_residual: y += src W^T + bias, src = x or GEGLU(x). Without a context (or with the weight
+ * not packed) it is is_k_geglu + is_k_linear + is_k_add bit for bit; with the weight packed, the fused bf16
+ * product (GEGLU rounded straight into the bf16 operand, the sum as the product's post-op) gives the bits of
+ * the unfused bf16 sequence (is_k_geglu, is_dnn_linear, is_k_add), with no fallback to f32; that sequence's
+ * accuracy is check_linear's. The f32 scratch buffers are not touched in bf16. */
+static void check_residual(int bf16, int64_t M, int64_t N, int64_t K, int geglu, int with_bias) {
+    char what[160];
+    snprintf(what, sizeof what, "dnn residual M=%lld N=%lld K=%lld%s%s", (long long)M, (long long)N, (long long)K,
+             geglu ? " GEGLU" : "", with_bias ? " bias" : "");
+    int64_t ws[2] = {N, K}, kin = geglu ? 2 * K : K;
+    is_tensor W = make_weight(IS_DT_F16, 2, ws, 0.2f, 0);
+    is_tensor b = make_weight(IS_DT_F16, 1, &N, 1.0f, 0);
+    const is_tensor *bp = with_bias ? &b : NULL;
+    float *x = rand_buf(M * kin, 3.0f, 0), *y0 = rand_buf(M * N, 2.0f, 0);
+    float *ref = copy_buf(y0, M * N), *got = copy_buf(y0, M * N);
+    float *g = rand_buf(M * K, 1.0f, 0), *tmp = rand_buf(M * N, 1.0f, 0);
+    float *gr = malloc((size_t)(M * K) * sizeof(float)), *tr = malloc((size_t)(M * N) * sizeof(float));
+    if (geglu) is_k_geglu(gr, x, M, K);
+    const float *src = geglu ? gr : x;
+    is_k_linear(tr, src, M, &W, bp);
+    is_k_add(ref, tr, M * N);
+    is_dnn_linear_residual(NULL, got, x, M, &W, bp, geglu ? g : NULL, tmp);
+    th_check(same_bits(got, ref, M * N), "%s: d == NULL is is_k_geglu + is_k_linear + is_k_add bit for bit", what);
+
+    is_dnn *d = NULL;
+    if (bf16 && th_ok(is_dnn_create(&d), "is_dnn_create")) {
+        memcpy(got, y0, (size_t)(M * N) * sizeof(float));
+        is_dnn_linear_residual(d, got, x, M, &W, bp, geglu ? g : NULL, tmp);
+        th_check(same_bits(got, ref, M * N), "%s: an unpacked weight runs the f32 kernels bit for bit", what);
+        th_ok(is_dnn_pack(d, NULL, &W), "pack the residual product's weight");
+        /* the unfused bf16 sequence */
+        memcpy(ref, y0, (size_t)(M * N) * sizeof(float));
+        is_dnn_linear(d, tr, src, M, &W, bp);
+        is_k_add(ref, tr, M * N);
+        for (int rep = 0; rep < 2; rep++) { /* the second call reuses the primitive */
+            float *g0 = copy_buf(g, M * K), *t0 = copy_buf(tmp, M * N);
+            memcpy(got, y0, (size_t)(M * N) * sizeof(float));
+            is_dnn_linear_residual(d, got, x, M, &W, bp, geglu ? g : NULL, tmp);
+            th_check(same_bits(got, ref, M * N), "%s%s: the fused bf16 product gives the unfused bf16 bits", what,
+                     rep ? " (second call)" : "");
+            th_check(same_bits(g, g0, M * K) && same_bits(tmp, t0, M * N), "%s: no f32 intermediates in bf16", what);
+            free(g0), free(t0);
+        }
+        th_check(is_dnn_fallbacks(d) == 0, "%s: every product ran in bf16 (%lld fallbacks)", what,
+                 (long long)is_dnn_fallbacks(d));
+        is_dnn_free(d);
+    }
+    free(x), free(y0), free(ref), free(got), free(g), free(tmp), free(gr), free(tr);
+    free_tensor(&W), free_tensor(&b);
+}
+
+static void test_residual(int bf16) {
+    check_residual(bf16, 1, 5, 3, 0, 1);
+    check_residual(bf16, 7, 33, 17, 1, 1);
+    check_residual(bf16, 77, 257, 320, 0, 0);
+    check_residual(bf16, 301, 320, 1283, 1, 1);
+    check_residual(bf16, 1024, 640, 640, 0, 1);  /* an attention's out projection at a 32x32 latent */
+    check_residual(bf16, 1024, 640, 2560, 1, 1); /* its feed-forward's second product */
+}
+
 /* ------------------------------------------------------------------ convolution */
 
 typedef struct {
@@ -780,6 +842,7 @@ int main(int argc, char **argv) {
     int bf16 = d != NULL;
     test_isa(d);
     test_linear(bf16);
+    test_residual(bf16);
     test_attention(d);
     if (d) {
         printf("  %lld attention calls fell back to f32\n", (long long)is_dnn_fallbacks(d));

@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "instantstyle.h"
 #include "kernels/kernels.h"
+#include "kernels/bf16.h"
 #include "kernels/kernels_ref.h"
 #include "kernels/vmath.h"
 
@@ -407,6 +408,60 @@ static void test_softmax_row_bf16(void) {
     }
 }
 
+/* ---- GEGLU rounded to bf16 (the feed-forward's bf16 operand), every variant this CPU has */
+
+/* Each variant gives is_f32_to_bf16(is_v_geglu(a, g)) bit for bit: the AVX-512 loop repeats the 8-lane
+ * f32 arithmetic on 16 lanes, and the rounding keeps denormals and NaN as is_f32_to_bf16 does. Inputs
+ * cover erf's whole curve (g in [-4, 4]), the gelu tails (every fifth g in [-32, 32]: erfc underflows; tiny a:
+ * denormal products), exact zeros and NaN. */
+static void check_geglu_bf16(int64_t n) {
+    float *a = rand_buf(n, 4.0f), *g = rand_buf(n, 4.0f), *f = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 5 == 2) g[i] *= 8.0f;             /* the tails: gelu(g) = g, or erfc underflows */
+        if (i % 7 == 3) a[i] *= 1e-36f;          /* products near and below FLT_MIN */
+        if (i % 11 == 5) g[i] = (float)(i % 3) - 1; /* -1, 0, 1 */
+        if (i % 13 == 8) a[i] = 0.0f;
+        if (n > 40 && i == n / 2) g[i] = NAN;
+    }
+    uint16_t *want = malloc((size_t)n * 2), *got = malloc((size_t)n * 2);
+    is_v_geglu(f, a, g, n);
+    for (int64_t i = 0; i < n; i++) want[i] = is_f32_to_bf16(f[i]);
+    const char *names[2] = {"portable", "avx512"};
+    for (int v = IS_V_ROW_PORTABLE; v <= IS_V_ROW_AVX512; v++) {
+        memset(got, 0xa5, (size_t)n * 2);
+        if (is_v_geglu_bf16_variant(got, a, g, n, v)) {
+            th_check(v != IS_V_ROW_PORTABLE, "geglu bf16: the portable variant always runs");
+            continue;
+        }
+        int64_t bad = 0, first = -1;
+        for (int64_t i = 0; i < n; i++)
+            if (got[i] != want[i]) bad++, first = first < 0 ? i : first;
+        th_check(bad == 0, "geglu bf16 %s n=%lld: %lld elements differ from is_f32_to_bf16(is_v_geglu) (first [%lld]: "
+                 "0x%04x, want 0x%04x)", names[v], (long long)n, (long long)bad, (long long)first,
+                 first >= 0 ? got[first] : 0, first >= 0 ? want[first] : 0);
+    }
+    /* the rows kernel: dst[r] = GEGLU of [a | gate] row r */
+    int64_t rows = 3, dim = n;
+    float *in = malloc((size_t)(rows * 2 * dim) * sizeof(float)), *ref = malloc((size_t)(rows * dim) * sizeof(float));
+    uint16_t *dst = malloc((size_t)(rows * dim) * 2);
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(in + r * 2 * dim, a, (size_t)dim * sizeof(float));
+        memcpy(in + r * 2 * dim + dim, g, (size_t)dim * sizeof(float));
+    }
+    is_k_geglu(ref, in, rows, dim);
+    is_geglu_to_bf16(dst, in, rows, dim);
+    int same = 1;
+    for (int64_t i = 0; i < rows * dim; i++) same &= dst[i] == is_f32_to_bf16(ref[i]);
+    th_check(same, "is_geglu_to_bf16 rows=%lld dim=%lld: is_k_geglu rounded to bf16 bit for bit", (long long)rows,
+             (long long)dim);
+    free(a), free(g), free(f), free(want), free(got), free(in), free(ref), free(dst);
+}
+
+static void test_geglu_bf16(void) {
+    const int64_t lens[] = {1, 15, 16, 17, 255, 256, 257, 1280, 5120 + 3};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) check_geglu_bf16(lens[i]);
+}
+
 /* ---- elementwise */
 
 static void test_elementwise(void) {
@@ -587,6 +642,7 @@ int main(void) {
     test_flops();
     test_scratch();
     test_softmax_row_bf16();
+    test_geglu_bf16();
     test_linear_thread_invariance();
     test_conv_thread_invariance();
     for (g_threads = 1; g_threads <= 2; g_threads++) {

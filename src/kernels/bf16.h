@@ -12,6 +12,9 @@ static inline uint16_t is_f32_to_bf16(float f) {
 }
 /* dst[i] = is_f32_to_bf16(src[i]) (dnn_convert.c, parallel for long arrays). */
 void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
+/* dst[rows, dim] = GEGLU of in[rows, 2*dim] = [a | gate] (a * gelu(gate), is_k_geglu's values) rounded to
+ * bf16 (dnn_convert.c, parallel over rows). */
+void is_geglu_to_bf16(uint16_t *dst, const float *in, int64_t rows, int64_t dim);
 /* Round every element of x to the nearest bf16 value, in place (the rounding the bf16 path applies to
  * the operands of its products; for tests and error estimates). */
 void is_round_bf16(float *x, int64_t n);

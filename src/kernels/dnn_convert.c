@@ -1,8 +1,10 @@
-/* f32 -> bf16 rounding (round to nearest even, as oneDNN's and PyTorch's conversions do). Plain
- * loops over independent elements: the compiler vectorises them. */
+/* f32 -> bf16 rounding (round to nearest even, as oneDNN's and PyTorch's conversions do) of the products'
+ * operands: plain loops over independent elements (the compiler vectorises them), and GEGLU rounded on its
+ * way into the feed-forward's second product. */
 #include <omp.h>
 
 #include "kernels/bf16.h"
+#include "kernels/vmath.h"
 
 void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
     const int64_t chunk = 1 << 15;
@@ -11,6 +13,11 @@ void is_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
         int64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
         for (int64_t i = c * chunk; i < e; i++) dst[i] = is_f32_to_bf16(src[i]);
     }
+}
+
+void is_geglu_to_bf16(uint16_t *dst, const float *in, int64_t rows, int64_t dim) {
+#pragma omp parallel for schedule(static) if (rows * dim > 4 * (1 << 15))
+    for (int64_t r = 0; r < rows; r++) is_v_geglu_bf16(dst + r * dim, in + r * 2 * dim, in + r * 2 * dim + dim, dim);
 }
 
 void is_round_bf16(float *x, int64_t n) {

@@ -1,13 +1,14 @@
 /* y[M,N] = x[M,K] @ W^T + bias in bf16: x is rounded to bf16 into a staging buffer, W is packed,
- * the product accumulates in f32 and oneDNN adds the bias on the way out. */
+ * the product accumulates in f32 and oneDNN adds the bias on the way out; the residual form adds the
+ * result to y in the same pass (oneDNN's sum post-op) and may compute GEGLU while staging x. */
 #include <string.h>
 
 #include "kernels/dnn_internal.h"
 #include "kernels/kernels.h"
 
-/* The matmul primitive for M rows and packed weight p (cached per shape). */
-static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias, const dnn_pack *p) {
-    int64_t key[DNN_KEY_N] = {DNN_MATMUL, M, N, K, has_bias};
+/* The matmul primitive for M rows and packed weight p (cached per shape); accumulate: dst += product. */
+static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias, int accumulate, const dnn_pack *p) {
+    int64_t key[DNN_KEY_N] = {DNN_MATMUL, M, N, K, has_bias, accumulate};
     dnn_prim *pr = dnn_prim_find(d, key, &p->md);
     if (pr) return pr;
     dnnl_memory_desc_t src, dst, bias;
@@ -18,7 +19,16 @@ static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias
     dnnl_matmul_desc_t op;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = dnn_attr();
-    if (dnnl_matmul_desc_init(&op, &src, &p->md, has_bias ? &bias : NULL, &dst) != dnnl_success ||
+    dnnl_post_ops_t po = NULL;
+    if (accumulate && attr) { /* dst = (x W^T + bias) + dst, in f32: the order of the unfused product and add */
+        if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
+            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) {
+            dnnl_primitive_attr_destroy(attr);
+            attr = NULL;
+        }
+        if (po) dnnl_post_ops_destroy(po);
+    }
+    if (!attr || dnnl_matmul_desc_init(&op, &src, &p->md, has_bias ? &bias : NULL, &dst) != dnnl_success ||
         dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL) != dnnl_success)
         pd = NULL;
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -32,7 +42,7 @@ void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tens
         is_k_linear(y, x, M, W, bias);
         return;
     }
-    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, p);
+    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, 0, p);
     uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
     const float *b = dnn_bias_f32(d, bias, N);
     if (!pr || !pr->ok || !xb || (bias && !b)) {
@@ -48,11 +58,49 @@ void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tens
     }
 }
 
+/* The f32 kernels of is_dnn_linear_residual, in the order of the unfused code. */
+static void residual_f32(float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
+                         float *geglu, float *tmp) {
+    if (geglu) {
+        is_k_geglu(geglu, x, M, W->shape[1]);
+        x = geglu;
+    }
+    is_k_linear(tmp, x, M, W, bias);
+    is_k_add(y, tmp, M * W->shape[0]);
+}
+
+void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
+                            float *geglu, float *tmp) {
+    const dnn_pack *p = dnn_find_pack(d, W);
+    if (!p || M <= 0 || W->ndim != 2) {
+        residual_f32(y, x, M, W, bias, geglu, tmp);
+        return;
+    }
+    int64_t N = W->shape[0], K = W->shape[1];
+    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, 1, p);
+    uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
+    const float *b = dnn_bias_f32(d, bias, N);
+    if (!pr || !pr->ok || !xb || (bias && !b)) {
+        d->fallbacks++;
+        residual_f32(y, x, M, W, bias, geglu, tmp);
+        return;
+    }
+    if (geglu)
+        is_geglu_to_bf16(xb, x, M, K); /* the values is_k_geglu computes, rounded as is_f32_to_bf16_n would */
+    else
+        is_f32_to_bf16_n(xb, x, M * K);
+    is_flops_add(2.0 * (double)M * (double)N * (double)K);
+    if (dnn_prim_run(d, pr, xb, p->data, b, y)) { /* cannot happen once the primitive exists */
+        d->fallbacks++;
+        residual_f32(y, x, M, W, bias, geglu, tmp);
+    }
+}
+
 int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W) {
     const dnn_pack *p = dnn_find_pack(d, W);
     if (!p || M <= 0 || W->ndim != 2) return -1;
     int64_t N = W->shape[0], K = W->shape[1];
-    dnn_prim *pr = matmul(d, M, N, K, 0, p);
+    dnn_prim *pr = matmul(d, M, N, K, 0, 0, p);
     uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
     if (!pr || !pr->ok || !xb) return -1;
     is_f32_to_bf16_n(xb, x, M * K);
@@ -64,6 +112,6 @@ int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const i
 const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W) {
     const dnn_pack *p = dnn_find_pack(d, W);
     if (!p || M <= 0) return NULL;
-    dnn_prim *pr = matmul(d, M, W->shape[0], W->shape[1], 0, p);
+    dnn_prim *pr = matmul(d, M, W->shape[0], W->shape[1], 0, 0, p);
     return pr && pr->ok ? pr->impl : NULL;
 }

@@ -34,6 +34,12 @@ float is_v_softmax_row_bf16(const float *x, uint16_t *p, int64_t n);
  * IS_V_ROW_AVX512_BF16 (vcvtneps2bf16). Returns NAN, writing nothing, when the CPU lacks the variant. */
 enum { IS_V_ROW_PORTABLE, IS_V_ROW_AVX512, IS_V_ROW_AVX512_BF16 };
 float is_v_softmax_row_bf16_variant(const float *x, uint16_t *p, int64_t n, int variant);
+/* out[i] = is_f32_to_bf16(a[i] * gelu(g[i])): is_v_geglu's values (bit for bit: the AVX-512 loop does the same
+ * operations on 16 lanes) rounded to bf16, without an f32 copy. is_v_geglu_bf16_variant runs one variant
+ * (IS_V_ROW_PORTABLE: is_v_geglu then the rounding; IS_V_ROW_AVX512) and returns -1, writing nothing, when the
+ * CPU lacks it. */
+void is_v_geglu_bf16(uint16_t *out, const float *a, const float *g, int64_t n);
+int is_v_geglu_bf16_variant(uint16_t *out, const float *a, const float *g, int64_t n, int variant);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 

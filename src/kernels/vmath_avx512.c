@@ -1,10 +1,14 @@
-/* The bf16 attention's softmax row with AVX-512, chosen at run time (the build targets AVX2, so these
- * functions carry their own target attribute): the exp of every score is the largest elementwise cost
- * of a 1024x1024 UNet step. 16 lanes, an exp only as accurate as a result rounded to bf16 needs, and
- * AVX512-BF16's vcvtneps2bf16 for the rounding where the CPU has it (AMX CPUs, Zen 4). */
+/* The bf16 path's elementwise loops with AVX-512, chosen at run time (the build targets AVX2, so these
+ * functions carry their own target attribute).
+ * - The attention's softmax row: the exp of every score is the largest elementwise cost of a 1024x1024
+ *   UNet step. 16 lanes, an exp only as accurate as a result rounded to bf16 needs, and AVX512-BF16's
+ *   vcvtneps2bf16 for the rounding where the CPU has it (AMX CPUs, Zen 4).
+ * - GEGLU written straight into the next product's bf16 operand: vmath.c's 8-lane arithmetic, operation
+ *   for operation on 16 lanes, so the values and their rounding are those of is_v_geglu + is_f32_to_bf16. */
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/bf16.h"
 #include "kernels/vmath.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -66,6 +70,83 @@ AVX512 static float row_max(const float *x, int64_t n) {
 AVX512 static float row_avx512(const float *x, uint16_t *p, int64_t n) { SOFTMAX_ROW(bf16x16); }
 AVX512_BF16 static float row_avx512_bf16(const float *x, uint16_t *p, int64_t n) { SOFTMAX_ROW(CVT_NE); }
 
+/* ---- GEGLU: the operations of vmath.c's v_exp, v_erf and v_gelu in the same order (ISO C: no contraction). */
+
+AVX512 static inline __m512 exp16(__m512 x) {
+    const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.33654f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ); /* exp underflows: 0 */
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    return _mm512_maskz_mov_ps((__mmask16)~under, y);
+}
+
+AVX512 static inline __m512 erf16(__m512 x) {
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.5f), ax, _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(0.17087277f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+    __m512 erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(ax, ax, p)));
+    __m512 r = _mm512_sub_ps(_mm512_set1_ps(1.0f), erfc);
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(sign, _mm512_castps_si512(x))));
+}
+
+AVX512 static inline __m512 geglu16(__m512 a, __m512 g) {
+    __m512 e = erf16(_mm512_mul_ps(g, _mm512_set1_ps(0.70710678118654752f)));
+    return _mm512_mul_ps(a, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), g), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+}
+
+/* 16 floats to bf16 as is_f32_to_bf16 rounds them: nearest even, denormals kept, NaN made quiet. */
+AVX512 static inline __m256i bf16x16_any(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+AVX512 static void geglu_bf16_avx512(uint16_t *out, const float *a, const float *g, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), bf16x16_any(geglu16(_mm512_loadu_ps(a + i), _mm512_loadu_ps(g + i))));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = geglu16(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, g + i));
+        _mm256_mask_storeu_epi16(out + i, k, bf16x16_any(v));
+    }
+}
+
+/* Without AVX-512: the f32 loop through a small buffer, then the rounding. */
+static void geglu_bf16_portable(uint16_t *out, const float *a, const float *g, int64_t n) {
+    float buf[256];
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t m = n - i < 256 ? n - i : 256;
+        is_v_geglu(buf, a + i, g + i, m);
+        for (int64_t j = 0; j < m; j++) out[i + j] = is_f32_to_bf16(buf[j]);
+    }
+}
+
 static int has_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
@@ -81,4 +162,21 @@ float is_v_softmax_row_bf16(const float *x, uint16_t *p, int64_t n) {
     if (has_avx512() && __builtin_cpu_supports("avx512bf16")) return row_avx512_bf16(x, p, n);
     if (has_avx512()) return row_avx512(x, p, n);
     return is_v_exp_sum_bf16(x, p, n, is_v_max(x, n));
+}
+
+int is_v_geglu_bf16_variant(uint16_t *out, const float *a, const float *g, int64_t n, int variant) {
+    if (variant == IS_V_ROW_PORTABLE) {
+        geglu_bf16_portable(out, a, g, n);
+        return 0;
+    }
+    if (variant != IS_V_ROW_AVX512 || !has_avx512()) return -1;
+    geglu_bf16_avx512(out, a, g, n);
+    return 0;
+}
+
+void is_v_geglu_bf16(uint16_t *out, const float *a, const float *g, int64_t n) {
+    if (has_avx512())
+        geglu_bf16_avx512(out, a, g, n);
+    else
+        geglu_bf16_portable(out, a, g, n);
 }

@@ -11,8 +11,9 @@
 #include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
-/* out[B*HW, inner] = attention layer a applied to xn[B*HW, inner]. ctx NULL: self-attention. */
-static void attention(is_unet *u, const unet_attention *a, float *out, const float *xn, int B, int64_t HW,
+/* x[B*HW, inner] += attention layer a applied to xn[B*HW, inner] (the residual; xn is overwritten).
+ * ctx NULL: self-attention. */
+static void attention(is_unet *u, const unet_attention *a, float *x, float *xn, int B, int64_t HW,
                       const float *ctx, int64_t n_ctx, const float *ip, int64_t n_ip) {
     unet_workspace *ws = &u->ws;
     const int64_t inner = (int64_t)a->heads * a->dim_head, M = B * HW;
@@ -25,7 +26,7 @@ static void attention(is_unet *u, const unet_attention *a, float *out, const flo
             is_dnn_attention(u->dnn, ws->o + (size_t)(b * HW * inner), inner, qkv, ld, qkv + inner, ld,
                              qkv + 2 * inner, ld, HW, HW, a->heads, a->dim_head, 0, 1.0f, 0);
         }
-        is_dnn_linear(u->dnn, out, ws->o, M, a->out.w, a->out.b);
+        is_dnn_linear_residual(u->dnn, x, ws->o, M, a->out.w, a->out.b, NULL, xn);
         return;
     }
     float *k = ws->k, *v = ws->v;
@@ -55,29 +56,26 @@ static void attention(is_unet *u, const unet_attention *a, float *out, const flo
                            a->heads, a->dim_head, 0, a->ip_scale, 1);
         }
     }
-    is_dnn_linear(u->dnn, out, ws->o, M, a->out.w, a->out.b);
+    is_dnn_linear_residual(u->dnn, x, ws->o, M, a->out.w, a->out.b, NULL, xn);
 }
 
 /* BasicTransformerBlock: pre-LayerNorm self-attention, cross-attention, GEGLU feed-forward, each residual. */
 static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B, int64_t HW, const is_unet_input *in) {
     unet_workspace *ws = &u->ws;
-    const int64_t M = B * HW, n = M * inner;
+    const int64_t M = B * HW;
     float *x = ws->t_x, *xn = ws->t_n;
 
     is_k_layer_norm(xn, x, M, inner, blk->norm1.w, blk->norm1.b, 1e-5f);
-    attention(u, &blk->attn1, xn, xn, B, HW, NULL, 0, NULL, 0);
-    is_k_add(x, xn, n);
+    attention(u, &blk->attn1, x, xn, B, HW, NULL, 0, NULL, 0);
 
     is_k_layer_norm(xn, x, M, inner, blk->norm2.w, blk->norm2.b, 1e-5f);
-    attention(u, &blk->attn2, xn, xn, B, HW, in->encoder_hidden_states, in->seq_len, in->ip_tokens,
+    attention(u, &blk->attn2, x, xn, B, HW, in->encoder_hidden_states, in->seq_len, in->ip_tokens,
               is_unet_ip_num_tokens(u));
-    is_k_add(x, xn, n);
 
     is_k_layer_norm(xn, x, M, inner, blk->norm3.w, blk->norm3.b, 1e-5f);
     is_dnn_linear(u->dnn, ws->f, xn, M, blk->ff_in.w, blk->ff_in.b);
-    is_k_geglu(ws->g, ws->f, M, blk->ff_inner);
-    is_dnn_linear(u->dnn, xn, ws->g, M, blk->ff_out.w, blk->ff_out.b);
-    is_k_add(x, xn, n);
+    /* x += GEGLU(f) ff_out^T + b (ws->g and xn hold the f32 intermediates when the product runs in f32) */
+    is_dnn_linear_residual(u->dnn, x, ws->f, M, blk->ff_out.w, blk->ff_out.b, ws->g, xn);
 }
 
 void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, int batch, int64_t HW,
