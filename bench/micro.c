@@ -205,6 +205,40 @@ static void micro_residual(int64_t M, int64_t K, int64_t N, int geglu, int reps)
     free(x), free(y), free(g), free(t), free((void *)w.data), free((void *)b.data);
 }
 
+/* The UNet's bf16 self-attention of one batch item: the stacked q | k | v product with f32 output, then
+ * is_dnn_attention (which rounds q, k, v into head-major bf16 copies), against is_dnn_self_attention (the
+ * product writes bf16, the attention reads it in place). FLOPs: the product and the two attention products. */
+static void micro_self_attention(int64_t N, int64_t K, int64_t heads, int64_t dh, int reps) {
+    const int64_t HD = heads * dh, ld = 3 * HD;
+    int64_t sh[2] = {HD, K};
+    is_tensor w[3] = {f16_weight(2, sh), f16_weight(2, sh), f16_weight(2, sh)}, key;
+    const is_tensor *parts[3] = {&w[0], &w[1], &w[2]};
+    float *x = rnd(N * K), *qkv = rnd(N * ld), *o = rnd(N * HD);
+    char label[96], fused[96];
+    snprintf(label, sizeof label, "self-attention bf16 unfused N=%lld K=%lld heads=%lld", (long long)N, (long long)K,
+             (long long)heads);
+    snprintf(fused, sizeof fused, "self-attention bf16 fused N=%lld K=%lld heads=%lld", (long long)N, (long long)K,
+             (long long)heads);
+    is_dnn *d = g_bf16 && (wanted(label) || wanted(fused)) ? micro_dnn(label) : NULL;
+    is_error *e = d ? is_dnn_pack_rows(d, NULL, &key, parts, 3, "qkv") : NULL;
+    if (e) {
+        printf("  %-48s packing failed: %s\n", label, is_error_message(e));
+        is_error_free(e);
+    } else if (d) {
+        char note[128];
+        double flops = 2.0 * (double)(N * K * ld) + 4.0 * (double)(N * N * HD);
+        TIMEX(label, reps, g_cpu_ceiling_bf16, bf16_note(d, NULL, note, sizeof note), flops, {
+            if (!is_dnn_linear_packed(d, qkv, x, N, &key))
+                is_dnn_attention(d, o, HD, qkv, ld, qkv + HD, ld, qkv + 2 * HD, ld, N, N, heads, dh, 0, 1.0f, 0);
+        });
+        TIMEX(fused, reps, g_cpu_ceiling_bf16, bf16_note(d, NULL, note, sizeof note), flops,
+              is_dnn_self_attention(d, o, x, 1, N, &key, heads, dh));
+    }
+    if (d) is_dnn_free(d);
+    free(x), free(qkv), free(o);
+    for (int i = 0; i < 3; i++) free((void *)w[i].data);
+}
+
 void bench_micro(const char *filter, int bf16) {
     g_filter = filter;
     g_bf16 = bf16;
@@ -245,6 +279,8 @@ void bench_micro(const char *filter, int bf16) {
     micro_conv(128, 128, 1024, 3, 1, 1);
     micro_conv(960, 320, 128, 1, 1, 2);
     micro_conv(3, 1664, 224, 14, 14, 3);
+    micro_self_attention(4096, 640, 10, 64, 3);  /* 64x64 latent */
+    micro_self_attention(1024, 1280, 20, 64, 5); /* 32x32 */
     micro_attention(4096, 4096, 10, 64, 1);
     micro_attention(4096, 77, 10, 64, 3);
     micro_attention(1024, 1024, 20, 64, 3);

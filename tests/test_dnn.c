@@ -529,6 +529,26 @@ static void attention_ref(double *out, double *A, double *qk_l1, const float *ol
     free(s);
 }
 
+/* The bound of the header for each output element (padding columns 0), from attention_ref's out, A and
+ * qk_l1; old: the output's values before an accumulating call. */
+static void attention_bound(double *bound, const double *o64, const double *A, const double *qk, const float *old,
+                            int64_t ldo, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, float alpha, int accumulate,
+                            int exact) {
+    double scale = 1.0 / sqrt((double)dh);
+    for (int64_t i = 0; i < Nq; i++)
+        for (int64_t h = 0; h < heads; h++) {
+            double l1 = qk[i * heads + h] * scale;
+            double dS32 = (dh + 4) * U_F32 * l1; /* f32 error of the scores */
+            double dS = exact ? dS32 : 2 * U_BF16 * l1 + dS32;
+            double rel = exact ? 2 * U_BF16 + 2 * dS * (1 + 2 * dS) : 3 * U_BF16 + 2 * dS * (1 + 2 * dS);
+            for (int64_t e = 0; e < dh; e++) {
+                int64_t at = i * ldo + h * dh + e;
+                bound[at] = fabs(alpha) * (rel + (Nk + 8) * U_F32) * A[at] +
+                            4 * U_F32 * (fabs(o64[at]) + (accumulate ? fabs(old[at]) : 0));
+            }
+        }
+}
+
 static void check_attention(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int64_t pad, int causal,
                             float alpha, int accumulate, int exact) {
     char what[220];
@@ -546,7 +566,6 @@ static void check_attention(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, in
         for (int64_t i = 0; i < Nq * ldo; i++) o64[i] = old[i]; /* padding columns keep the old values */
         double *qk = malloc((size_t)(Nq * heads) * sizeof(double));
         attention_ref(o64, A, qk, old, ldo, q, ldq, k, ldk, v, ldv, Nq, Nk, heads, dh, causal, alpha, accumulate);
-        double scale = 1.0 / sqrt((double)dh);
         for (int rep = 0; rep < 2; rep++) {
             memcpy(got, old, (size_t)(Nq * ldo) * sizeof(float));
             is_dnn_attention(d, got, ldo, q, ldq, k, ldk, v, ldv, Nq, Nk, heads, dh, causal, alpha, accumulate);
@@ -557,18 +576,7 @@ static void check_attention(is_dnn *d, int64_t Nq, int64_t Nk, int64_t heads, in
             th_check(pad_ok, "%s: padding columns of the output rows left alone", what);
             double *bound = calloc((size_t)(Nq * ldo), sizeof(double));
             float *r = malloc((size_t)(Nq * ldo) * sizeof(float));
-            for (int64_t i = 0; i < Nq; i++)
-                for (int64_t h = 0; h < heads; h++) {
-                    double l1 = qk[i * heads + h] * scale;
-                    double dS32 = (dh + 4) * U_F32 * l1; /* f32 error of the scores */
-                    double dS = exact ? dS32 : 2 * U_BF16 * l1 + dS32;
-                    double rel = exact ? 2 * U_BF16 + 2 * dS * (1 + 2 * dS) : 3 * U_BF16 + 2 * dS * (1 + 2 * dS);
-                    for (int64_t e = 0; e < dh; e++) {
-                        int64_t at = i * ldo + h * dh + e;
-                        bound[at] = fabs(alpha) * (rel + (Nk + 8) * U_F32) * A[at] +
-                                    4 * U_F32 * (fabs(o64[at]) + (accumulate ? fabs(old[at]) : 0));
-                    }
-                }
+            attention_bound(bound, o64, A, qk, old, ldo, Nq, Nk, heads, dh, alpha, accumulate, exact);
             for (int64_t i = 0; i < Nq * ldo; i++) r[i] = (float)o64[i];
             /* padding: both equal old there, bound 0 */
             char w2[260];
@@ -600,6 +608,81 @@ static void test_attention(is_dnn *d) {
     check_attention(d, 333, 333, 1, 24, 2, 1, 0.5f, 1, 0);
     check_attention(d, 5, 600, 3, 16, 0, 0, 1.0f, 0, 1);
     check_attention(d, 600, 5, 3, 16, 0, 1, 1.0f, 0, 1);   /* causal with Nq > Nk */
+}
+
+/* is_dnn_self_attention: q | k | v from one stacked bf16 product written in bf16, attention per batch item.
+ * Its operands are the f32 result of that product (is_dnn_linear_packed) rounded to bf16, and the 1/sqrt(dh)
+ * scale multiplies the f32 scores: so against attention_ref (double) on those rounded values, only the
+ * "bf16-exact operands" errors remain (f32 sums, the probabilities' rounding), for every dh. Where
+ * 1/sqrt(dh) is a power of two, and with fewer than 16 tokens, also the bits of is_dnn_linear_packed +
+ * is_dnn_attention. */
+static void check_self_attention(int64_t B, int64_t N, int64_t heads, int64_t dh, int64_t K) {
+    char what[160];
+    snprintf(what, sizeof what, "dnn self-attention B=%lld N=%lld heads=%lld dh=%lld K=%lld", (long long)B,
+             (long long)N, (long long)heads, (long long)dh, (long long)K);
+    const int64_t HD = heads * dh, ld = 3 * HD, M = B * N;
+    int64_t ws[2] = {HD, K};
+    is_tensor Wp[3];
+    for (int i = 0; i < 3; i++) Wp[i] = make_weight(IS_DT_F16, 2, ws, 5.0f / sqrtf((float)K), 0); /* peaked rows */
+    const is_tensor *parts[3] = {&Wp[0], &Wp[1], &Wp[2]};
+    is_tensor key;
+    memset(&key, 0, sizeof key);
+    float *x = rand_buf(M * K, 1.0f, 0), *qkv = malloc((size_t)(M * ld) * sizeof(float));
+    float *got = rand_buf(M * HD, 5.0f, 0), *unf = malloc((size_t)(M * HD) * sizeof(float));
+    th_check(is_dnn_self_attention(NULL, got, x, B, N, &key, heads, dh) == -1, "%s: no context: -1", what);
+    is_dnn *d = NULL;
+    if (!th_ok(is_dnn_create(&d), "is_dnn_create")) goto done;
+    th_ok(is_dnn_pack_rows(d, NULL, &key, parts, 3, "qkv"), "pack q | k | v");
+    th_check(is_dnn_self_attention(d, got, x, B, N, &Wp[0], heads, dh) == -1, "%s: an unpacked weight: -1", what);
+    th_check(!is_dnn_linear_packed(d, qkv, x, M, &key), "%s: the stacked product in f32", what);
+    float *qkv_r = copy_buf(qkv, M * ld);
+    is_round_bf16(qkv_r, M * ld);
+    const int few = N < 16; /* fewer keys than the bf16 attention takes: the f32 kernel on the f32 product */
+    for (int rep = 0; rep < 2; rep++) { /* the second call reuses the primitives */
+        for (int64_t i = 0; i < M * HD; i++) got[i] = 9.0f * frand(); /* garbage must be overwritten */
+        int rc = is_dnn_self_attention(d, got, x, B, N, &key, heads, dh);
+        th_check(rc == 0, "%s: runs in bf16 (%d)", what, rc);
+        if (rc) break;
+        for (int64_t b = 0; b < B && !few; b++) {
+            const float *q = qkv_r + b * N * ld;
+            double *o64 = calloc((size_t)(N * HD), sizeof(double)), *A = calloc((size_t)(N * HD), sizeof(double));
+            double *qk = malloc((size_t)(N * heads) * sizeof(double)), *bound = malloc((size_t)(N * HD) * sizeof(double));
+            float *r = malloc((size_t)(N * HD) * sizeof(float));
+            attention_ref(o64, A, qk, NULL, HD, q, ld, q + HD, ld, q + 2 * HD, ld, N, N, heads, dh, 0, 1.0f, 0);
+            attention_bound(bound, o64, A, qk, NULL, HD, N, N, heads, dh, 1.0f, 0, 1);
+            for (int64_t i = 0; i < N * HD; i++) r[i] = (float)o64[i];
+            char w2[220];
+            snprintf(w2, sizeof w2, "%s item %lld%s", what, (long long)b, rep ? " (second call)" : "");
+            bound_report rr;
+            if (within(w2, got + b * N * HD, r, bound, N * HD, &rr))
+                printf("  ok %s: worst |bf16-exact| / bound = %.3f\n", w2, rr.worst_ratio);
+            free(o64), free(A), free(qk), free(bound), free(r);
+        }
+    }
+    float sc = 1.0f / sqrtf((float)dh);
+    if (few || frexpf(sc, &(int){0}) == 0.5f) { /* a power of two */
+        for (int64_t b = 0; b < B; b++) {
+            const float *q = qkv + b * N * ld;
+            is_dnn_attention(d, unf + b * N * HD, HD, q, ld, q + HD, ld, q + 2 * HD, ld, N, N, heads, dh, 0, 1.0f, 0);
+        }
+        th_check(same_bits(got, unf, M * HD), "%s: the bits of the stacked f32 product + is_dnn_attention", what);
+    }
+    th_check(is_dnn_fallbacks(d) == 0, "%s: no fallbacks (%lld)", what, (long long)is_dnn_fallbacks(d));
+    is_dnn_free(d);
+    free(qkv_r);
+done:
+    free(x), free(qkv), free(got), free(unf);
+    for (int i = 0; i < 3; i++) free_tensor(&Wp[i]);
+}
+
+static void test_self_attention(int bf16) {
+    if (!bf16) return; /* without bf16 there is no context; check_self_attention's NULL case is is_dnn's */
+    check_self_attention(1, 16, 1, 16, 24);
+    check_self_attention(2, 9, 2, 40, 24);     /* few tokens: the stacked product, then the f32 attention */
+    check_self_attention(2, 77, 3, 64, 96);    /* the last query tile reads past the second item */
+    check_self_attention(2, 300, 2, 32, 64);   /* 1/sqrt(32) is not a power of two */
+    check_self_attention(2, 1029, 2, 64, 128); /* several query tiles */
+    check_self_attention(3, 257, 5, 40, 200);
 }
 
 /* ------------------------------------------------------------------ one context, many weights */
@@ -843,6 +926,7 @@ int main(int argc, char **argv) {
     test_isa(d);
     test_linear(bf16);
     test_residual(bf16);
+    test_self_attention(bf16);
     test_attention(d);
     if (d) {
         printf("  %lld attention calls fell back to f32\n", (long long)is_dnn_fallbacks(d));

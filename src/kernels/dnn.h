@@ -41,6 +41,8 @@ is_error *is_dnn_pack_rows(is_dnn *d, const is_st *st, is_tensor *key, const is_
                            const char *name);
 /* y = x W^T with W packed (no f32 fallback: returns -1, computing nothing, when the bf16 product cannot run). */
 int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W);
+/* The same with y in bf16 (the f32 result rounded to nearest even by oneDNN). */
+int is_dnn_linear_packed_bf16(is_dnn *d, uint16_t *y, const float *x, int64_t M, const is_tensor *W);
 /* Pack every 2-D and 4-D float tensor of st whose name `keep` accepts (keep NULL: all of them). */
 is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name));
 /* Drop the packed copy of w (no-op if w is not packed): w then runs in f32 from its file. */
@@ -81,6 +83,15 @@ void is_dnn_conv2d(is_dnn *d, float *out, const float *in, int64_t Cin, int64_t 
 void is_dnn_attention(is_dnn *d, float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                       const float *v, int64_t ldv, int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, int causal,
                       float alpha, int accumulate);
+/* Self-attention without biases of each of B batch items x[N, K] (rows of x: B*N): q | k | v = x Wqkv^T with
+ * Wqkv [3*heads*dh, K] packed as stacked rows (is_dnn_pack_rows), computed in bf16 straight into bf16 (never
+ * f32), then out[B*N, heads*dh] = softmax(q k^T / sqrt(dh)) v per item and head, as is_dnn_attention (alpha 1,
+ * no accumulation). The same bits as is_dnn_linear_packed + is_dnn_attention when 1/sqrt(dh) is a power of
+ * two (dh = 4, 16, 64, 256, ...: scaling q before or after its rounding is then exact); with few tokens (fewer
+ * keys than the bf16 attention takes) it is that pair. Returns -1, computing nothing the caller needs, when
+ * Wqkv is not packed or its bf16 product cannot run (then compute it some other way). */
+int is_dnn_self_attention(is_dnn *d, float *out, const float *x, int64_t B, int64_t N, const is_tensor *Wqkv,
+                          int64_t heads, int64_t dh);
 
 /* oneDNN's implementation name for the bf16 matrix product y[M,N] = x[M,K] W^T with W packed
  * ("brg:avx512_core_amx_bf16" on AMX), or NULL when W is not packed / no primitive fits. */

@@ -17,15 +17,9 @@ static void attention(is_unet *u, const unet_attention *a, float *x, float *xn, 
                       const float *ctx, int64_t n_ctx, const float *ip, int64_t n_ip) {
     unet_workspace *ws = &u->ws;
     const int64_t inner = (int64_t)a->heads * a->dim_head, M = B * HW;
-    if (!ctx && is_dnn_is_packed(u->dnn, &a->qkv) && (size_t)(3 * inner * HW) <= 2 * ws->ff &&
-        !is_dnn_linear_packed(u->dnn, ws->f, xn, M, &a->qkv)) {
-        /* bf16: q | k | v side by side in one [M, 3*inner] product (ws->f is free until the feed-forward) */
-        const int64_t ld = 3 * inner;
-        for (int b = 0; b < B; b++) {
-            const float *qkv = ws->f + (size_t)(b * HW * ld);
-            is_dnn_attention(u->dnn, ws->o + (size_t)(b * HW * inner), inner, qkv, ld, qkv + inner, ld,
-                             qkv + 2 * inner, ld, HW, HW, a->heads, a->dim_head, 0, 1.0f, 0);
-        }
+    if (!ctx && is_dnn_is_packed(u->dnn, &a->qkv) &&
+        !is_dnn_self_attention(u->dnn, ws->o, xn, B, HW, &a->qkv, a->heads, a->dim_head)) {
+        /* bf16: q | k | v side by side in one [M, 3*inner] product, in bf16 */
         is_dnn_linear_residual(u->dnn, x, ws->o, M, a->out.w, a->out.b, NULL, xn);
         return;
     }
