@@ -177,7 +177,7 @@ static void micro_attention(int64_t Nq, int64_t Nk, int64_t heads, int64_t dh, i
 
 /* The transformer's residual products in bf16, y += src W^T + b with src = x or GEGLU(x): the unfused
  * sequence (f32 GEGLU, product into a buffer, add) against is_dnn_linear_residual (GEGLU rounded straight
- * into the bf16 operand, the add as the product's post-op), one after the other on the same context. */
+ * into the bf16 operand), one after the other on the same context. */
 static void micro_residual(int64_t M, int64_t K, int64_t N, int geglu, int reps) {
     int64_t sh[2] = {N, K};
     is_tensor w = f16_weight(2, sh), b = f16_weight(1, &N);
@@ -203,6 +203,31 @@ static void micro_residual(int64_t M, int64_t K, int64_t N, int geglu, int reps)
     }
     if (d) is_dnn_free(d);
     free(x), free(y), free(g), free(t), free((void *)w.data), free((void *)b.data);
+}
+
+/* The whole bf16 feed-forward of a transformer block, x += GEGLU(xn W1^T + b1) W2^T + b2 over M rows: at once
+ * (the [M, 2*ff] f32 intermediate goes through memory) and in row chunks of `chunk` (it stays in cache). */
+static void micro_feed_forward(int64_t M, int64_t C, int64_t ff, int64_t chunk, int reps) {
+    int64_t s1[2] = {2 * ff, C}, s2[2] = {C, ff}, n1 = 2 * ff;
+    is_tensor w1 = f16_weight(2, s1), b1 = f16_weight(1, &n1), w2 = f16_weight(2, s2), b2 = f16_weight(1, &C);
+    float *xn = rnd(M * C), *x = rnd(M * C), *f = rnd(M * 2 * ff), *g = rnd(M * ff), *t = rnd(M * C);
+    char label[96];
+    snprintf(label, sizeof label, "feed-forward bf16 M=%lld C=%lld ff=%lld rows %lld", (long long)M, (long long)C,
+             (long long)ff, (long long)chunk);
+    is_dnn *d = g_bf16 && wanted(label) ? micro_dnn(label) : NULL;
+    if (d && !micro_pack(d, label, &w1) && !micro_pack(d, label, &w2)) {
+        char note[128];
+        TIMEX(label, reps, g_cpu_ceiling_bf16, bf16_note(d, NULL, note, sizeof note), 6.0 * (double)(M * C * ff), {
+            for (int64_t r = 0; r < M; r += chunk) {
+                int64_t m = M - r < chunk ? M - r : chunk;
+                is_dnn_linear(d, f, xn + r * C, m, &w1, &b1);
+                is_dnn_linear_residual(d, x + r * C, f, m, &w2, &b2, g, t);
+            }
+        });
+    }
+    if (d) is_dnn_free(d);
+    free(xn), free(x), free(f), free(g), free(t);
+    free((void *)w1.data), free((void *)b1.data), free((void *)w2.data), free((void *)b2.data);
 }
 
 /* The UNet's bf16 self-attention of one batch item: the stacked q | k | v product with f32 output, then
@@ -279,6 +304,8 @@ void bench_micro(const char *filter, int bf16) {
     micro_conv(128, 128, 1024, 3, 1, 1);
     micro_conv(960, 320, 128, 1, 1, 2);
     micro_conv(3, 1664, 224, 14, 14, 3);
+    for (int64_t chunk = 256; chunk <= 8192; chunk *= 2) micro_feed_forward(8192, 640, 2560, chunk, 3);
+    for (int64_t chunk = 128; chunk <= 2048; chunk *= 2) micro_feed_forward(2048, 1280, 5120, chunk, 3);
     micro_self_attention(4096, 640, 10, 64, 3);  /* 64x64 latent */
     micro_self_attention(1024, 1280, 20, 64, 5); /* 32x32 */
     micro_attention(4096, 4096, 10, 64, 1);

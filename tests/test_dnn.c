@@ -241,9 +241,9 @@ static void test_linear(int d) {
 
 /* is_dnn_linear_residual: y += src W^T + bias, src = x or GEGLU(x). Without a context (or with the weight
  * not packed) it is is_k_geglu + is_k_linear + is_k_add bit for bit; with the weight packed, the fused bf16
- * product (GEGLU rounded straight into the bf16 operand, the sum as the product's post-op) gives the bits of
- * the unfused bf16 sequence (is_k_geglu, is_dnn_linear, is_k_add), with no fallback to f32; that sequence's
- * accuracy is check_linear's. The f32 scratch buffers are not touched in bf16. */
+ * product (GEGLU rounded straight into the bf16 operand) gives the bits of the unfused bf16 sequence
+ * (is_k_geglu, is_dnn_linear, is_k_add), with no fallback to f32; that sequence's accuracy is check_linear's.
+ * GEGLU's f32 buffer is not touched in bf16. */
 static void check_residual(int bf16, int64_t M, int64_t N, int64_t K, int geglu, int with_bias) {
     char what[160];
     snprintf(what, sizeof what, "dnn residual M=%lld N=%lld K=%lld%s%s", (long long)M, (long long)N, (long long)K,
@@ -274,13 +274,13 @@ static void check_residual(int bf16, int64_t M, int64_t N, int64_t K, int geglu,
         is_dnn_linear(d, tr, src, M, &W, bp);
         is_k_add(ref, tr, M * N);
         for (int rep = 0; rep < 2; rep++) { /* the second call reuses the primitive */
-            float *g0 = copy_buf(g, M * K), *t0 = copy_buf(tmp, M * N);
+            float *g0 = copy_buf(g, M * K);
             memcpy(got, y0, (size_t)(M * N) * sizeof(float));
             is_dnn_linear_residual(d, got, x, M, &W, bp, geglu ? g : NULL, tmp);
             th_check(same_bits(got, ref, M * N), "%s%s: the fused bf16 product gives the unfused bf16 bits", what,
                      rep ? " (second call)" : "");
-            th_check(same_bits(g, g0, M * K) && same_bits(tmp, t0, M * N), "%s: no f32 intermediates in bf16", what);
-            free(g0), free(t0);
+            th_check(same_bits(g, g0, M * K), "%s: GEGLU is not stored in f32 in bf16", what);
+            free(g0);
         }
         th_check(is_dnn_fallbacks(d) == 0, "%s: every product ran in bf16 (%lld fallbacks)", what,
                  (long long)is_dnn_fallbacks(d));

@@ -69,10 +69,10 @@ is_error *is_dnn_repack(is_dnn *d, const is_st *st, size_t slot);
 void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias);
 /* The transformer's residual products: y[M,N] += src W^T + bias, src = x[M,K], or with geglu given
  * src = GEGLU(x) of x[M, 2K] = [a | gate] (a * gelu(gate), as is_k_geglu). In bf16 the GEGLU is computed
- * straight into the product's bf16 operand and the sum is the product's post-op, so neither GEGLU(x) nor
- * the product is stored in f32. In f32 (d NULL, W not packed) geglu [M,K] receives GEGLU(x) and tmp [M,N]
- * the product: is_k_geglu, is_k_linear and is_k_add, bit for bit. The bf16 result is the bits of
- * is_dnn_linear (after is_k_geglu) followed by is_k_add. */
+ * straight into the product's bf16 operand (never stored in f32; geglu is not written); the product goes
+ * to tmp [M,N], then y += tmp. In f32 (d NULL, W not packed) geglu [M,K] receives GEGLU(x): is_k_geglu,
+ * is_k_linear and is_k_add, bit for bit. The bf16 result is the bits of is_dnn_linear (after is_k_geglu)
+ * followed by is_k_add. */
 void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
                             float *geglu, float *tmp);
 void is_dnn_conv2d_fused(is_dnn *d, float *out, const float *in, int64_t Cin, int64_t H, int64_t W,

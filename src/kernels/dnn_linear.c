@@ -1,36 +1,26 @@
 /* y[M,N] = x[M,K] @ W^T + bias in bf16: x is rounded to bf16 into a staging buffer, W is packed,
- * the product accumulates in f32 and oneDNN adds the bias on the way out; the residual form adds the
- * result to y in the same pass (oneDNN's sum post-op) and may compute GEGLU while staging x. */
+ * the product accumulates in f32 and oneDNN adds the bias on the way out. The residual form may compute
+ * GEGLU while staging x (no f32 copy of GEGLU(x)); its sum is a separate pass: as oneDNN's sum post-op it
+ * measured 0-7% slower on Zen 5 (docs/PERFORMANCE.md). */
 #include <string.h>
 
 #include "kernels/dnn_internal.h"
 #include "kernels/kernels.h"
 
-enum { MM_ACCUMULATE = 1, MM_DST_BF16 = 2 };
-
-/* The matmul primitive for M rows and packed weight p (cached per shape); MM_ACCUMULATE: dst += product;
- * MM_DST_BF16: dst is bf16 (rounded to nearest even by oneDNN), else f32. */
-static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias, int flags, const dnn_pack *p) {
-    int64_t key[DNN_KEY_N] = {DNN_MATMUL, M, N, K, has_bias, flags};
+/* The matmul primitive for M rows and packed weight p (cached per shape); dst_bf16: dst is bf16 (rounded to
+ * nearest even by oneDNN), else f32. */
+static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias, int dst_bf16, const dnn_pack *p) {
+    int64_t key[DNN_KEY_N] = {DNN_MATMUL, M, N, K, has_bias, dst_bf16};
     dnn_prim *pr = dnn_prim_find(d, key, &p->md);
     if (pr) return pr;
     dnnl_memory_desc_t src, dst, bias;
     dnnl_dims_t sd = {M, K}, dd = {M, N}, bd = {1, N};
     dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&dst, 2, dd, flags & MM_DST_BF16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
     dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t op;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = dnn_attr();
-    dnnl_post_ops_t po = NULL;
-    if ((flags & MM_ACCUMULATE) && attr) { /* dst = (x W^T + bias) + dst, in f32: the order of the unfused product and add */
-        if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
-            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) {
-            dnnl_primitive_attr_destroy(attr);
-            attr = NULL;
-        }
-        if (po) dnnl_post_ops_destroy(po);
-    }
     if (!attr || dnnl_matmul_desc_init(&op, &src, &p->md, has_bias ? &bias : NULL, &dst) != dnnl_success ||
         dnnl_primitive_desc_create(&pd, &op, attr, d->engine, NULL) != dnnl_success)
         pd = NULL;
@@ -80,7 +70,7 @@ void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, cons
         return;
     }
     int64_t N = W->shape[0], K = W->shape[1];
-    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, MM_ACCUMULATE, p);
+    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, 0, p);
     uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
     const float *b = dnn_bias_f32(d, bias, N);
     if (!pr || !pr->ok || !xb || (bias && !b)) {
@@ -93,18 +83,20 @@ void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, cons
     else
         is_f32_to_bf16_n(xb, x, M * K);
     is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    if (dnn_prim_run(d, pr, xb, p->data, b, y)) { /* cannot happen once the primitive exists */
+    if (dnn_prim_run(d, pr, xb, p->data, b, tmp)) { /* cannot happen once the primitive exists */
         d->fallbacks++;
         residual_f32(y, x, M, W, bias, geglu, tmp);
+        return;
     }
+    is_k_add(y, tmp, M * N);
 }
 
-/* y = x W^T with W packed, y f32 or bf16 (flags); -1 when the bf16 product cannot run. */
-static int linear_packed(is_dnn *d, void *y, int flags, const float *x, int64_t M, const is_tensor *W) {
+/* y = x W^T with W packed, y f32 or bf16 (dst_bf16); -1 when the bf16 product cannot run. */
+static int linear_packed(is_dnn *d, void *y, int dst_bf16, const float *x, int64_t M, const is_tensor *W) {
     const dnn_pack *p = dnn_find_pack(d, W);
     if (!p || M <= 0 || W->ndim != 2) return -1;
     int64_t N = W->shape[0], K = W->shape[1];
-    dnn_prim *pr = matmul(d, M, N, K, 0, flags, p);
+    dnn_prim *pr = matmul(d, M, N, K, 0, dst_bf16, p);
     uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
     if (!pr || !pr->ok || !xb) return -1;
     is_f32_to_bf16_n(xb, x, M * K);
@@ -118,7 +110,7 @@ int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const i
 }
 
 int is_dnn_linear_packed_bf16(is_dnn *d, uint16_t *y, const float *x, int64_t M, const is_tensor *W) {
-    return linear_packed(d, y, MM_DST_BF16, x, M, W);
+    return linear_packed(d, y, 1, x, M, W);
 }
 
 const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W) {

@@ -11,6 +11,8 @@
 #include "kernels/kernels.h"
 #include "unet/unet_internal.h"
 
+#define UNET_FF_CHUNK_ROWS 256
+
 /* x[B*HW, inner] += attention layer a applied to xn[B*HW, inner] (the residual; xn is overwritten).
  * ctx NULL: self-attention. */
 static void attention(is_unet *u, const unet_attention *a, float *x, float *xn, int B, int64_t HW,
@@ -67,9 +69,15 @@ static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B
               is_unet_ip_num_tokens(u));
 
     is_k_layer_norm(xn, x, M, inner, blk->norm3.w, blk->norm3.b, 1e-5f);
-    is_dnn_linear(u->dnn, ws->f, xn, M, blk->ff_in.w, blk->ff_in.b);
-    /* x += GEGLU(f) ff_out^T + b (ws->g and xn hold the f32 intermediates when the product runs in f32) */
-    is_dnn_linear_residual(u->dnn, x, ws->f, M, blk->ff_out.w, blk->ff_out.b, ws->g, xn);
+    /* x += GEGLU(xn ff_in^T + b) ff_out^T + b; in bf16 in row chunks, so that the [rows, 2*ff] f32
+     * intermediate stays in cache (3-6% faster feed-forward on Zen 5: is_bench --only micro --filter
+     * feed-forward). Each chunk's product goes through its own rows of xn; ws->g holds GEGLU only in f32. */
+    const int64_t chunk = is_dnn_is_packed(u->dnn, blk->ff_in.w) ? UNET_FF_CHUNK_ROWS : M;
+    for (int64_t r = 0; r < M; r += chunk) {
+        const int64_t m = M - r < chunk ? M - r : chunk;
+        is_dnn_linear(u->dnn, ws->f, xn + r * inner, m, blk->ff_in.w, blk->ff_in.b);
+        is_dnn_linear_residual(u->dnn, x + r * inner, ws->f, m, blk->ff_out.w, blk->ff_out.b, ws->g, xn + r * inner);
+    }
 }
 
 void unet_transformer_forward(is_unet *u, const unet_transformer *t, float *x, int batch, int64_t HW,
