@@ -45,8 +45,8 @@ struct is_dnn {
     size_t pack_cap, pack_n, packed_bytes;
     dnn_prim **prims;
     size_t n_prims, cap_prims;
-    dnn_buf scratchpad, src, dst, bias, rowbuf, att_s, att_p, att_o, att_q, att_k, att_v, att_kb, att_vb, att_sum, att_qkv,
-        pack_tmp;
+    dnn_buf scratchpad, src, dst, bias, rowbuf, pack_tmp;
+    dnn_buf att_s, att_p, att_o, att_q, att_k, att_v, att_kb, att_vb, att_sum, att_qkv; /* dnn_attention.c */
     int64_t fallbacks;
     /* Per OpenMP thread, for primitives run one per thread inside a parallel region (oneDNN then runs
      * them single-threaded): a stream and a scratchpad each. */

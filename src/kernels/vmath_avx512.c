@@ -95,7 +95,8 @@ AVX512 static inline __m512 exp16(__m512 x) {
 AVX512 static inline __m512 erf16(__m512 x) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
-    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.5f), ax, _mm512_set1_ps(1.0f)));
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                             _mm512_fmadd_ps(_mm512_set1_ps(0.5f), ax, _mm512_set1_ps(1.0f)));
     __m512 p = _mm512_set1_ps(0.17087277f);
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
@@ -108,12 +109,14 @@ AVX512 static inline __m512 erf16(__m512 x) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
     __m512 erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(ax, ax, p)));
     __m512 r = _mm512_sub_ps(_mm512_set1_ps(1.0f), erfc);
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(sign, _mm512_castps_si512(x))));
+    __m512i x_sign = _mm512_and_si512(sign, _mm512_castps_si512(x));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), x_sign));
 }
 
 AVX512 static inline __m512 geglu16(__m512 a, __m512 g) {
     __m512 e = erf16(_mm512_mul_ps(g, _mm512_set1_ps(0.70710678118654752f)));
-    return _mm512_mul_ps(a, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), g), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    __m512 half_g = _mm512_mul_ps(_mm512_set1_ps(0.5f), g);
+    return _mm512_mul_ps(a, _mm512_mul_ps(half_g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
 }
 
 /* 16 floats to bf16 as is_f32_to_bf16 rounds them: nearest even, denormals kept, NaN made quiet. */
@@ -129,7 +132,8 @@ AVX512 static inline __m256i bf16x16_any(__m512 v) {
 AVX512 static void geglu_bf16_avx512(uint16_t *out, const float *a, const float *g, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(out + i), bf16x16_any(geglu16(_mm512_loadu_ps(a + i), _mm512_loadu_ps(g + i))));
+        _mm256_storeu_si256((__m256i *)(out + i),
+                            bf16x16_any(geglu16(_mm512_loadu_ps(a + i), _mm512_loadu_ps(g + i))));
     if (i < n) {
         __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         __m512 v = geglu16(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, g + i));

@@ -76,7 +76,8 @@ static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B
     for (int64_t r = 0; r < M; r += chunk) {
         const int64_t m = M - r < chunk ? M - r : chunk;
         is_dnn_linear(u->dnn, ws->f, xn + r * inner, m, blk->ff_in.w, blk->ff_in.b);
-        is_dnn_linear_residual(u->dnn, x + r * inner, ws->f, m, blk->ff_out.w, blk->ff_out.b, ws->g, xn + r * inner);
+        is_dnn_linear_residual(u->dnn, x + r * inner, ws->f, m, blk->ff_out.w, blk->ff_out.b, ws->g,
+                               xn + r * inner);
     }
 }
 
