@@ -70,7 +70,7 @@ static void basic_block(is_unet *u, const unet_tblock *blk, int64_t inner, int B
 
     is_k_layer_norm(xn, x, M, inner, blk->norm3.w, blk->norm3.b, 1e-5f);
     /* x += GEGLU(xn ff_in^T + b) ff_out^T + b; in bf16 in row chunks, so that the [rows, 2*ff] f32
-     * intermediate stays in cache (3-6% faster feed-forward on Zen 5: is_bench --only micro --filter
+     * intermediate stays in cache (0-8% faster feed-forward on Zen 5: is_bench --only micro --filter
      * feed-forward). Each chunk's product goes through its own rows of xn; ws->g holds GEGLU only in f32. */
     const int64_t chunk = is_dnn_is_packed(u->dnn, blk->ff_in.w) ? UNET_FF_CHUNK_ROWS : M;
     for (int64_t r = 0; r < M; r += chunk) {
