@@ -462,6 +462,33 @@ static void test_geglu_bf16(void) {
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) check_geglu_bf16(lens[i]);
 }
 
+/* ---- [X][C] -> [C][X] transpose (the bf16 convolutions' output), every variant this CPU has: the exact
+ * values (a copy, or one f32 add), nothing outside the block written. Strides larger than the block;
+ * sizes around the 16x16 tiles. */
+static void check_transpose_add(int64_t X, int64_t C, int accumulate) {
+    int64_t ldi = C + 3, ldo = X + 5, ni = X * ldi, no = C * ldo;
+    float *in = rand_buf(ni, 4.0f), *old = rand_buf(no, 2.0f), *want = copy_buf(old, no), *got = malloc((size_t)no * 4);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t x = 0; x < X; x++) want[c * ldo + x] = accumulate ? old[c * ldo + x] + in[x * ldi + c] : in[x * ldi + c];
+    const char *names[2] = {"portable", "avx512"};
+    for (int v = IS_V_ROW_PORTABLE; v <= IS_V_ROW_AVX512; v++) {
+        memcpy(got, old, (size_t)no * 4);
+        if (is_v_transpose_add_variant(got, ldo, in, ldi, X, C, accumulate, v)) {
+            th_check(v != IS_V_ROW_PORTABLE, "transpose_add: the portable variant always runs");
+            continue;
+        }
+        th_check(!memcmp(got, want, (size_t)no * 4), "transpose_add %s X=%lld C=%lld accumulate=%d: exact, padding untouched",
+                 names[v], (long long)X, (long long)C, accumulate);
+    }
+    free(in), free(old), free(want), free(got);
+}
+
+static void test_transpose_add(void) {
+    const int64_t shapes[][2] = {{1, 1}, {16, 16}, {15, 16}, {17, 16}, {16, 33}, {37, 3}, {1024, 16}, {70, 20}, {129, 130}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int acc = 0; acc < 2; acc++) check_transpose_add(shapes[i][0], shapes[i][1], acc);
+}
+
 /* ---- elementwise */
 
 static void test_elementwise(void) {
@@ -643,6 +670,7 @@ int main(void) {
     test_scratch();
     test_softmax_row_bf16();
     test_geglu_bf16();
+    test_transpose_add();
     test_linear_thread_invariance();
     test_conv_thread_invariance();
     for (g_threads = 1; g_threads <= 2; g_threads++) {

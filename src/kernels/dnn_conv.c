@@ -65,16 +65,7 @@ static void unstage(const conv_geom *g, float *out, const float *band, int64_t r
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t cb = 0; cb < nblk; cb++) {
             int64_t c0 = cb * CBLK, nc = Cout - c0 < CBLK ? Cout - c0 : CBLK;
-            const float *b = band + r * Wo * Cout + c0;
-            float *o = out + c0 * P + (r0 + r) * Wo;
-            for (int64_t j = 0; j < nc; j++) {
-                float *oj = o + j * P;
-                const float *bj = b + j;
-                if (accumulate)
-                    for (int64_t x = 0; x < Wo; x++) oj[x] += bj[x * Cout];
-                else
-                    for (int64_t x = 0; x < Wo; x++) oj[x] = bj[x * Cout];
-            }
+            is_v_transpose_add(out + c0 * P + (r0 + r) * Wo, P, band + r * Wo * Cout + c0, Cout, Wo, nc, accumulate);
         }
     }
 }

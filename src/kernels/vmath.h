@@ -40,6 +40,12 @@ float is_v_softmax_row_bf16_variant(const float *x, uint16_t *p, int64_t n, int 
  * CPU lacks it. */
 void is_v_geglu_bf16(uint16_t *out, const float *a, const float *g, int64_t n);
 int is_v_geglu_bf16_variant(uint16_t *out, const float *a, const float *g, int64_t n, int variant);
+/* out[c * ldo + x] = in[x * ldi + c] (or += when accumulate) for x < X, c < C: a [X][C] block to [C][X]
+ * (transpose_avx512.c: 16x16 tiles in AVX-512 registers where the CPU has them). The _variant form runs
+ * IS_V_ROW_PORTABLE or IS_V_ROW_AVX512 and returns -1, writing nothing, when the CPU lacks it. */
+void is_v_transpose_add(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C, int accumulate);
+int is_v_transpose_add_variant(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
+                               int accumulate, int variant);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 
