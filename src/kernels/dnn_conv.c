@@ -52,8 +52,7 @@ static void stage(const conv_geom *g, uint16_t *dst, float *rowbuf, const float 
                 else if (!g->up)
                     memcpy(r, src, (size_t)W * sizeof(float));
             }
-            for (int64_t x = 0; x < W; x++)
-                for (int64_t j = 0; j < nc; j++) o[x * Cin + j] = is_f32_to_bf16(t[j * W + x]);
+            is_v_transpose_to_bf16(o, Cin, t, W, W, nc);
         }
     }
 }

@@ -1,13 +1,16 @@
-/* The bf16 convolutions' way back from oneDNN's channels-last output to channel-major maps: a [X][C]
- * block of rows becomes [C][X], written or added. Element by element this reads with a stride of C
- * floats (9.6% of a 1024x1024 bf16 VAE decode); with AVX-512, 16x16 tiles are transposed in registers
- * (four rounds of swapping the off-diagonal blocks of size 8, 4, 2, 1), so every load and store is a
- * contiguous 64 bytes. Same values either way: a copy, or one f32 add per element. */
+/* The bf16 convolutions' layout changes around oneDNN: channel-major f32 rows into the channels-last bf16
+ * input ([C][X] -> [X][C], rounded), and the channels-last f32 output back into channel-major maps ([X][C]
+ * -> [C][X], written or added). Element by element one side is read or written with a stride of C (the
+ * two were 14% of a 1024x1024 bf16 VAE decode); with AVX-512, 16x16 tiles are transposed in registers
+ * (four rounds of swapping the off-diagonal blocks of size 8, 4, 2, 1), so every load and store is
+ * contiguous. Same values either way: a copy, one f32 add, or is_f32_to_bf16's rounding per element. */
 #include <immintrin.h>
 
+#include "kernels/bf16.h"
+#include "kernels/bf16_avx512.h"
 #include "kernels/vmath.h"
 
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 static void transpose_add_plain(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
                                 int accumulate) {
@@ -66,7 +69,29 @@ AVX512 static void transpose_add_avx512(float *out, int64_t ldo, const float *in
     if (C16 < C) transpose_add_plain(out + C16 * ldo, ldo, in + C16, ldi, X, C - C16, accumulate);
 }
 
-static int has_avx512f(void) { return __builtin_cpu_supports("avx512f"); }
+static void transpose_to_bf16_plain(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C) {
+    for (int64_t x = 0; x < X; x++)
+        for (int64_t c = 0; c < C; c++) out[x * ldo + c] = is_f32_to_bf16(in[c * ldi + x]);
+}
+
+AVX512 static void transpose_to_bf16_avx512(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X,
+                                            int64_t C) {
+    int64_t C16 = C / 16 * 16, X16 = X / 16 * 16;
+    for (int64_t c0 = 0; c0 < C16; c0 += 16)
+        for (int64_t x0 = 0; x0 < X16; x0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(in + (c0 + j) * ldi + x0);
+            transpose16(r);
+            for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)(out + (x0 + i) * ldo + c0), is_bf16x16_any(r[i]));
+        }
+    if (X16 < X) transpose_to_bf16_plain(out + X16 * ldo, ldo, in + X16, ldi, X - X16, C16);
+    if (C16 < C) transpose_to_bf16_plain(out + C16, ldo, in + C16 * ldi, ldi, X, C - C16);
+}
+
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
 
 int is_v_transpose_add_variant(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
                                int accumulate, int variant) {
@@ -74,14 +99,32 @@ int is_v_transpose_add_variant(float *out, int64_t ldo, const float *in, int64_t
         transpose_add_plain(out, ldo, in, ldi, X, C, accumulate);
         return 0;
     }
-    if (variant != IS_V_ROW_AVX512 || !has_avx512f()) return -1;
+    if (variant != IS_V_ROW_AVX512 || !has_avx512()) return -1;
     transpose_add_avx512(out, ldo, in, ldi, X, C, accumulate);
     return 0;
 }
 
 void is_v_transpose_add(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C, int accumulate) {
-    if (has_avx512f())
+    if (has_avx512())
         transpose_add_avx512(out, ldo, in, ldi, X, C, accumulate);
     else
         transpose_add_plain(out, ldo, in, ldi, X, C, accumulate);
+}
+
+int is_v_transpose_to_bf16_variant(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
+                                   int variant) {
+    if (variant == IS_V_ROW_PORTABLE) {
+        transpose_to_bf16_plain(out, ldo, in, ldi, X, C);
+        return 0;
+    }
+    if (variant != IS_V_ROW_AVX512 || !has_avx512()) return -1;
+    transpose_to_bf16_avx512(out, ldo, in, ldi, X, C);
+    return 0;
+}
+
+void is_v_transpose_to_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C) {
+    if (has_avx512())
+        transpose_to_bf16_avx512(out, ldo, in, ldi, X, C);
+    else
+        transpose_to_bf16_plain(out, ldo, in, ldi, X, C);
 }

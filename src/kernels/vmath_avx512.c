@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "kernels/bf16.h"
+#include "kernels/bf16_avx512.h"
 #include "kernels/vmath.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -119,25 +120,15 @@ AVX512 static inline __m512 geglu16(__m512 a, __m512 g) {
     return _mm512_mul_ps(a, _mm512_mul_ps(half_g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
 }
 
-/* 16 floats to bf16 as is_f32_to_bf16 rounds them: nearest even, denormals kept, NaN made quiet. */
-AVX512 static inline __m256i bf16x16_any(__m512 v) {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
-    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(r);
-}
-
 AVX512 static void geglu_bf16_avx512(uint16_t *out, const float *a, const float *g, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(out + i),
-                            bf16x16_any(geglu16(_mm512_loadu_ps(a + i), _mm512_loadu_ps(g + i))));
+                            is_bf16x16_any(geglu16(_mm512_loadu_ps(a + i), _mm512_loadu_ps(g + i))));
     if (i < n) {
         __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         __m512 v = geglu16(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, g + i));
-        _mm256_mask_storeu_epi16(out + i, k, bf16x16_any(v));
+        _mm256_mask_storeu_epi16(out + i, k, is_bf16x16_any(v));
     }
 }
 
