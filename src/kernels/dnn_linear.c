@@ -28,89 +28,54 @@ static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias
     return dnn_prim_add(d, key, &p->md, pd);
 }
 
-void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias) {
+/* y = src W^T (+ bias) in bf16, y f32 or bf16 (dst_bf16), src = x [M,K], or with geglu_src GEGLU of x
+ * [M, 2K] rounded straight into the bf16 operand. Returns 0 when it ran; 1 when W is not packed (the f32
+ * kernels are the path); -1 when W is packed but no bf16 product could run (a fallback). Writes nothing to y
+ * unless it returns 0. */
+static int linear_bf16(is_dnn *d, void *y, int dst_bf16, const float *x, int64_t M, const is_tensor *W,
+                       const is_tensor *bias, int geglu_src) {
     const dnn_pack *p = dnn_find_pack(d, W);
-    int64_t N = W->shape[0], K = W->numel / (N ? N : 1);
-    if (!p || M <= 0 || W->ndim != 2) {
-        is_k_linear(y, x, M, W, bias);
-        return;
-    }
-    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, 0, p);
-    uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
-    const float *b = dnn_bias_f32(d, bias, N);
-    if (!pr || !pr->ok || !xb || (bias && !b)) {
-        d->fallbacks++;
-        is_k_linear(y, x, M, W, bias);
-        return;
-    }
-    is_f32_to_bf16_n(xb, x, M * K);
-    is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    if (dnn_prim_run(d, pr, xb, p->data, b, y)) {
-        d->fallbacks++;
-        is_k_linear(y, x, M, W, bias);
-    }
-}
-
-/* The f32 kernels of is_dnn_linear_residual, in the order of the unfused code. */
-static void residual_f32(float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
-                         float *geglu, float *tmp) {
-    if (geglu) {
-        is_k_geglu(geglu, x, M, W->shape[1]);
-        x = geglu;
-    }
-    is_k_linear(tmp, x, M, W, bias);
-    is_k_add(y, tmp, M * W->shape[0]);
-}
-
-void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
-                            float *geglu, float *tmp) {
-    const dnn_pack *p = dnn_find_pack(d, W);
-    if (!p || M <= 0 || W->ndim != 2) {
-        residual_f32(y, x, M, W, bias, geglu, tmp);
-        return;
-    }
+    if (!p || M <= 0 || W->ndim != 2) return 1;
     int64_t N = W->shape[0], K = W->shape[1];
-    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, 0, p);
+    dnn_prim *pr = matmul(d, M, N, K, bias != NULL, dst_bf16, p);
     uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
     const float *b = dnn_bias_f32(d, bias, N);
-    if (!pr || !pr->ok || !xb || (bias && !b)) {
-        d->fallbacks++;
-        residual_f32(y, x, M, W, bias, geglu, tmp);
-        return;
-    }
-    if (geglu)
+    if (!pr || !pr->ok || !xb || (bias && !b)) return -1;
+    if (geglu_src)
         is_geglu_to_bf16(xb, x, M, K); /* the values is_k_geglu computes, rounded as is_f32_to_bf16_n would */
     else
         is_f32_to_bf16_n(xb, x, M * K);
-    is_flops_add(2.0 * (double)M * (double)N * (double)K);
-    if (dnn_prim_run(d, pr, xb, p->data, b, tmp)) { /* cannot happen once the primitive exists */
-        d->fallbacks++;
-        residual_f32(y, x, M, W, bias, geglu, tmp);
-        return;
-    }
-    is_k_add(y, tmp, M * N);
-}
-
-/* y = x W^T with W packed, y f32 or bf16 (dst_bf16); -1 when the bf16 product cannot run. */
-static int linear_packed(is_dnn *d, void *y, int dst_bf16, const float *x, int64_t M, const is_tensor *W) {
-    const dnn_pack *p = dnn_find_pack(d, W);
-    if (!p || M <= 0 || W->ndim != 2) return -1;
-    int64_t N = W->shape[0], K = W->shape[1];
-    dnn_prim *pr = matmul(d, M, N, K, 0, dst_bf16, p);
-    uint16_t *xb = dnn_buf_get(&d->src, (size_t)(M * K) * sizeof(uint16_t));
-    if (!pr || !pr->ok || !xb) return -1;
-    is_f32_to_bf16_n(xb, x, M * K);
-    if (dnn_prim_run(d, pr, xb, p->data, NULL, y)) return -1;
+    if (dnn_prim_run(d, pr, xb, p->data, b, y)) return -1; /* cannot happen once the primitive exists */
     is_flops_add(2.0 * (double)M * (double)N * (double)K);
     return 0;
 }
 
+void is_dnn_linear(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias) {
+    int rc = linear_bf16(d, y, 0, x, M, W, bias, 0);
+    if (rc < 0) d->fallbacks++;
+    if (rc) is_k_linear(y, x, M, W, bias);
+}
+
+void is_dnn_linear_residual(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W, const is_tensor *bias,
+                            float *geglu, float *tmp) {
+    int rc = linear_bf16(d, tmp, 0, x, M, W, bias, geglu != NULL);
+    if (rc < 0) d->fallbacks++;
+    if (rc) { /* the f32 kernels, in the order of the unfused code */
+        if (geglu) {
+            is_k_geglu(geglu, x, M, W->shape[1]);
+            x = geglu;
+        }
+        is_k_linear(tmp, x, M, W, bias);
+    }
+    is_k_add(y, tmp, M * W->shape[0]);
+}
+
 int is_dnn_linear_packed(is_dnn *d, float *y, const float *x, int64_t M, const is_tensor *W) {
-    return linear_packed(d, y, 0, x, M, W);
+    return linear_bf16(d, y, 0, x, M, W, NULL, 0) ? -1 : 0;
 }
 
 int is_dnn_linear_packed_bf16(is_dnn *d, uint16_t *y, const float *x, int64_t M, const is_tensor *W) {
-    return linear_packed(d, y, 1, x, M, W);
+    return linear_bf16(d, y, 1, x, M, W, NULL, 0) ? -1 : 0;
 }
 
 const char *is_dnn_linear_impl(is_dnn *d, int64_t M, const is_tensor *W) {
