@@ -483,34 +483,47 @@ static void check_transpose_add(int64_t X, int64_t C, int accumulate) {
     free(in), free(old), free(want), free(got);
 }
 
-/* And the way in: [C][X] f32 to [X][C] bf16, each element is_f32_to_bf16 (values spanning the rounding cases,
- * a NaN and a denormal), nothing outside the block written. */
-static void check_transpose_to_bf16(int64_t X, int64_t C) {
+/* And the way in: [C][X] f32 to [X][C] bf16 with the convolution's prologue (none; GroupNorm's affine then
+ * SiLU; the affine alone; SiLU alone), each element is_f32_to_bf16 of vmath.c's loop on its channel's row
+ * (values spanning the rounding cases and SiLU's saturated tails, a NaN and a denormal), nothing outside
+ * the block written. */
+static void check_transpose_to_bf16(int64_t X, int64_t C, int prologue) {
     int64_t ldi = X + 3, ldo = C + 5, ni = C * ldi, no = X * ldo;
-    float *in = rand_buf(ni, 100.0f);
+    float *in = rand_buf(ni, 100.0f), *scale = rand_buf(C, 2.0f), *shift = rand_buf(C, 3.0f);
+    float *row = malloc((size_t)X * sizeof(float));
     if (ni > 20) in[7] = NAN, in[11] = 1e-39f;
+    const float *sc = prologue == 1 || prologue == 2 ? scale : NULL, *sh = sc ? shift : NULL;
+    int silu = prologue == 1 || prologue == 3;
     uint16_t *want = malloc((size_t)no * 2), *got = malloc((size_t)no * 2);
     for (int64_t i = 0; i < no; i++) want[i] = (uint16_t)(0x1234 + i);
-    for (int64_t x = 0; x < X; x++)
-        for (int64_t c = 0; c < C; c++) want[x * ldo + c] = is_f32_to_bf16(in[c * ldi + x]);
+    for (int64_t c = 0; c < C; c++) {
+        if (sc)
+            is_v_affine(row, in + c * ldi, X, sc[c], sh[c], silu);
+        else if (silu)
+            is_v_silu(row, in + c * ldi, X);
+        else
+            memcpy(row, in + c * ldi, (size_t)X * sizeof(float));
+        for (int64_t x = 0; x < X; x++) want[x * ldo + c] = is_f32_to_bf16(row[x]);
+    }
     const char *names[2] = {"portable", "avx512"};
     for (int v = IS_V_ROW_PORTABLE; v <= IS_V_ROW_AVX512; v++) {
         for (int64_t i = 0; i < no; i++) got[i] = (uint16_t)(0x1234 + i);
-        if (is_v_transpose_to_bf16_variant(got, ldo, in, ldi, X, C, v)) {
+        if (is_v_transpose_to_bf16_variant(got, ldo, in, ldi, X, C, sc, sh, silu, v)) {
             th_check(v != IS_V_ROW_PORTABLE, "transpose_to_bf16: the portable variant always runs");
             continue;
         }
-        th_check(!memcmp(got, want, (size_t)no * 2), "transpose_to_bf16 %s X=%lld C=%lld: is_f32_to_bf16 bits, padding untouched",
-                 names[v], (long long)X, (long long)C);
+        th_check(!memcmp(got, want, (size_t)no * 2),
+                 "transpose_to_bf16 %s X=%lld C=%lld prologue %d: bits of the f32 loop rounded, padding untouched",
+                 names[v], (long long)X, (long long)C, prologue);
     }
-    free(in), free(want), free(got);
+    free(in), free(scale), free(shift), free(row), free(want), free(got);
 }
 
 static void test_transpose_add(void) {
     const int64_t shapes[][2] = {{1, 1}, {16, 16}, {15, 16}, {17, 16}, {16, 33}, {37, 3}, {1024, 16}, {70, 20}, {129, 130}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         for (int acc = 0; acc < 2; acc++) check_transpose_add(shapes[i][0], shapes[i][1], acc);
-        check_transpose_to_bf16(shapes[i][0], shapes[i][1]);
+        for (int prologue = 0; prologue < 4; prologue++) check_transpose_to_bf16(shapes[i][0], shapes[i][1], prologue);
     }
 }
 

@@ -37,22 +37,17 @@ static void stage(const conv_geom *g, uint16_t *dst, float *rowbuf, const float 
                 for (int64_t x = 0; x < W; x++) memset(o + x * Cin, 0, (size_t)nc * sizeof(uint16_t));
                 continue;
             }
-            for (int64_t j = 0; j < nc; j++) {
-                int64_t c = c0 + j;
-                float *r = t + j * W;
-                const float *src = in + (c * g->Hs + (g->up ? y / 2 : y)) * g->Ws;
-                if (g->up) {
-                    for (int64_t x = 0; x < g->Ws; x++) r[2 * x] = r[2 * x + 1] = src[x];
-                    src = r;
-                }
-                if (g->scale)
-                    is_v_affine(r, src, W, g->scale[c], g->shift[c], g->silu);
-                else if (g->silu)
-                    is_v_silu(r, src, W);
-                else if (!g->up)
-                    memcpy(r, src, (size_t)W * sizeof(float));
+            /* channel c0 + j's row: src + j * lds */
+            const float *src = in + (c0 * g->Hs + (g->up ? y / 2 : y)) * g->Ws;
+            int64_t lds = g->Hs * g->Ws;
+            if (g->up) {
+                for (int64_t j = 0; j < nc; j++)
+                    for (int64_t x = 0; x < g->Ws; x++) t[j * W + 2 * x] = t[j * W + 2 * x + 1] = src[j * lds + x];
+                src = t;
+                lds = W;
             }
-            is_v_transpose_to_bf16(o, Cin, t, W, W, nc);
+            is_v_transpose_to_bf16(o, Cin, src, lds, W, nc, g->scale ? g->scale + c0 : NULL,
+                                   g->shift ? g->shift + c0 : NULL, g->silu);
         }
     }
 }

@@ -3,14 +3,19 @@
  * -> [C][X], written or added). Element by element one side is read or written with a stride of C (the
  * two were 14% of a 1024x1024 bf16 VAE decode); with AVX-512, 16x16 tiles are transposed in registers
  * (four rounds of swapping the off-diagonal blocks of size 8, 4, 2, 1), so every load and store is
- * contiguous. Same values either way: a copy, one f32 add, or is_f32_to_bf16's rounding per element. */
+ * contiguous. On the way in, the convolution's prologue (GroupNorm's per-channel affine, SiLU) is applied
+ * to each tile row as it is loaded, with vmath.c's arithmetic on 16 lanes, so the f32 map is read once and
+ * no f32 copy is written. Same values either way: a copy, one f32 add, or the prologue and is_f32_to_bf16's
+ * rounding per element. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/bf16.h"
 #include "kernels/bf16_avx512.h"
 #include "kernels/vmath.h"
+#include "kernels/vmath_avx512.h"
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define AVX512 IS_AVX512_TARGET
 
 static void transpose_add_plain(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
                                 int accumulate) {
@@ -69,23 +74,46 @@ AVX512 static void transpose_add_avx512(float *out, int64_t ldo, const float *in
     if (C16 < C) transpose_add_plain(out + C16 * ldo, ldo, in + C16, ldi, X, C - C16, accumulate);
 }
 
-static void transpose_to_bf16_plain(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C) {
-    for (int64_t x = 0; x < X; x++)
-        for (int64_t c = 0; c < C; c++) out[x * ldo + c] = is_f32_to_bf16(in[c * ldi + x]);
+/* One channel's prologue on n values: vmath.c's loops, whose bits the AVX-512 tiles reproduce. */
+static void prologue_row(float *y, const float *x, int64_t n, const float *scale, const float *shift, int64_t c,
+                         int silu) {
+    if (scale)
+        is_v_affine(y, x, n, scale[c], shift[c], silu);
+    else if (silu)
+        is_v_silu(y, x, n);
+    else
+        memcpy(y, x, (size_t)n * sizeof(float));
+}
+
+static void transpose_to_bf16_plain(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
+                                    const float *scale, const float *shift, int silu) {
+    float buf[256];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t x0 = 0; x0 < X; x0 += 256) {
+            int64_t n = X - x0 < 256 ? X - x0 : 256;
+            prologue_row(buf, in + c * ldi + x0, n, scale, shift, c, silu);
+            for (int64_t i = 0; i < n; i++) out[(x0 + i) * ldo + c] = is_f32_to_bf16(buf[i]);
+        }
 }
 
 AVX512 static void transpose_to_bf16_avx512(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X,
-                                            int64_t C) {
+                                            int64_t C, const float *scale, const float *shift, int silu) {
     int64_t C16 = C / 16 * 16, X16 = X / 16 * 16;
     for (int64_t c0 = 0; c0 < C16; c0 += 16)
         for (int64_t x0 = 0; x0 < X16; x0 += 16) {
             __m512 r[16];
-            for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(in + (c0 + j) * ldi + x0);
+            for (int j = 0; j < 16; j++) {
+                __m512 v = _mm512_loadu_ps(in + (c0 + j) * ldi + x0);
+                if (scale) v = _mm512_fmadd_ps(v, _mm512_set1_ps(scale[c0 + j]), _mm512_set1_ps(shift[c0 + j]));
+                r[j] = silu ? is_silu16(v) : v;
+            }
             transpose16(r);
             for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)(out + (x0 + i) * ldo + c0), is_bf16x16_any(r[i]));
         }
-    if (X16 < X) transpose_to_bf16_plain(out + X16 * ldo, ldo, in + X16, ldi, X - X16, C16);
-    if (C16 < C) transpose_to_bf16_plain(out + C16, ldo, in + C16 * ldi, ldi, X, C - C16);
+    if (X16 < X) transpose_to_bf16_plain(out + X16 * ldo, ldo, in + X16, ldi, X - X16, C16, scale, shift, silu);
+    if (C16 < C)
+        transpose_to_bf16_plain(out + C16, ldo, in + C16 * ldi, ldi, X, C - C16, scale ? scale + C16 : NULL,
+                                shift ? shift + C16 : NULL, silu);
 }
 
 static int has_avx512(void) {
@@ -112,19 +140,20 @@ void is_v_transpose_add(float *out, int64_t ldo, const float *in, int64_t ldi, i
 }
 
 int is_v_transpose_to_bf16_variant(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
-                                   int variant) {
+                                   const float *scale, const float *shift, int silu, int variant) {
     if (variant == IS_V_ROW_PORTABLE) {
-        transpose_to_bf16_plain(out, ldo, in, ldi, X, C);
+        transpose_to_bf16_plain(out, ldo, in, ldi, X, C, scale, shift, silu);
         return 0;
     }
     if (variant != IS_V_ROW_AVX512 || !has_avx512()) return -1;
-    transpose_to_bf16_avx512(out, ldo, in, ldi, X, C);
+    transpose_to_bf16_avx512(out, ldo, in, ldi, X, C, scale, shift, silu);
     return 0;
 }
 
-void is_v_transpose_to_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C) {
+void is_v_transpose_to_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
+                            const float *scale, const float *shift, int silu) {
     if (has_avx512())
-        transpose_to_bf16_avx512(out, ldo, in, ldi, X, C);
+        transpose_to_bf16_avx512(out, ldo, in, ldi, X, C, scale, shift, silu);
     else
-        transpose_to_bf16_plain(out, ldo, in, ldi, X, C);
+        transpose_to_bf16_plain(out, ldo, in, ldi, X, C, scale, shift, silu);
 }

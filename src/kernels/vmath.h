@@ -46,11 +46,13 @@ int is_v_geglu_bf16_variant(uint16_t *out, const float *a, const float *g, int64
 void is_v_transpose_add(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C, int accumulate);
 int is_v_transpose_add_variant(float *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
                                int accumulate, int variant);
-/* out[x * ldo + c] = is_f32_to_bf16(in[c * ldi + x]) for x < X, c < C: [C][X] f32 to [X][C] bf16 (same
- * tiles; the _variant form as above). */
-void is_v_transpose_to_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C);
+/* out[x * ldo + c] = is_f32_to_bf16(f_c(in[c * ldi + x])) for x < X, c < C: [C][X] f32 to [X][C] bf16 (same
+ * tiles; the _variant form as above), where f_c is a convolution's prologue: v * scale[c] + shift[c] then SiLU
+ * as is_v_affine (scale non-NULL), SiLU alone as is_v_silu (scale NULL, silu), or nothing; bit for bit. */
+void is_v_transpose_to_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
+                            const float *scale, const float *shift, int silu);
 int is_v_transpose_to_bf16_variant(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t X, int64_t C,
-                                   int variant);
+                                   const float *scale, const float *shift, int silu, int variant);
 /* Scalar exp with the same arithmetic as the vector loops. */
 float is_v_expf(float x);
 

@@ -11,6 +11,7 @@
 #include "kernels/bf16.h"
 #include "kernels/bf16_avx512.h"
 #include "kernels/vmath.h"
+#include "kernels/vmath_avx512.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -73,26 +74,6 @@ AVX512_BF16 static float row_avx512_bf16(const float *x, uint16_t *p, int64_t n)
 
 /* ---- GEGLU: the operations of vmath.c's v_exp, v_erf and v_gelu in the same order (ISO C: no contraction). */
 
-AVX512 static inline __m512 exp16(__m512 x) {
-    const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.33654f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ); /* exp underflows: 0 */
-    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    y = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-    return _mm512_maskz_mov_ps((__mmask16)~under, y);
-}
-
 AVX512 static inline __m512 erf16(__m512 x) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
@@ -108,7 +89,7 @@ AVX512 static inline __m512 erf16(__m512 x) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
-    __m512 erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(ax, ax, p)));
+    __m512 erfc = _mm512_mul_ps(t, is_exp16(_mm512_fnmadd_ps(ax, ax, p)));
     __m512 r = _mm512_sub_ps(_mm512_set1_ps(1.0f), erfc);
     __m512i x_sign = _mm512_and_si512(sign, _mm512_castps_si512(x));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), x_sign));
