@@ -36,7 +36,9 @@
 
 #include "harness.h"
 #include "instantstyle.h"
+#include "kernels/bf16.h"
 #include "kernels/dnn.h"
+#include "kernels/dnn_internal.h"
 #include "kernels/kernels.h"
 
 #define U_BF16 (1.0 / 256.0)
@@ -748,6 +750,39 @@ static void test_shared_context(void) {
 /* ------------------------------------------------------------------ capability, precision, ISA */
 
 /* AMX-BF16: CPUID.(EAX=7,ECX=0):EDX bit 22, and the kernel lists it (it enables the tile state). */
+/* Packing's conversion: several tensors of each stored dtype one after the other (sizes below, at and above
+ * its parallel chunks of 8192), each element is_f32_to_bf16 of its f32 value: ties, NaN, infinities, denormals. */
+static void test_tensors_to_bf16(void) {
+    const int64_t shapes[5][2] = {{100, 100}, {1, 1}, {200, 201}, {8192, 4}, {300, 301}};
+    const is_dtype dts[5] = {IS_DT_F16, IS_DT_BF16, IS_DT_F32, IS_DT_F32, IS_DT_F16};
+    is_tensor t[5];
+    const is_tensor *parts[5];
+    int64_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        int64_t n = shapes[i][0] * shapes[i][1];
+        float *v = rand_buf(n, 1000.0f, 0);
+        if (n > 8) {
+            v[0] = 1.0f + 1.0f / 256, v[1] = 1.0f + 3.0f / 256, v[2] = NAN, v[3] = -INFINITY, v[4] = 3e-39f;
+            v[5] = -1e-40f, v[6] = 65504.0f, v[7] = -0.0f;
+        }
+        t[i] = th_weight(dts[i], 2, shapes[i], v);
+        parts[i] = &t[i];
+        total += n;
+        free(v);
+    }
+    uint16_t *got = malloc((size_t)(total + 1) * 2), *want = malloc((size_t)(total + 1) * 2);
+    got[total] = want[total] = 0xbeef;
+    for (int i = 0, at = 0; i < 5; at += (int)t[i].numel, i++)
+        for (int64_t j = 0; j < t[i].numel; j++) want[at + j] = is_f32_to_bf16(is_tensor_get_f32(&t[i], (size_t)j));
+    is_tensors_to_bf16(got, parts, 5);
+    th_check(!memcmp(got, want, (size_t)(total + 1) * 2), "is_tensors_to_bf16: %lld elements of 5 tensors (f16, bf16, "
+             "f32) = is_f32_to_bf16 of their values, nothing written past them", (long long)total);
+    is_tensors_to_bf16(got, parts + 4, 1);
+    th_check(!memcmp(got, want + total - t[4].numel, (size_t)t[4].numel * 2), "is_tensors_to_bf16: one f16 tensor");
+    for (int i = 0; i < 5; i++) free_tensor(&t[i]);
+    free(got), free(want);
+}
+
 static int cpu_has_amx_bf16(void) {
     unsigned a, b, c, dx;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &dx) || !(dx & (1u << 22))) return 0;
@@ -913,6 +948,7 @@ int main(int argc, char **argv) {
     unsetenv("DNNL_VERBOSE");
     is_set_threads(2);
     test_precision_names();
+    test_tensors_to_bf16();
 
     is_dnn *d = NULL;
     is_error *err = is_dnn_create(&d);

@@ -98,4 +98,8 @@ dnnl_primitive_attr_t dnn_attr(void);
 /* Bias of n outputs as f32 in d's buffer (NULL when bias is NULL or out of memory: check bias). */
 const float *dnn_bias_f32(is_dnn *d, const is_tensor *bias, int64_t n);
 
+/* The values of src[0..n) one after the other, from their stored dtype, rounded as is_f32_to_bf16 (dnn_convert.c,
+ * parallel over chunks; no f32 copy of a whole weight while packing). */
+void is_tensors_to_bf16(uint16_t *dst, const is_tensor *const *src, int n);
+
 #endif

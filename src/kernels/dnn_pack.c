@@ -69,12 +69,10 @@ static is_error *convert_into(is_dnn *d, const is_tensor *w, const is_tensor *co
         dnnl_dims_t wd = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
         dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_bf16, dnnl_oihw);
     }
-    float *f32 = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * (sizeof(float) + sizeof(uint16_t)));
-    if (!f32) return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16", w->file, w->name);
-    /* stored dtype -> f32 -> bf16 (plain), then oneDNN reorders into the packed layout. */
-    uint16_t *bf = (uint16_t *)(f32 + w->numel);
-    for (int i = 0, at = 0; i < n; at += (int)src[i]->numel, i++) is_tensor_to_f32(src[i], f32 + at);
-    is_f32_to_bf16_n(bf, f32, w->numel);
+    uint16_t *bf = dnn_buf_get(&d->pack_tmp, (size_t)w->numel * sizeof(uint16_t));
+    if (!bf) return is_errorf(IS_E_NOMEM, "%s: out of memory packing tensor '%s' for bf16", w->file, w->name);
+    /* stored dtype -> bf16 (plain), then oneDNN reorders into the packed layout. */
+    is_tensors_to_bf16(bf, src, n);
     int64_t key[DNN_KEY_N] = {DNN_REORDER, w->ndim, w->shape[0], w->shape[1], w->ndim == 4 ? w->shape[2] : 0,
                               w->ndim == 4 ? w->shape[3] : 0};
     dnn_prim *r = dnn_prim_find(d, key, md);
