@@ -311,7 +311,8 @@ void bench_micro(const char *filter, int bf16) {
     micro_attention(4096, 4096, 10, 64, 1);
     micro_attention(4096, 77, 10, 64, 3);
     micro_attention(1024, 1024, 20, 64, 3);
-    micro_attention(4096, 4096, 1, 512, 1);
+    micro_attention(4096, 4096, 1, 512, 1);   /* the VAE's mid-block at 512x512 */
+    micro_attention(16384, 16384, 1, 512, 1); /* and at 1024x1024 */
     micro_attention(77, 77, 20, 64, 10);
     {
         int64_t C = 320, HW = 128 * 128;

@@ -608,6 +608,9 @@ static void test_attention(is_dnn *d) {
     check_attention(d, 1029, 1029, 2, 64, 3, 0, 1.0f, 0, 0);
     check_attention(d, 2101, 1100, 1, 64, 1, 0, 0.7f, 1, 1); /* query tiles (8 MiB of scores) of unequal size */
     check_attention(d, 333, 333, 1, 24, 2, 1, 0.5f, 1, 0);
+    /* more than 2048 keys: the tiles' minimum height (128) rules, score tiles above 1 MiB */
+    check_attention(d, 700, 5000, 1, 32, 0, 0, 1.0f, 0, 1);
+    check_attention(d, 260, 2600, 1, 512, 1, 0, 0.8f, 1, 1); /* the VAE's dh */
     check_attention(d, 5, 600, 3, 16, 0, 0, 1.0f, 0, 1);
     check_attention(d, 600, 5, 3, 16, 0, 1, 1.0f, 0, 1);   /* causal with Nq > Nk */
 }

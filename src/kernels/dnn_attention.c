@@ -8,9 +8,10 @@
  * the products read (given plain, every product would copy its B operand again: half a MiB per job at 4096
  * keys). The work is split into (head, tile of query rows) jobs, one per thread at a time, each with a
  * score tile small enough to stay in the core's cache (the products are small-K, so memory traffic decides
- * their speed); all tiles have the same height (the queries are padded with zero rows), so one primitive
- * per product serves every job, run single-threaded inside the parallel region. The Nq x Nk matrix is never
- * held whole. Causal masks and very small problems (the IP-Adapter's 4 keys) run in the f32 kernel. */
+ * their speed) unless that leaves too few query rows per job to repay reading K and V; all tiles have the
+ * same height (the queries are padded with zero rows), so one primitive per product serves every job, run
+ * single-threaded inside the parallel region. The Nq x Nk matrix is never held whole. Causal masks and very
+ * small problems (the IP-Adapter's 4 keys) run in the f32 kernel. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -22,6 +23,12 @@
 #define ATT_TILE_BYTES ((int64_t)1024 << 10) /* f32 scores per job */
 #define ATT_MIN_KEYS 16
 #define ATT_MAX_TILE 256                     /* query rows per job */
+/* Every job reads all of its head's K and V (4 Nk dh bytes) for 4 T Nk dh FLOP: T FLOP per byte. With
+ * 1 MiB of scores the VAE's 16384 keys (dh 512, 1024x1024) gave T = 16, and its 32 MiB of K and V per
+ * job made that attention run at 58% of the bf16 ceiling; at T >= 128, 86% (is_bench --only micro
+ * --precision bf16 --filter "attention bf16"), the score tile then 8 MiB. At 4096 keys (T 64 -> 128) and
+ * fewer the speed did not change. */
+#define ATT_MIN_TILE 128
 
 /* s * x[N][heads*dh] (row stride ld) -> bf16 [heads][N_pad][dh], rows N..N_pad-1 of each head zero. */
 static void to_head_major(uint16_t *dst, int64_t N_pad, const float *x, int64_t ld, int64_t N, int64_t heads,
@@ -103,7 +110,7 @@ typedef struct {
 /* The tile height for Nq queries and Nk keys. */
 static int64_t tile_rows(int64_t Nq, int64_t Nk, int64_t *ntiles) {
     int64_t T = ATT_TILE_BYTES / (Nk * (int64_t)sizeof(float));
-    T = T < 16 ? 16 : T > ATT_MAX_TILE ? ATT_MAX_TILE : T / 16 * 16;
+    T = T < ATT_MIN_TILE ? ATT_MIN_TILE : T > ATT_MAX_TILE ? ATT_MAX_TILE : T / 16 * 16;
     T = T > Nq ? Nq : T;
     *ntiles = (Nq + T - 1) / T;
     return (Nq + *ntiles - 1) / *ntiles;
