@@ -291,22 +291,30 @@ static is_error *run_vision(const job *j, result *r) {
     double t0 = bench_now();
     is_image_encoder *enc = NULL;
     IS_TRY(is_image_encoder_load(dir, &enc));
-    double tp = bench_now();
+    /* In bf16 the first set_precision streams the products' weights (a generation's one use, unpacked) and
+     * the second packs them: the row times the packed encoder, as a kept pipeline runs it, and stderr gets
+     * the streamed first forward. */
+    double tp = bench_now(), load_s = tp - t0;
     is_error *perr = is_image_encoder_set_precision(enc, j->precision);
-    r->pack_s = bench_now() - tp;
-    r->load_s = bench_now() - t0;
-    if (perr) {
-        is_image_encoder_free(enc);
-        return perr;
-    }
+    double pack_s = bench_now() - tp;
     int S = is_image_encoder_image_size(enc), P = is_image_encoder_projection_dim(enc);
     float *px = malloc((size_t)3 * S * S * sizeof(float)), *emb = malloc((size_t)P * sizeof(float));
-    is_error *err = NULL;
-    if (!px || !emb) {
-        err = is_error_oom("benchmark inputs");
-        goto done;
-    }
+    is_error *err = perr;
+    if (!err && (!px || !emb)) err = is_error_oom("benchmark inputs");
+    if (err) goto done;
     bench_random_fill(px, (int64_t)3 * S * S, 1.5f, 5);
+    if (is_precision_resolve(j->precision, NULL, 0) == IS_PRECISION_BF16) {
+        double ts = bench_now();
+        if ((err = is_image_encoder_forward(enc, px, emb, NULL))) goto done;
+        double first_s = bench_now() - ts, setup_s = pack_s;
+        tp = bench_now();
+        if ((err = is_image_encoder_set_precision(enc, j->precision))) goto done;
+        pack_s += bench_now() - tp;
+        fprintf(stderr, "  image encoder first use (bf16 products streamed, not packed): %.2f s + %.2f s set-up; "
+                "packing for later uses: %.2f s\n", first_s, setup_s, pack_s - setup_s);
+    }
+    r->pack_s = pack_s;
+    r->load_s = load_s + pack_s;
     if (j->warmup && (err = is_image_encoder_forward(enc, px, emb, NULL))) goto done;
     is_flops_reset();
     double t1 = bench_now();

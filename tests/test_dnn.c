@@ -147,6 +147,27 @@ static void l2_check(const char *what, const float *got, const float *ref, int64
 
 /* ------------------------------------------------------------------ linear */
 
+/* A streamed weight (a network's first use with stream_first: no pack, the weight rounded into a plain bf16
+ * buffer per product) gives the packed product's bits: oneDNN runs the same kernel on both layouts; no
+ * fallback, nothing packed, and the streaming context ends with packing. */
+static void check_streamed(const float *want, const float *x, int64_t M, const is_tensor *W,
+                           const is_tensor *bias, const char *what) {
+    is_dnn *d = NULL;
+    if (!th_ok(is_dnn_create(&d), "is_dnn_create")) return;
+    d->streaming = 1;
+    int64_t N = W->shape[0];
+    float *got = rand_buf(M * N, 9.0f, 0);
+    for (int rep = 0; rep < 2; rep++) {
+        is_dnn_linear(d, got, x, M, W, bias);
+        th_check(same_bits(got, want, M * N) && !is_dnn_is_packed(d, W) && is_dnn_packed_bytes(d) == 0 &&
+                     is_dnn_fallbacks(d) == 0,
+                 "%s: streamed weight%s = the packed product bit for bit, nothing packed", what,
+                 rep ? " (second call)" : "");
+    }
+    free(got);
+    is_dnn_free(d);
+}
+
 /* A fresh context per check (with bf16 hardware): the test's weights are freed afterwards and a later one
  * may get the same address; test_shared_context covers one context holding several weights. */
 static void check_linear(int bf16, int64_t M, int64_t N, int64_t K, is_dtype wdt, is_dtype bdt, int with_bias,
@@ -217,6 +238,7 @@ static void check_linear(int bf16, int64_t M, int64_t N, int64_t K, is_dtype wdt
         free(ax), free(l1), free(bound), free(bvals);
         free_tensor(&aW), free_tensor(&ab);
     }
+    check_streamed(got, x, M, &W, bp, what);
 done:
     is_dnn_free(d);
     free(x), free(ref), free(got);

@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/safetensors.h"
 #include "harness.h"
+#include "kernels/dnn.h"
 #include "vision/clip_preprocess.h"
 #include "vision/clip_vision.h"
 #include "vision/image.h"
@@ -415,6 +416,32 @@ static void test_preprocessor_ranges(void) {
     free(path);
 }
 
+/* Pixel values in [-2, 2] for one image. */
+static float *rand_pixels(const is_image_encoder *enc) {
+    size_t n = (size_t)3 * is_image_encoder_image_size(enc) * is_image_encoder_image_size(enc);
+    float *pv = malloc(n * sizeof(float));
+    uint64_t rng = 42;
+    for (size_t i = 0; i < n; i++) pv[i] = 2.0f * th_frand(&rng);
+    return pv;
+}
+
+static size_t encode_all_bytes(const is_image_encoder *enc) {
+    size_t N = (size_t)is_image_encoder_num_tokens(enc), D = (size_t)is_image_encoder_hidden_size(enc);
+    return ((size_t)is_image_encoder_projection_dim(enc) + 2 * N * D) * sizeof(float);
+}
+
+/* image_embeds, penultimate and last hidden state, one after the other (NULL on error). */
+static float *encode_all(is_image_encoder *enc, const float *pv) {
+    size_t E = (size_t)is_image_encoder_projection_dim(enc), ND = (size_t)is_image_encoder_num_tokens(enc) *
+                                                                 (size_t)is_image_encoder_hidden_size(enc);
+    float *out = malloc(encode_all_bytes(enc));
+    if (!th_ok(is_clip_vision_forward(enc, pv, out, out + E, out + E + ND), "image encoder forward")) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 int main(void) {
     test_preprocessor_ranges();
     test_image_errors();
@@ -430,8 +457,25 @@ int main(void) {
         /* every case again with the encoder in bf16 (pixel values unchanged: f32 tolerances), then f32 */
         if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16 &&
             th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16)")) {
+            /* first use streamed (only the patch convolution packed), then packed by the next set_precision:
+             * the same bits */
+            const is_dnn *d = is_clip_vision_dnn(enc);
+            size_t conv_bytes = is_dnn_packed_bytes(d);
+            th_check(is_dnn_is_streaming(d), "first bf16 use: streamed products (%zu bytes packed)", conv_bytes);
             g_bf16 = 1;
             run_golden_cases(enc);
+            float *pv = rand_pixels(enc), *e1 = NULL, *e2 = NULL;
+            e1 = encode_all(enc, pv);
+            if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16) again")) {
+                d = is_clip_vision_dnn(enc);
+                th_check(!is_dnn_is_streaming(d) && is_dnn_packed_bytes(d) > conv_bytes,
+                         "second bf16 use: packed weights (%zu bytes)", is_dnn_packed_bytes(d));
+                e2 = encode_all(enc, pv);
+                th_check(e1 && e2 && !memcmp(e1, e2, encode_all_bytes(enc)),
+                         "image encoder: streamed and packed weights give the same bits");
+                run_golden_cases(enc);
+            }
+            free(pv), free(e1), free(e2);
             g_bf16 = 0;
             if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_F32), "image encoder set_precision(F32)"))
                 run_golden_cases(enc);

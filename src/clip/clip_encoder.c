@@ -88,9 +88,10 @@ static int is_product_weight(const char *name) {
     return !strstr(name, "token_embedding") && !strstr(name, "position_embedding");
 }
 
-is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what) {
+is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what,
+                                        int stream_first) {
     const is_st *sts[1] = {st};
-    return is_dnn_apply_precision(&enc->dnn, p, sts, 1, is_product_weight, what);
+    return is_dnn_apply_precision(&enc->dnn, p, sts, 1, is_product_weight, what, stream_first);
 }
 
 /* ---------------------------------------------------------------- activations */

@@ -48,8 +48,9 @@ is_error *is_clip_weight(const is_st *st, const is_tensor **out, int ndim, const
 is_error *is_clip_encoder_bind(is_clip_encoder *enc, const is_st *st, const char *prefix);
 void is_clip_encoder_free(is_clip_encoder *enc); /* frees the layer table and bf16 context, not the weights */
 /* Precision of a CLIP model whose weights are st: packs every matrix and convolution weight except
- * the embedding tables (looked up, not multiplied). */
-is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what);
+ * the embedding tables (looked up, not multiplied); stream_first as is_dnn_apply_precision. */
+is_error *is_clip_encoder_set_precision(is_clip_encoder *enc, const is_st *st, is_precision p, const char *what,
+                                        int stream_first);
 
 /* `what` names the model in an out-of-memory error. */
 is_error *is_clip_scratch_alloc(is_clip_scratch *s, const is_clip_encoder *enc, int max_tokens, const char *what);

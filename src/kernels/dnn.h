@@ -52,9 +52,14 @@ void is_dnn_forget_st(is_dnn *d, const is_st *st);
 size_t is_dnn_packed_bytes(const is_dnn *d);
 /* A network's precision switch: *slot is its context. p resolving to F32 frees it (the f32 kernels
  * run); BF16 creates it (once) and packs the weights of the n files in sts (keep as in
- * is_dnn_pack_st). `what` names the network in errors. */
+ * is_dnn_pack_st). `what` names the network in errors. With stream_first (a network run once per
+ * generation), the first call packs only the convolution weights: the matrix products round each weight into
+ * a plain bf16 buffer as they run it (packing costs more than it saves for one forward; oneDNN gives the
+ * same bits from either layout), and the next call packs them, for a network kept loaded and run again. */
 is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,
-                                 int (*keep)(const char *name), const char *what);
+                                 int (*keep)(const char *name), const char *what, int stream_first);
+/* Whether d's products stream their weights (stream_first's first use). */
+int is_dnn_is_streaming(const is_dnn *d);
 int is_dnn_is_packed(const is_dnn *d, const is_tensor *w);
 /* The packs as slots 0..is_dnn_pack_slots() (some empty): a slot's sources are the tensors whose values it
  * holds (the weight, or the parts stacked); is_dnn_pack_sources writes up to cap of them and returns how many

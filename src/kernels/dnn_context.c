@@ -60,7 +60,7 @@ void is_dnn_free(is_dnn *d) {
     free(d->prims);
     dnn_buf *bufs[] = {&d->scratchpad, &d->src,   &d->dst,   &d->bias,  &d->att_s,   &d->att_p,   &d->att_o,
                        &d->att_q,      &d->att_k, &d->att_v, &d->att_kb, &d->att_vb, &d->att_sum, &d->att_qkv,
-                       &d->rowbuf,     &d->pack_tmp};
+                       &d->rowbuf,     &d->pack_tmp, &d->wstream};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dnn_buf_release(bufs[i]);
     for (int t = 0; t < d->threads; t++) {
         if (d->tstreams && d->tstreams[t]) dnnl_stream_destroy(d->tstreams[t]);

@@ -46,6 +46,11 @@ struct is_dnn {
     dnn_prim **prims;
     size_t n_prims, cap_prims;
     dnn_buf scratchpad, src, dst, bias, rowbuf, pack_tmp;
+    /* Streamed weights (is_dnn_apply_precision's first use of a network run once per generation): a weight
+     * with no pack is rounded into `wstream` in plain [N, K] order for each product instead of running in
+     * f32; streaming ends when the network is packed. */
+    int streaming;
+    dnn_buf wstream;
     dnn_buf att_s, att_p, att_o, att_q, att_k, att_v, att_kb, att_vb, att_sum, att_qkv; /* dnn_attention.c */
     int64_t fallbacks;
     /* Per OpenMP thread, for primitives run one per thread inside a parallel region (oneDNN then runs

@@ -150,26 +150,46 @@ is_error *is_dnn_pack_rows(is_dnn *d, const is_st *st, is_tensor *key, const is_
     return pack(d, st, key, parts, n);
 }
 
+/* is_dnn_pack_st, or only its convolution weights (convs_only). */
+static is_error *pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name), int convs_only) {
+    for (size_t i = 0; i < is_st_count(st); i++) {
+        const is_tensor *t = is_st_at(st, i);
+        if ((t->ndim != 2 && t->ndim != 4) || (convs_only && t->ndim != 4) || (keep && !keep(t->name))) continue;
+        if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16) continue;
+        IS_TRY(is_dnn_pack(d, st, t));
+    }
+    dnn_buf_release(&d->pack_tmp); /* conversion buffer of the largest weight: not needed after loading */
+    return NULL;
+}
+
+is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name)) { return pack_st(d, st, keep, 0); }
+
 is_error *is_dnn_apply_precision(is_dnn **slot, is_precision p, const is_st *const *sts, int n,
-                                 int (*keep)(const char *name), const char *what) {
+                                 int (*keep)(const char *name), const char *what, int stream_first) {
     if (is_precision_resolve(p, NULL, 0) == IS_PRECISION_F32) {
         is_dnn_free(*slot);
         *slot = NULL;
         return NULL;
     }
-    if (*slot) return NULL; /* already packed */
-    is_dnn *d = NULL;
-    IS_TRY(is_dnn_create(&d));
+    if (*slot && !(*slot)->streaming) return NULL; /* already packed */
+    is_dnn *d = *slot;
+    int stream = !d && stream_first; /* convolutions are packed even then: only products stream */
+    if (!d) IS_TRY(is_dnn_create(&d));
     is_error *err = NULL;
     for (int i = 0; i < n && !err; i++)
-        if (sts[i]) err = is_dnn_pack_st(d, sts[i], keep);
+        if (sts[i]) err = pack_st(d, sts[i], keep, stream);
     if (err) {
         is_dnn_free(d);
+        *slot = NULL;
         return is_error_wrap(err, "packing the %s's weights for bf16", what);
     }
+    d->streaming = stream;
+    if (!stream) dnn_buf_release(&d->wstream);
     *slot = d;
     return NULL;
 }
+
+int is_dnn_is_streaming(const is_dnn *d) { return d && d->streaming; }
 
 const dnn_pack *dnn_pack_relayout(is_dnn *d, const is_tensor *w, const dnnl_memory_desc_t *md) {
     dnn_pack *p = (dnn_pack *)dnn_find_pack(d, w);
@@ -226,13 +246,3 @@ void is_dnn_forget_st(is_dnn *d, const is_st *st) {
     for (size_t i = 0; i < is_st_count(st) && d->pack_n; i++) is_dnn_forget(d, is_st_at(st, i));
 }
 
-is_error *is_dnn_pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *name)) {
-    for (size_t i = 0; i < is_st_count(st); i++) {
-        const is_tensor *t = is_st_at(st, i);
-        if ((t->ndim != 2 && t->ndim != 4) || (keep && !keep(t->name))) continue;
-        if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16) continue;
-        IS_TRY(is_dnn_pack(d, st, t));
-    }
-    dnn_buf_release(&d->pack_tmp); /* conversion buffer of the largest weight: not needed after loading */
-    return NULL;
-}

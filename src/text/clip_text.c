@@ -122,7 +122,7 @@ void is_clip_text_free(is_clip_text *m) {
 is_error *is_clip_text_set_precision(is_clip_text *m, is_precision p) {
     if (!m) return is_errorf(IS_E_ARGUMENT, "is_clip_text_set_precision: NULL model");
     is_precision before = is_clip_text_precision(m);
-    IS_TRY(is_clip_encoder_set_precision(&m->enc, m->st, p, "CLIP text encoder"));
+    IS_TRY(is_clip_encoder_set_precision(&m->enc, m->st, p, "CLIP text encoder", 0));
     return before == is_clip_text_precision(m) ? NULL : lora_state_precision_changed(&m->lora, m->st, m->enc.dnn);
 }
 

@@ -123,7 +123,7 @@ is_error *is_unet_set_precision(is_unet *u, is_precision p) {
     if (!u) return is_errorf(IS_E_ARGUMENT, "is_unet_set_precision: NULL UNet");
     is_precision before = is_unet_precision(u);
     const is_st *sts[1] = {u->st};
-    IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, unet_pack_individually, "UNet"));
+    IS_TRY(is_dnn_apply_precision(&u->dnn, p, sts, 1, unet_pack_individually, "UNet", 0));
     IS_TRY(unet_pack_fused_qkv(u));
     if (u->dnn && u->has_ip) IS_TRY(is_dnn_pack_st(u->dnn, u->ip.st, unet_ip_is_projection));
     IS_TRY(unet_ip_pack_layers(u));

@@ -290,7 +290,7 @@ void is_vae_free(is_vae *v) {
 is_error *is_vae_set_precision(is_vae *v, is_precision p) {
     if (!v) return is_errorf(IS_E_ARGUMENT, "is_vae_set_precision: NULL VAE");
     const is_st *sts[1] = {v->st};
-    return is_dnn_apply_precision(&v->ws.dnn, p, sts, 1, NULL, "VAE");
+    return is_dnn_apply_precision(&v->ws.dnn, p, sts, 1, NULL, "VAE", 0);
 }
 
 is_precision is_vae_precision(const is_vae *v) { return v && v->ws.dnn ? IS_PRECISION_BF16 : IS_PRECISION_F32; }

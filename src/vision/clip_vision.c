@@ -132,8 +132,11 @@ void is_image_encoder_free(is_image_encoder *m) {
 
 is_error *is_image_encoder_set_precision(is_image_encoder *m, is_precision p) {
     if (!m) return is_errorf(IS_E_ARGUMENT, "is_image_encoder_set_precision: NULL encoder");
-    return is_clip_encoder_set_precision(&m->enc, m->weights, p, "image encoder");
+    /* once per generation: streamed on first use, packed when kept and run again */
+    return is_clip_encoder_set_precision(&m->enc, m->weights, p, "image encoder", 1);
 }
+
+const struct is_dnn *is_clip_vision_dnn(const is_image_encoder *m) { return m ? m->enc.dnn : NULL; }
 
 int is_image_encoder_image_size(const is_image_encoder *m) { return m ? m->image_size : 0; }
 int is_image_encoder_projection_dim(const is_image_encoder *m) { return m ? m->proj_dim : 0; }
