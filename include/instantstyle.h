@@ -371,7 +371,9 @@ typedef struct is_image_encoder is_image_encoder;
 /* An IP-Adapter image_encoder/ folder: config.json (CLIPVisionModelWithProjection), model.safetensors, preprocessor_config.json (optional: CLIP defaults). */
 IS_API is_error *is_image_encoder_load(const char *dir, is_image_encoder **out);
 IS_API void is_image_encoder_free(is_image_encoder *enc);
-IS_API is_error *is_image_encoder_set_precision(is_image_encoder *enc, is_precision p); /* see is_precision */
+/* See is_precision. In BF16 the first forward after it rounds each weight from the file as its product runs
+ * (no packed copy: an image encoder often runs once); the second forward packs them first. Same numbers. */
+IS_API is_error *is_image_encoder_set_precision(is_image_encoder *enc, is_precision p);
 IS_API int is_image_encoder_image_size(const is_image_encoder *enc);      /* crop size, 224 */
 IS_API int is_image_encoder_projection_dim(const is_image_encoder *enc);
 IS_API int is_image_encoder_hidden_size(const is_image_encoder *enc);

@@ -457,25 +457,31 @@ int main(void) {
         /* every case again with the encoder in bf16 (pixel values unchanged: f32 tolerances), then f32 */
         if (is_precision_resolve(IS_PRECISION_BF16, NULL, 0) == IS_PRECISION_BF16 &&
             th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16)")) {
-            /* first use streamed (only the patch convolution packed), then packed by the next set_precision:
-             * the same bits */
+            /* The first forward streams the products' weights (only the patch convolution is packed), the
+             * second packs them first: the same bits. Then every case, and again after set_precision. */
             const is_dnn *d = is_clip_vision_dnn(enc);
             size_t conv_bytes = is_dnn_packed_bytes(d);
-            th_check(is_dnn_is_streaming(d), "first bf16 use: streamed products (%zu bytes packed)", conv_bytes);
+            float *pv = rand_pixels(enc), *e1 = encode_all(enc, pv);
+            th_check(is_dnn_is_streaming(is_clip_vision_dnn(enc)) && is_dnn_packed_bytes(d) == conv_bytes,
+                     "first bf16 forward: streamed products (%zu bytes packed)", conv_bytes);
+            float *e2 = encode_all(enc, pv);
+            d = is_clip_vision_dnn(enc);
+            th_check(!is_dnn_is_streaming(d) && is_dnn_packed_bytes(d) > conv_bytes,
+                     "second bf16 forward: packed weights (%zu bytes)", is_dnn_packed_bytes(d));
+            th_check(e1 && e2 && !memcmp(e1, e2, encode_all_bytes(enc)),
+                     "image encoder: streamed and packed weights give the same bits");
+            free(pv), free(e1), free(e2);
             g_bf16 = 1;
             run_golden_cases(enc);
-            float *pv = rand_pixels(enc), *e1 = NULL, *e2 = NULL;
-            e1 = encode_all(enc, pv);
-            if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16) again")) {
-                d = is_clip_vision_dnn(enc);
-                th_check(!is_dnn_is_streaming(d) && is_dnn_packed_bytes(d) > conv_bytes,
-                         "second bf16 use: packed weights (%zu bytes)", is_dnn_packed_bytes(d));
-                e2 = encode_all(enc, pv);
-                th_check(e1 && e2 && !memcmp(e1, e2, encode_all_bytes(enc)),
-                         "image encoder: streamed and packed weights give the same bits");
+            /* set_precision again: a new first forward streams nothing (the packs stay) */
+            if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "image encoder set_precision(BF16) again"))
+                th_check(!is_dnn_is_streaming(is_clip_vision_dnn(enc)), "set_precision(BF16) again keeps the packs");
+            /* f32 and back: streamed again, and the golden cases hold with a streamed first case */
+            if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_F32), "F32") &&
+                th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_BF16), "BF16 after F32")) {
+                th_check(is_dnn_is_streaming(is_clip_vision_dnn(enc)), "BF16 after F32: streamed again");
                 run_golden_cases(enc);
             }
-            free(pv), free(e1), free(e2);
             g_bf16 = 0;
             if (th_ok(is_image_encoder_set_precision(enc, IS_PRECISION_F32), "image encoder set_precision(F32)"))
                 run_golden_cases(enc);

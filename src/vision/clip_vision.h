@@ -16,8 +16,9 @@ const is_clip_preproc *is_image_encoder_preproc(const is_image_encoder *enc);
 is_error *is_clip_vision_forward(is_image_encoder *enc, const float *pixel_values, float *image_embeds,
                                  float *penultimate, float *last_hidden);
 
-/* The encoder's bf16 context (NULL in f32): its weights are streamed on the first is_image_encoder_set_precision
- * to bf16 and packed on the next (is_dnn_apply_precision's stream_first). */
+/* The encoder's bf16 context (NULL in f32): after is_image_encoder_set_precision to bf16 its first forward streams
+ * the products' weights and the next forward (or set_precision call) packs them (is_dnn_apply_precision's
+ * stream_first). */
 const struct is_dnn *is_clip_vision_dnn(const is_image_encoder *enc);
 
 #endif
