@@ -103,6 +103,9 @@ dnnl_primitive_attr_t dnn_attr(void);
 /* Bias of n outputs as f32 in d's buffer (NULL when bias is NULL or out of memory: check bias). */
 const float *dnn_bias_f32(is_dnn *d, const is_tensor *bias, int64_t n);
 
+/* Whether a weight's stored dtype is one bf16 packing (or streaming) reads: f32, f16 or bf16. */
+static inline int dnn_float_dtype(is_dtype dt) { return dt == IS_DT_F32 || dt == IS_DT_F16 || dt == IS_DT_BF16; }
+
 /* The values of src[0..n) one after the other, from their stored dtype, rounded as is_f32_to_bf16 (dnn_convert.c,
  * parallel over chunks; no f32 copy of a whole weight while packing). */
 void is_tensors_to_bf16(uint16_t *dst, const is_tensor *const *src, int n);

@@ -34,9 +34,7 @@ static dnn_prim *matmul(is_dnn *d, int64_t M, int64_t N, int64_t K, int has_bias
  * [N, K] rows, which the matmul reads as weights [K, N] in "ba" order; *wmd receives that layout. NULL when
  * W cannot be streamed (the f32 kernels run it). */
 static const void *streamed_weight(is_dnn *d, const is_tensor *W, dnnl_memory_desc_t *wmd) {
-    if (!d || !d->streaming || W->ndim != 2 ||
-        (W->dtype != IS_DT_F32 && W->dtype != IS_DT_F16 && W->dtype != IS_DT_BF16))
-        return NULL;
+    if (!d || !d->streaming || W->ndim != 2 || !dnn_float_dtype(W->dtype)) return NULL;
     uint16_t *wb = dnn_buf_get(&d->wstream, (size_t)W->numel * sizeof(uint16_t));
     if (!wb) return NULL;
     dnnl_dims_t wd = {W->shape[1], W->shape[0]};

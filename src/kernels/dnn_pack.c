@@ -90,8 +90,7 @@ static is_error *convert_into(is_dnn *d, const is_tensor *w, const is_tensor *co
 static is_error *pack(is_dnn *d, const is_st *st, const is_tensor *w, const is_tensor *const *parts, int nparts) {
     if (!d || !w) return is_errorf(IS_E_ARGUMENT, "is_dnn_pack: NULL argument");
     if (dnn_find_pack(d, w)) return NULL;
-    if ((w->ndim != 2 && w->ndim != 4) || w->numel <= 0 ||
-        (w->dtype != IS_DT_F32 && w->dtype != IS_DT_F16 && w->dtype != IS_DT_BF16))
+    if ((w->ndim != 2 && w->ndim != 4) || w->numel <= 0 || !dnn_float_dtype(w->dtype))
         return is_errorf(IS_E_SHAPE, "%s: tensor '%s' cannot be packed for bf16 (needs a 2-D or 4-D float weight)",
                          w->file, w->name);
     dnnl_memory_desc_t packed;
@@ -155,7 +154,7 @@ static is_error *pack_st(is_dnn *d, const is_st *st, int (*keep)(const char *nam
     for (size_t i = 0; i < is_st_count(st); i++) {
         const is_tensor *t = is_st_at(st, i);
         if ((t->ndim != 2 && t->ndim != 4) || (convs_only && t->ndim != 4) || (keep && !keep(t->name))) continue;
-        if (t->dtype != IS_DT_F32 && t->dtype != IS_DT_F16 && t->dtype != IS_DT_BF16) continue;
+        if (!dnn_float_dtype(t->dtype)) continue;
         IS_TRY(is_dnn_pack(d, st, t));
     }
     dnn_buf_release(&d->pack_tmp); /* conversion buffer of the largest weight: not needed after loading */

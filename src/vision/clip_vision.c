@@ -22,7 +22,7 @@ struct is_image_encoder {
     is_clip_encoder enc; /* hidden/inter/heads/n_layers, eps, act, layers */
     const is_tensor *patch_w, *class_emb, *pos_emb, *pre_ln_w, *pre_ln_b, *post_ln_w, *post_ln_b, *proj_w;
     is_clip_scratch s; /* [n_tokens, ...] */
-    int streamed;      /* forwards run with streamed bf16 weights: the next one packs them first */
+    int streamed;      /* the last forward ran with streamed bf16 weights: the next one packs them first */
 };
 
 /* Sizes from config.json (transformers CLIPVisionConfig defaults for absent fields). A full
@@ -175,7 +175,7 @@ is_error *is_clip_vision_forward(is_image_encoder *m, const float *pixel_values,
     if (!m || !pixel_values) return is_errorf(IS_E_ARGUMENT, "image encoder forward: missing encoder or pixel values");
     if (m->streamed && is_dnn_is_streaming(m->enc.dnn)) /* run before: pack now */
         IS_TRY(is_clip_encoder_set_precision(&m->enc, m->weights, IS_PRECISION_BF16, "image encoder", 1));
-    m->streamed += is_dnn_is_streaming(m->enc.dnn);
+    m->streamed = is_dnn_is_streaming(m->enc.dnn);
     const is_clip_scratch *s = &m->s;
     const int64_t N = m->n_tokens, D = m->enc.hidden;
     embed(m, pixel_values);
